@@ -1,0 +1,56 @@
+# Imaradesk: `make run` starts the product, `make test` runs every check CI runs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STACK := $(PY) scripts/stack.py
+
+.PHONY: run test venv lint typecheck migrations-check deploy-check pytest bench services stop clean
+
+run: $(STAMP)
+	$(STACK) run
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(STACK) exec -- $(MAKE) --no-print-directory migrations-check deploy-check pytest
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+# The targets below expect the services of `scripts/stack.py up` (make test provides them).
+migrations-check:
+	$(PY) manage.py makemigrations --check --dry-run
+
+deploy-check:
+	DJANGO_DEBUG=0 DJANGO_SECRET_KEY=deploy-check-$$(date +%s)-0123456789abcdefghijklmnopqrstuvwxyz \
+		FIELD_ENCRYPTION_KEYS=$$($(PY) -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())") \
+		WHATSAPP_APP_SECRET=deploy-check WHATSAPP_VERIFY_TOKEN=deploy-check \
+		$(PY) manage.py check --deploy --fail-level WARNING
+
+pytest:
+	$(PY) -m pytest
+
+lint:
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+typecheck:
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(STACK) exec -- $(PY) -m benchmarks
+
+services: $(STAMP)
+	$(STACK) up
+
+stop: $(STAMP)
+	$(STACK) down
+
+clean: stop
+	rm -rf var

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from apps.accounts.exceptions import CredentialsInvalid
+from apps.accounts.models import User
+from apps.accounts.selectors import user_role_names
+from apps.core.tenancy import current_schema
+
+
+class LoginThrottle(AnonRateThrottle):
+    rate = "20/min"
+
+
+class MeOutputSerializer(serializers.Serializer[dict[str, Any]]):
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    roles = serializers.ListField(child=serializers.CharField())
+    tenant = serializers.CharField()
+
+
+class MeApi(APIView):
+    @extend_schema(responses=MeOutputSerializer)
+    def get(self, request: Request) -> Response:
+        user = request.user
+        if not isinstance(user, User):  # IsAuthenticated has already refused anonymous callers
+            raise NotAuthenticated()
+        data = {
+            "id": user.pk,
+            "email": user.email,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "roles": user_role_names(user=user),
+            "tenant": current_schema(),
+        }
+        return Response(MeOutputSerializer(data).data)
+
+
+class TokenCreateApi(APIView):
+    """Exchange an email and password of this tenant for an API token."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+    throttle_classes = [LoginThrottle]
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        email = serializers.CharField()
+        password = serializers.CharField(trim_whitespace=False)
+
+    class OutputSerializer(serializers.Serializer[dict[str, Any]]):
+        token = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def post(self, request: Request) -> Response:
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        user = authenticate(
+            request._request, username=payload.validated_data["email"], password=payload.validated_data["password"]
+        )
+        if user is None or not user.is_active:
+            raise CredentialsInvalid(_("Email or password is not correct for this organization."))
+        token, _created = Token.objects.get_or_create(user=user)
+        return Response(self.OutputSerializer({"token": token.key}).data)

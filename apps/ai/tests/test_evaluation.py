@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from apps.ai import evaluation
+from apps.ai.datasets import afrisenti_language, afrisenti_read, intents_read, ntrex_read
+
+
+def _toy_embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    """One direction per leading word: enough to check the plumbing without the model."""
+    words = ["balance", "card", "transfer"]
+    out = np.full((len(texts), 4), 0.01, dtype=np.float32)
+    for row, text in enumerate(texts):
+        first = text.split()[0]
+        out[row, words.index(first) if first in words else 3] = 1.0
+    normalised: npt.NDArray[np.float32] = (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+    return normalised
+
+
+def test_weighted_f1_matches_hand_computation() -> None:
+    gold = ["pos", "pos", "neg", "neu"]
+    pred = ["pos", "neg", "neg", "neu"]
+    # pos: p=1 r=.5 f=2/3 (w2); neg: p=.5 r=1 f=2/3 (w1); neu: f=1 (w1)
+    assert abs(evaluation.weighted_f1(gold, pred) - (2 * 2 / 3 + 2 / 3 + 1) / 4) < 1e-9
+
+
+def test_intents_evaluate_on_csv(tmp_path: Path) -> None:
+    train = tmp_path / "train.csv"
+    train.write_text(
+        "text,category\n" + "".join(f"{w} thing {i},{w}\n" for w in ("balance", "card", "transfer") for i in range(3))
+    )
+    test = tmp_path / "test.csv"
+    test.write_text("text,category\nbalance please,balance\ncard lost,card\ntransfer now,transfer\n")
+    report = evaluation.intents_evaluate(intents_read(train), intents_read(test), shots=2, embed=_toy_embed)
+    assert (report.accuracy, report.train_rows, report.intents) == (1.0, 6, 3)
+
+
+def test_clinc_threshold_is_chosen_on_val(tmp_path: Path) -> None:
+    rows = [[f"{w} x{i}", w] for w in ("balance", "card") for i in range(20)]
+    data = {"train": rows, "val": rows, "oos_train": [], "oos_val": [[f"weather {i}", "oos"] for i in range(20)]}
+    path = tmp_path / "clinc.json"
+    path.write_text(json.dumps(data))
+    from apps.ai.datasets import clinc_read
+
+    report = evaluation.clinc_evaluate(clinc_read(path), shots=None, embed=_toy_embed)
+    assert report.in_scope_accuracy == 1.0
+    assert report.oos_recall == 1.0
+    assert "half" in report.note
+
+
+def test_readers_and_language_evaluate(tmp_path: Path) -> None:
+    tweets = tmp_path / "afrisenti_sw_dev.tsv"
+    tweets.write_text('ID\ttweet\tlabel\nsw_1\t"nzuri sana\tpositive\nsw_2\tmbaya\tnegative\n')
+    assert afrisenti_read(tweets) == [('"nzuri sana', "positive"), ("mbaya", "negative")]
+    assert afrisenti_language(tweets) == "sw"
+    ntrex = tmp_path / "ntrex.tsv"
+    ntrex.write_text("lang\ttext\nen\tHello there\nfr\tBonjour\n")
+    assert ntrex_read(ntrex) == [("Hello there", "en"), ("Bonjour", "fr")]
+    scores = evaluation.language_evaluate(ntrex, detect=lambda text: "en")
+    assert scores == {"en": 1.0, "fr": 0.0, "macro": 0.5}
+    assert evaluation.language_evaluate(tweets, detect=lambda text: "sw") == {"sw": 1.0, "macro": 1.0}
+    sentiment = evaluation.sentiment_evaluate([tweets], analyse=lambda text: "positive")
+    assert sentiment["sw"] == evaluation.weighted_f1(["positive", "negative"], ["positive", "positive"])

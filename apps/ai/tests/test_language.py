@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from apps.ai.language import detect_language
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Hello, I ordered a phone last week and it still has not been delivered to my house.", "en"),
+        ("Bonjour, j'ai commandé un téléphone la semaine dernière et je ne l'ai toujours pas reçu.", "fr"),
+        ("Olá, encomendei um telemóvel na semana passada e ainda não chegou a minha casa.", "pt"),
+        ("Habari, niliagiza simu wiki iliyopita na bado haijafika nyumbani kwangu.", "sw"),
+        ("Hola, pedí un teléfono la semana pasada y todavía no ha llegado a mi casa.", "es"),
+        ("مرحبا، طلبت هاتفا الأسبوع الماضي ولم يصل بعد إلى منزلي", "ar"),
+    ],
+)
+def test_long_messages(text: str, code: str) -> None:
+    result = detect_language(text)
+    assert result.code == code
+    assert result.reliable
+
+
+def test_ethiopic_script_is_amharic() -> None:
+    result = detect_language("ሰላም፣ ትዕዛዜ እስካሁን አልደረሰም።")
+    assert (result.code, result.reliable) == ("am", True)
+
+
+def test_hausa_fallback() -> None:
+    assert detect_language("Sannu, don Allah ina son sanin yaushe kayan da na saya za su iso gidana").code == "ha"
+
+
+def test_pidgin_fallback() -> None:
+    assert detect_language("Abeg wetin dey happen, my order never reach me since last week o").code == "pcm"
+
+
+@pytest.mark.parametrize("text", ["ok", "👍", "asante", "Merci", "lol", "?"])
+def test_short_messages_keep_the_conversation_language(text: str) -> None:
+    assert detect_language(text, ["fr", "fr", "fr"]).code == "fr"
+
+
+def test_short_message_without_history_is_unreliable_or_known() -> None:
+    assert detect_language("👍").code == "und"
+    assert detect_language("asante").code == "sw"
+    assert not detect_language("ok").reliable
+
+
+def test_a_clear_long_message_switches_language() -> None:
+    result = detect_language("Nataka kuzungumza na mtu kuhusu malipo yangu ya mwezi uliopita", ["en", "en"])
+    assert (result.code, result.reliable) == ("sw", True)

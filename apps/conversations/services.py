@@ -1,0 +1,151 @@
+"""The inbound pipeline's recording step, and sending from a conversation."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.contacts.keywords import CONFIRMATIONS, consent_keyword
+from apps.contacts.models import Contact
+from apps.contacts.services import contact_consent_set, contact_seen
+from apps.core.realtime import event_publish
+from apps.tenants.models import WhatsAppAccount
+from apps.whatsapp import messages as wa
+from apps.whatsapp.media import media_register
+from apps.whatsapp.outbox import outbox_enqueue
+from apps.whatsapp.payloads import InboundMessage
+
+from .models import Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items() if item not in (None, "", [], {})}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _content(message: InboundMessage) -> dict[str, Any]:
+    data = dataclasses.asdict(message)
+    for key in ("wamid", "from_wa_id", "timestamp", "type", "profile_name", "text", "context_wamid"):
+        data.pop(key, None)
+    return dict(_json_safe(data))
+
+
+def conversation_for_inbound(*, contact: Contact, account: WhatsAppAccount) -> Conversation:
+    """The contact's open conversation on this number (a resolved one reopens), or a new one."""
+    conversation = (
+        Conversation.objects.select_for_update()
+        .filter(contact=contact, account=account)
+        .exclude(status=Conversation.Status.CLOSED)
+        .first()
+    )
+    if conversation is None:
+        conversation = Conversation.objects.create(contact=contact, account=account, language=contact.language)
+    elif conversation.status == Conversation.Status.RESOLVED:
+        conversation.status = Conversation.Status.BOT
+        conversation.save(update_fields=["status", "updated"])
+    return conversation
+
+
+@transaction.atomic
+def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage) -> Message | None:
+    """Store an inbound message with its contact and conversation; None if it was stored before."""
+    if Message.objects.filter(wamid=inbound.wamid).exists():
+        return None  # a replay or a duplicate delivery: nothing to do twice
+    contact = contact_seen(wa_id=inbound.from_wa_id, profile_name=inbound.profile_name, at=inbound.timestamp)
+    conversation = conversation_for_inbound(contact=contact, account=account)
+    media = media_register(account=account, kind=inbound.type, ref=inbound.media) if inbound.media else None
+    message = Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.INBOUND,
+        author_kind=Message.Author.CUSTOMER,
+        type=inbound.type,
+        text=inbound.text
+        or (inbound.media.caption if inbound.media else "")
+        or (inbound.reply.title if inbound.reply else ""),
+        content=_content(inbound),
+        media=media,
+        wamid=inbound.wamid,
+        reply_to_wamid=inbound.context_wamid,
+        sent_at=inbound.timestamp,
+    )
+    if conversation.last_message_at is None or inbound.timestamp >= conversation.last_message_at:
+        conversation.last_message_at = inbound.timestamp
+        conversation.last_message_preview = inbound.preview[:200]
+    conversation.window_expires_at = contact.window_expires_at
+    conversation.unread_count += 1
+    conversation.save()
+
+    keyword = consent_keyword(inbound.text) if inbound.type == "text" else None
+    if keyword is not None:
+        action, language = keyword
+        contact_consent_set(
+            contact=contact, action=action, source="keyword", evidence=f"{inbound.wamid}: {inbound.text}"
+        )
+        message_send(
+            conversation=conversation,
+            outgoing=wa.text(CONFIRMATIONS[action][language]),
+            author_kind=Message.Author.SYSTEM,
+            idempotency_key=f"consent:{inbound.wamid}",
+        )
+    event_publish(  # sent after commit, to this tenant's sockets
+        event_type="message.created",
+        data={"conversation": conversation.pk, "message": message.pk, "direction": "in", "preview": message.text[:200]},
+    )
+    return message
+
+
+def inbound_handle(account: WhatsAppAccount, inbound: InboundMessage) -> None:
+    """The handler registered with the WhatsApp transport (see ConversationsConfig.ready)."""
+    inbound_message_record(account=account, inbound=inbound)
+
+
+@transaction.atomic
+def message_send(
+    *,
+    conversation: Conversation,
+    outgoing: wa.Outgoing,
+    author_kind: str,
+    idempotency_key: str,
+    author: User | None = None,
+) -> Message:
+    """Send a message in a conversation: an outbox row and the message that shows it."""
+    contact = conversation.contact
+    row = outbox_enqueue(
+        account=conversation.account,
+        to_wa_id=contact.wa_id,
+        message=outgoing,
+        idempotency_key=idempotency_key,
+        window_expires_at=contact.window_expires_at,
+    )
+    existing = Message.objects.filter(outbox=row).first()
+    if existing is not None:
+        return existing
+    now = timezone.now()
+    message = Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.OUTBOUND,
+        author_kind=author_kind,
+        author=author,
+        type=outgoing.kind if outgoing.kind != "media" else str(outgoing.payload.get("type", "media")),
+        text=outgoing.preview,
+        content={"payload": outgoing.payload},
+        outbox=row,
+        sent_at=now,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(
+        last_message_at=now, last_message_preview=outgoing.preview[:200]
+    )
+    return message

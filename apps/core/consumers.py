@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from typing import Any
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from apps.core.realtime import EVENTS_TOPIC, tenant_group, user_group
+
+# Close codes the client can act on (4000-4999 are for applications).
+CLOSE_UNKNOWN_TENANT = 4404
+CLOSE_UNAUTHENTICATED = 4401
+
+
+class TenantEventsConsumer(AsyncJsonWebsocketConsumer):
+    """Authenticated stream of the tenant's live events (`/ws/events/`)."""
+
+    groups_joined: list[str]
+
+    async def connect(self) -> None:
+        self.groups_joined = []
+        tenant = self.scope.get("tenant")
+        user = self.scope.get("user")
+        if tenant is None:
+            await self.close(code=CLOSE_UNKNOWN_TENANT)
+            return
+        if user is None or not user.is_authenticated or not user.is_active:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        schema = tenant.schema_name
+        self.groups_joined = [tenant_group(schema, EVENTS_TOPIC), user_group(schema, user.pk)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        await self.on_authenticated()
+        await self.send_json({"type": "hello", "data": {"tenant": schema, "user": user.pk}})
+
+    async def on_authenticated(self) -> None:
+        """Hook for subclasses (presence)."""
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.on_heartbeat()
+            await self.send_json({"type": "pong"})
+
+    async def on_heartbeat(self) -> None:
+        """Hook for subclasses (presence)."""
+
+    async def event_forward(self, message: dict[str, Any]) -> None:
+        await self.send_json({"type": message["event"], "data": message["data"]})

@@ -1,0 +1,232 @@
+"""WhatsApp in the back offices: numbers, the ingestion console (with replay), the outbox, media.
+
+Numbers and webhook events live in the public schema. In a tenant's back office every
+queryset is filtered by `request.tenant`: a business sees its own numbers and events only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from apps.core.admin_sites import platform_admin_site, tenant_admin_site
+from apps.tenants.models import WebhookEvent, WhatsAppAccount
+from apps.whatsapp.models import Media, OutboxMessage
+from apps.whatsapp.processing import webhook_event_replay
+
+SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
+
+
+class WhatsAppAccountForm(forms.ModelForm[WhatsAppAccount]):
+    """Secrets are write-only: shown empty, and an empty field keeps the stored value."""
+
+    access_token = forms.CharField(
+        label=_("Access token"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("A permanent system-user token from Meta Business Manager. Leave empty to keep the current one."),
+    )
+    app_secret = forms.CharField(
+        label=_("App secret"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Only if this number uses your own Meta app. Leave empty to keep the current one."),
+    )
+    verify_token = forms.CharField(
+        label=_("Webhook verify token"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Only if this number uses your own Meta app. Leave empty to keep the current one."),
+    )
+
+    class Meta:
+        model = WhatsAppAccount
+        fields = [
+            "name",
+            "phone_number_id",
+            "display_phone_number",
+            "waba_id",
+            "transport",
+            "access_token",
+            "app_secret",
+            "verify_token",
+            "rate_limit_per_second",
+            "is_active",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        for name in SECRET_FIELDS:
+            if not cleaned.get(name) and self.instance.pk:
+                cleaned[name] = getattr(self.instance, name)
+        transport = cleaned.get("transport")
+        if transport == WhatsAppAccount.Transport.CLOUD and not cleaned.get("access_token"):
+            self.add_error("access_token", _("A Cloud API number needs an access token."))
+        rate = cleaned.get("rate_limit_per_second")
+        if rate is not None and not 1 <= rate <= 1000:
+            self.add_error("rate_limit_per_second", _("Between 1 and 1,000 messages per second."))
+        return cleaned
+
+
+class TenantWhatsAppAccountAdmin(admin.ModelAdmin[WhatsAppAccount]):
+    form = WhatsAppAccountForm
+    list_display = [
+        "name",
+        "display_phone_number",
+        "phone_number_id",
+        "transport",
+        "rate_limit_per_second",
+        "is_active",
+    ]
+    search_fields = ["name", "display_phone_number", "phone_number_id"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WhatsAppAccount]:
+        return super().get_queryset(request).filter(tenant=request.tenant)  # type: ignore[attr-defined]
+
+    def save_model(self, request: HttpRequest, obj: WhatsAppAccount, form: Any, change: bool) -> None:
+        obj.tenant = request.tenant  # type: ignore[attr-defined]
+        super().save_model(request, obj, form, change)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # conversations and sends refer to it: switch it off ("active") instead
+
+
+class PlatformWhatsAppAccountAdmin(admin.ModelAdmin[WhatsAppAccount]):
+    form = WhatsAppAccountForm
+    list_display = ["name", "tenant", "display_phone_number", "phone_number_id", "transport", "is_active"]
+    list_filter = ["transport", "is_active"]
+    list_select_related = ["tenant"]
+    search_fields = ["name", "phone_number_id", "tenant__name"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        return super().get_form(request, obj, change=change, fields=["tenant", *WhatsAppAccountForm.Meta.fields])
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # tenants' conversations and sends refer to it: switch it off instead
+
+
+@admin.action(description=_("Replay (process again)"))
+def replay_events(modeladmin: Any, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+    count = 0
+    for event in queryset:
+        webhook_event_replay(event=event)
+        count += 1
+    modeladmin.message_user(
+        request, ngettext("%(count)d event queued again.", "%(count)d events queued again.", count) % {"count": count}
+    )
+
+
+class WebhookEventAdmin(admin.ModelAdmin[WebhookEvent]):
+    """The ingestion console: what arrived, how it was signed, what became of it, and how fast."""
+
+    list_display = [
+        "received_at",
+        "kind",
+        "state",
+        "phone_number_id",
+        "signature",
+        "attempts",
+        "processing_ms",
+        "short_error",
+    ]
+    list_filter = ["state", "kind", "signature"]
+    search_fields = ["dedup_key", "phone_number_id"]
+    actions = [replay_events]
+    readonly_fields = [
+        "received_at",
+        "tenant",
+        "phone_number_id",
+        "kind",
+        "dedup_key",
+        "signature",
+        "state",
+        "attempts",
+        "error",
+        "enqueued_at",
+        "processed_at",
+        "processing_ms",
+        "pretty_payload",
+    ]
+    exclude = ["payload"]
+    date_hierarchy = "received_at"
+
+    @admin.display(description=_("error"))
+    def short_error(self, obj: WebhookEvent) -> str:
+        return obj.error[:80]
+
+    @admin.display(description=_("payload"))
+    def pretty_payload(self, obj: WebhookEvent) -> str:
+        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(obj.payload, indent=2))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TenantWebhookEventAdmin(WebhookEventAdmin):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEvent]:
+        return super().get_queryset(request).filter(tenant=request.tenant)  # type: ignore[attr-defined]
+
+
+class PlatformWebhookEventAdmin(WebhookEventAdmin):
+    list_display = ["received_at", "tenant", *WebhookEventAdmin.list_display[1:]]
+    list_select_related = ["tenant"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        orphans = WebhookEvent.objects.filter(state=WebhookEvent.State.ORPHAN).count()
+        if orphans and "state__exact" not in request.GET:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d event is for a number no organization owns: filter by state Orphan, add the number, "
+                    "then replay.",
+                    "%(count)d events are for numbers no organization owns: filter by state Orphan, add the number, "
+                    "then replay.",
+                    orphans,
+                )
+                % {"count": orphans},
+                level=messages.WARNING,
+            )
+        return super().changelist_view(request, extra_context)
+
+
+class OutboxMessageAdmin(admin.ModelAdmin[OutboxMessage]):
+    list_display = ["created", "to_wa_id", "kind", "status", "delivery_status", "attempts", "error_code", "wamid"]
+    list_filter = ["status", "delivery_status", "kind", "priority"]
+    search_fields = ["to_wa_id", "wamid", "idempotency_key"]
+    date_hierarchy = "created"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [field.name for field in OutboxMessage._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class MediaAdmin(admin.ModelAdmin[Media]):
+    list_display = ["created", "kind", "mime_type", "size", "status", "file"]
+    list_filter = ["status", "kind"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [field.name for field in Media._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+tenant_admin_site.register(WhatsAppAccount, TenantWhatsAppAccountAdmin)
+tenant_admin_site.register(WebhookEvent, TenantWebhookEventAdmin)
+tenant_admin_site.register(OutboxMessage, OutboxMessageAdmin)
+tenant_admin_site.register(Media, MediaAdmin)
+platform_admin_site.register(WhatsAppAccount, PlatformWhatsAppAccountAdmin)
+platform_admin_site.register(WebhookEvent, PlatformWebhookEventAdmin)

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from apps.tenants.models import WhatsAppAccount
+
+
+class OutboxMessage(models.Model):
+    """Every message Imaradesk sends: written first, delivered by a worker, retried, never sent twice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting to be sent")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Accepted by WhatsApp")
+        FAILED = "failed", _("Failed")
+
+    class Delivery(models.TextChoices):
+        NONE = "", _("-")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        READ = "read", _("Read")
+        FAILED = "failed", _("Failed")
+
+    class Priority(models.IntegerChoices):
+        LIVE = 0, _("Reply in a live conversation")
+        BULK = 1, _("Bulk (campaigns)")
+
+    # A cross-schema reference: the number lives in the public routing table.
+    # Cross-schema (tenant -> public): DO_NOTHING, so that deleting in the public schema never
+    # looks for this tenant table there; the database constraint still refuses a dangling row.
+    account = models.ForeignKey(WhatsAppAccount, on_delete=models.DO_NOTHING, related_name="+")
+    to_wa_id = models.CharField(_("to"), max_length=32, db_index=True)
+    kind = models.CharField(max_length=20)
+    payload = models.JSONField(help_text=_("The Graph API request body."))
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.LIVE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    wamid = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    delivery_status = models.CharField(max_length=10, choices=Delivery.choices, default=Delivery.NONE, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.IntegerField(null=True, blank=True)
+    error_title = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outgoing message")
+        verbose_name_plural = _("outbox")
+        ordering = ["-created"]
+        indexes = [
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                name="whatsapp_outbox_due_idx",
+                condition=models.Q(status__in=["pending", "sending"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.to_wa_id} ({self.status})"
+
+
+class Media(models.Model):
+    """A media file a customer sent, fetched from the Graph API into our storage."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Downloading")
+        READY = "ready", _("Stored")
+        FAILED = "failed", _("Failed")
+        TOO_LARGE = "too_large", _("Too large")
+
+    # Cross-schema (tenant -> public): DO_NOTHING, so that deleting in the public schema never
+    # looks for this tenant table there; the database constraint still refuses a dangling row.
+    account = models.ForeignKey(WhatsAppAccount, on_delete=models.DO_NOTHING, related_name="+")
+    media_id = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=20)
+    mime_type = models.CharField(max_length=200, blank=True)
+    sha256 = models.CharField(max_length=200, blank=True)
+    filename = models.CharField(max_length=500, blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    file = models.FileField(upload_to="whatsapp/media/%Y/%m/", blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    downloaded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("media file")
+        verbose_name_plural = _("media files")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.media_id} ({self.status})"

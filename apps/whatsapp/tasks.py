@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import Task, shared_task
+from django.utils import timezone
+
+from apps.whatsapp.client import GraphApiError
+from apps.whatsapp.media import media_download
+from apps.whatsapp.models import OutboxMessage
+from apps.whatsapp.outbox import outbox_deliver
+from apps.whatsapp.processing import EventRetry, webhook_event_fail, webhook_event_process, webhook_events_stuck_requeue
+
+logger = logging.getLogger(__name__)
+
+EVENT_MAX_RETRIES = 6
+
+
+@shared_task(bind=True, max_retries=EVENT_MAX_RETRIES, acks_late=True)
+def webhook_event_process_task(self: Task, event_id: int) -> str:  # type: ignore[type-arg]
+    try:
+        return webhook_event_process(event_id=event_id)
+    except EventRetry as exc:
+        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
+    except Exception as exc:
+        if self.request.retries >= EVENT_MAX_RETRIES:
+            logger.exception("webhook event %s keeps failing; marking it failed", event_id)
+            webhook_event_fail(event_id=event_id, error=f"{type(exc).__name__}: {exc}")
+            return "failed"
+        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def outbox_send_task(self: Task, outbox_id: int) -> str:  # type: ignore[type-arg]
+    outcome = outbox_deliver(outbox_id=outbox_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.state
+
+
+@shared_task
+def webhook_events_sweep_task() -> int:
+    return webhook_events_stuck_requeue()
+
+
+@shared_task
+def outbox_sweep_task() -> int:
+    """Re-schedule outbox rows whose task was lost (runs per tenant)."""
+    cutoff = timezone.now() - timedelta(minutes=2)
+    due = list(
+        OutboxMessage.objects.filter(
+            status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING], next_attempt_at__lt=cutoff
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for outbox_id in due:
+        OutboxMessage.objects.filter(pk=outbox_id).update(next_attempt_at=timezone.now())
+        outbox_send_task.apply_async(args=(outbox_id,))
+    if due:
+        logger.warning("re-scheduled %d stuck outbox messages", len(due))
+    return len(due)
+
+
+@shared_task
+def sandbox_status_task(account_id: int, wamid: str, recipient: str, status: str) -> None:
+    from apps.whatsapp.sandbox import sandbox_status_send
+
+    sandbox_status_send(account_id=account_id, wamid=wamid, recipient=recipient, status=status)
+
+
+@shared_task(bind=True, max_retries=6, acks_late=True)
+def media_download_task(self: Task, media_id: int) -> str:  # type: ignore[type-arg]
+    try:
+        return media_download(media_id=media_id).status
+    except GraphApiError as exc:
+        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 2)) from exc

@@ -1,0 +1,24 @@
+"""Celery app: tasks run in the schema of the tenant that sent them (tenant-schemas-celery)."""
+
+from __future__ import annotations
+
+import os
+
+from celery.signals import setup_logging
+from tenant_schemas_celery.app import CeleryApp
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imaradesk.settings.base")
+
+app = CeleryApp("imaradesk")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@setup_logging.connect
+def _use_django_logging(**_kwargs: object) -> None:
+    """Keep Django's LOGGING (JSON with the tenant in production) in workers and beat."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)

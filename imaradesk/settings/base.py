@@ -1,0 +1,300 @@
+"""Imaradesk settings, read from the environment (see docs/operations.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+import django_stubs_ext
+from dotenv import load_dotenv
+
+from apps.core.env import env_bool, env_int, env_list, env_secret, env_str
+
+# Lets `ModelAdmin[Model]` and friends be subscripted at run time, as the type checker wants.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+# `make run` / `make test` write the URLs of the services they provide here, so a
+# plain `manage.py` or `pytest` afterwards talks to the same database and Redis.
+# Real environment variables always win.
+load_dotenv(BASE_DIR / ".env", override=False)
+load_dotenv(BASE_DIR / "var" / "stack.env", override=False)
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY", debug=DEBUG, dev_default="dev-insecure-imaradesk-secret-key-0123456789")
+
+# Fernet keys for secrets stored in the database (access tokens, app secrets, API keys),
+# newest first. Generate one with:
+#   python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
+if not FIELD_ENCRYPTION_KEYS:
+    FIELD_ENCRYPTION_KEYS = [
+        env_secret("FIELD_ENCRYPTION_KEYS", debug=DEBUG, dev_default="ZGV2LW9ubHktaW1hcmFkZXNrLWVuY3J5cHRpb24ta2U=")
+    ]
+
+PUBLIC_DOMAIN = env_str("PUBLIC_DOMAIN", "localhost")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [PUBLIC_DOMAIN, f".{PUBLIC_DOMAIN}", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- Applications -------------------------------------------------------------------------
+# Public schema: the platform (tenants, routing tables, platform admins, beat schedules).
+SHARED_APPS = [
+    "django_tenants",
+    "apps.core",
+    "apps.tenants",
+    "apps.accounts",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.admin",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    # In both lists: the user model is shared, and deleting a user cascades to tokens.
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_celery_beat",
+]
+# Tenant schemas: each business has its own users, roles, sessions and domain data.
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.admin",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "rest_framework.authtoken",
+    "apps.accounts",
+    "apps.whatsapp",
+    "apps.contacts",
+    "apps.conversations",
+]
+INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Organization"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_NAME = "public"
+# New tenants are cloned from a template schema instead of running every migration:
+# see apps/tenants/schemas.py, docs/architecture.md and benchmarks/tenant_create.py.
+
+MIDDLEWARE = [
+    "apps.core.middleware.HealthCheckMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    # Static files are the same for every host: serve them before the tenant lookup.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django_tenants.middleware.main.TenantMainMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "imaradesk.urls_tenant"
+PUBLIC_SCHEMA_URLCONF = "imaradesk.urls_public"
+WSGI_APPLICATION = "imaradesk.wsgi.application"
+ASGI_APPLICATION = "imaradesk.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:54329/imaradesk")
+_db: dict[str, Any] = dict(dj_database_url.parse(DATABASE_URL))
+_db["ENGINE"] = "django_tenants.postgresql_backend"
+# A pool, not CONN_MAX_AGE: under ASGI every request runs on its own thread and
+# persistent per-thread connections exhaust PostgreSQL (DESIGN.md, "Serving").
+_db["CONN_MAX_AGE"] = 0
+_pool_max = env_int("DB_POOL_MAX_SIZE", 10)
+_db["OPTIONS"] = {"pool": {"min_size": 1, "max_size": _pool_max, "timeout": 10}} if _pool_max > 0 else {}
+DATABASES = {"default": _db}
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache, channel layer, Celery --------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6390/0")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        # Every cache key carries the tenant's schema: no tenant can read another's entries.
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+        "KEY_PREFIX": "imaradesk",
+    }
+}
+
+# redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis'
+# blocking BZPOPMIN: an idle socket's receive loop would die after 5 s. Read longer.
+CHANNEL_LAYER_SOCKET_TIMEOUT = 30
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}],
+            "prefix": "imaradesk:asgi",
+        },
+    }
+}
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "celery")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "accounts-presence-expire": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 60.0,
+        "args": ["apps.accounts.tasks.agent_presence_expire_task"],
+    },
+    # Nothing is lost: events and sends whose task vanished are enqueued again.
+    "whatsapp-webhook-events-sweep": {"task": "apps.whatsapp.tasks.webhook_events_sweep_task", "schedule": 60.0},
+    "whatsapp-outbox-sweep": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 60.0,
+        "args": ["apps.whatsapp.tasks.outbox_sweep_task"],
+    },
+}
+
+# --- Auth ---------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+# --- API ----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: an unauthenticated call then gets 401 with WWW-Authenticate, not 403.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.core.api_errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Imaradesk API",
+    "DESCRIPTION": "Multi-tenant WhatsApp AI helpdesk. Every path is served on a tenant's own host.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- I18N ---------------------------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("fr", "Français"), ("pt", "Português"), ("sw", "Kiswahili")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media ---------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Security (production) ----------------------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = False
+# /healthz is probed over plain HTTP by load balancers and orchestrators.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SILENCED_SYSTEM_CHECKS = ["security.W021"]  # HSTS preload is an operator's decision.
+
+# --- Logging ------------------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"tenant": {"()": "apps.core.logging.TenantContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(tenant)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)-7s [%(tenant)s] %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["tenant"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "celery": {"level": "INFO"},
+    },
+}
+
+# --- WhatsApp -----------------------------------------------------------------------------
+# The platform's Meta app; a WhatsApp number may bring its own app secret and verify token.
+WHATSAPP_APP_SECRET = env_secret("WHATSAPP_APP_SECRET", debug=DEBUG, dev_default="imaradesk-dev-app-secret")
+WHATSAPP_VERIFY_TOKEN = env_secret("WHATSAPP_VERIFY_TOKEN", debug=DEBUG, dev_default="imaradesk-dev-verify-token")
+WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com")
+WHATSAPP_GRAPH_VERSION = env_str("WHATSAPP_GRAPH_VERSION", "v21.0")
+WHATSAPP_GRAPH_TIMEOUT = float(env_str("WHATSAPP_GRAPH_TIMEOUT", "10"))
+WHATSAPP_WEBHOOK_MAX_BYTES = env_int("WHATSAPP_WEBHOOK_MAX_BYTES", 1_000_000)
+WHATSAPP_SEND_MAX_ATTEMPTS = env_int("WHATSAPP_SEND_MAX_ATTEMPTS", 8)
+# Share of each number's rate kept for replies to live conversations when bulk sends run.
+WHATSAPP_LIVE_RESERVE = float(env_str("WHATSAPP_LIVE_RESERVE", "0.2"))
+# Where the customer simulator POSTs its signed webhooks; empty: hand them to the ingest in-process.
+WHATSAPP_SIMULATOR_URL = env_str("WHATSAPP_SIMULATOR_URL", "")
+WHATSAPP_MEDIA_MAX_BYTES = {
+    "image": 5 * 1024 * 1024,
+    "audio": 16 * 1024 * 1024,
+    "video": 16 * 1024 * 1024,
+    "document": 100 * 1024 * 1024,
+    "sticker": 500 * 1024,
+}
+
+# --- Product ------------------------------------------------------------------------------
+HEALTHCHECK_TIMEOUT = float(env_str("HEALTHCHECK_TIMEOUT", "2.0"))
+AGENT_PRESENCE_TTL_SECONDS = env_int("AGENT_PRESENCE_TTL_SECONDS", 300)

@@ -1,0 +1,202 @@
+"""Shared fixtures: two real tenants on real PostgreSQL, real Redis and a real Celery worker.
+
+The tenants are created once per session and committed (schemas cannot live inside a
+per-test transaction that other threads and processes must see). Tests that need
+committed rows (websockets, Celery) use `committed_db` and clean up after themselves.
+Never use pytest-django's `transactional_db`: its flush would truncate the public schema.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+
+from apps.accounts.models import User
+from apps.core.tenancy import schema_context, use_public_schema
+from apps.tenants.models import Organization, WhatsAppAccount
+from apps.tenants.services import organization_create, platform_ensure
+from apps.whatsapp.webhooks import routes_forget
+from tests.fakes.graph_api import FakeGraphApi
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery-staple"
+
+
+@dataclass(frozen=True)
+class TenantSetup:
+    organization: Organization
+    domain: str
+    admin_email: str
+    password: str
+    whatsapp: WhatsAppAccount
+
+    @property
+    def schema(self) -> str:
+        return self.organization.schema_name
+
+    def client(self) -> Client:
+        return Client(HTTP_HOST=self.domain)
+
+
+def _tenant(slug: str, phone_number_id: str) -> TenantSetup:
+    domain = f"{slug}.localhost"
+    created = organization_create(
+        slug=slug, name=slug.title(), domain=domain, admin_email=f"admin@{slug}.test", admin_password=PASSWORD
+    )
+    account = WhatsAppAccount.objects.create(
+        tenant=created.organization,
+        name=f"{slug.title()} support",
+        phone_number_id=phone_number_id,
+        display_phone_number=f"+254 700 {phone_number_id[-6:]}",
+        access_token=f"token-{slug}",
+    )
+    return TenantSetup(
+        organization=created.organization,
+        domain=domain,
+        admin_email=f"admin@{slug}.test",
+        password=PASSWORD,
+        whatsapp=account,
+    )
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(
+    request: pytest.FixtureRequest, django_test_environment: None, django_db_blocker: Any
+) -> Iterator[dict[str, TenantSetup]]:
+    """Create the test database and the two tenants, whichever tests run.
+
+    pytest-django would only create the database for tests marked `django_db`; the
+    committed tests (websockets, Celery) need it too.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    verbosity = request.config.option.verbose
+    with django_db_blocker.unblock():
+        db_cfg = setup_databases(verbosity=verbosity, interactive=False, aliases={"default": {}})
+        platform_ensure(public_domain="localhost")
+        tenants = {"a": _tenant("alpha", "100000000000001"), "b": _tenant("beta", "200000000000002")}
+    yield tenants
+    with django_db_blocker.unblock():
+        teardown_databases(db_cfg, verbosity=verbosity)
+
+
+@pytest.fixture(scope="session")
+def tenant_a(django_db_setup: dict[str, TenantSetup]) -> TenantSetup:
+    return django_db_setup["a"]
+
+
+@pytest.fixture(scope="session")
+def tenant_b(django_db_setup: dict[str, TenantSetup]) -> TenantSetup:
+    return django_db_setup["b"]
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_after_test() -> Iterator[None]:
+    routes_forget()  # a test's rolled-back numbers must not be routed from the cache
+    yield
+    use_public_schema()
+
+
+@pytest.fixture
+def committed_db(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """Database access without the per-test transaction: writes are visible to other threads."""
+    with django_db_blocker.unblock():
+        yield
+        use_public_schema()
+
+
+def admin_user(tenant: TenantSetup) -> User:
+    with schema_context(tenant.schema):
+        return User.objects.get(email=tenant.admin_email)
+
+
+# --- The fake Graph API -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def graph_server() -> Iterator[FakeGraphApi]:
+    """One fake Graph API for the session; the settings (and the test worker) point at it."""
+    fake = FakeGraphApi().start()
+    previous = settings.WHATSAPP_GRAPH_URL
+    settings.WHATSAPP_GRAPH_URL = fake.url
+    yield fake
+    settings.WHATSAPP_GRAPH_URL = previous
+    fake.stop()
+
+
+@pytest.fixture
+def graph_api(graph_server: FakeGraphApi) -> Iterator[FakeGraphApi]:
+    graph_server.reset()
+    yield graph_server
+    graph_server.reset()
+
+
+# --- A real Celery worker process ---------------------------------------------------------
+
+
+def _test_database_url() -> str:
+    parts = urlsplit(settings.DATABASE_URL)
+    return parts._replace(path=f"/{connection.settings_dict['NAME']}").geturl()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: Any, django_db_blocker: Any, graph_server: FakeGraphApi) -> Iterator[str]:
+    """Start `celery worker` in its own process, on the test broker and the test database."""
+    from imaradesk.celery import app
+
+    with django_db_blocker.unblock():
+        database_url = _test_database_url()
+    node = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    app.control.purge()  # tasks queued by earlier tests that ran without a worker
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "imaradesk.settings.test",
+            "DATABASE_URL": database_url,
+            "PYTHONPATH": str(ROOT),
+            "DB_POOL_MAX_SIZE": "4",
+            "WHATSAPP_GRAPH_URL": graph_server.url,
+        }
+    )
+    log_path = ROOT / "var" / "test-celery-worker.log"
+    log_path.parent.mkdir(exist_ok=True)
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "imaradesk", "worker",
+            "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", node, "-c", "2", "-P", "threads",
+            "-I", "tests.celery_probe", "--without-mingle", "--without-gossip", "-l", "info",
+        ],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited early:\n{log_path.read_text()[-3000:]}")
+            replies = app.control.ping(destination=[node], timeout=0.5)
+            if replies:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker did not answer:\n{log_path.read_text()[-3000:]}")
+        yield node
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

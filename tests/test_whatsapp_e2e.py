@@ -1,0 +1,148 @@
+"""End to end through the real ASGI app, Redis and a Celery worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from apps.contacts.models import Contact
+from apps.conversations.models import Message
+from apps.core.tenancy import tenant_context, use_public_schema
+from apps.tenants.models import WebhookEvent, WhatsAppAccount
+from apps.whatsapp.models import OutboxMessage
+from apps.whatsapp.processing import webhook_events_stuck_requeue
+from apps.whatsapp.webhooks import sign
+from imaradesk.asgi import application
+from tests import whatsapp_payloads as wp
+from tests.conftest import TenantSetup
+from tests.fakes.graph_api import FakeGraphApi
+
+pytestmark = pytest.mark.usefixtures("committed_db")
+
+
+@pytest.fixture
+def clean_tenant_a(tenant_a: TenantSetup) -> Iterator[TenantSetup]:
+    yield tenant_a
+    use_public_schema()
+    WebhookEvent.objects.filter(tenant=tenant_a.organization).delete()
+    with tenant_context(tenant_a.organization):
+        Message.objects.all().delete()
+        OutboxMessage.objects.all().delete()
+        Contact.objects.all().delete()
+    WhatsAppAccount.objects.filter(pk=tenant_a.whatsapp.pk).update(transport=WhatsAppAccount.Transport.CLOUD)
+
+
+async def _asgi(method: str, url: str, **kwargs: object) -> httpx.Response:
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        return await client.request(method, url, **kwargs)  # type: ignore[arg-type]
+
+
+def _wait_for(predicate: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def test_webhook_to_worker_to_reply_to_statuses(
+    celery_worker: str, clean_tenant_a: TenantSetup, graph_api: FakeGraphApi
+) -> None:
+    tenant = clean_tenant_a
+    WhatsAppAccount.objects.filter(pk=tenant.whatsapp.pk).update(transport=WhatsAppAccount.Transport.SANDBOX)
+    body = json.dumps(wp.text(tenant.whatsapp.phone_number_id, "wamid.E2E1", "STOP")).encode()
+    response = asyncio.run(
+        _asgi("POST", "/webhooks/whatsapp/", content=body,
+              headers={"X-Hub-Signature-256": sign(body, settings.WHATSAPP_APP_SECRET)})
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert response.json() == {"received": 1, "new": 1}
+
+    def replied_and_read() -> bool:
+        with tenant_context(tenant.organization):
+            row = OutboxMessage.objects.filter(idempotency_key="consent:wamid.E2E1").first()
+            return row is not None and row.delivery_status == "read"
+
+    # The worker records the message, sends the opt-out confirmation (sandbox), and the
+    # sandbox's signed status webhooks come back through the same ingest.
+    _wait_for(replied_and_read)
+    with tenant_context(tenant.organization):
+        assert Message.objects.filter(wamid="wamid.E2E1").exists()
+        assert Contact.objects.get().consent == Contact.Consent.OPTED_OUT
+    assert WebhookEvent.objects.get(dedup_key="m:wamid.E2E1").state == WebhookEvent.State.PROCESSED
+    assert graph_api.sent_messages() == []  # sandbox: Meta is never called
+
+
+def test_the_lean_asgi_path_verifies_and_limits(clean_tenant_a: TenantSetup) -> None:
+    ok = asyncio.run(
+        _asgi("GET", "/webhooks/whatsapp/", params={"hub.mode": "subscribe", "hub.challenge": "42",
+              "hub.verify_token": settings.WHATSAPP_VERIFY_TOKEN})
+    )  # fmt: skip
+    assert (ok.status_code, ok.text) == (200, "42")
+    bad = asyncio.run(_asgi("GET", "/webhooks/whatsapp/", params={"hub.mode": "subscribe", "hub.verify_token": "x"}))
+    assert bad.status_code == 403
+    huge = b"{" + b" " * (settings.WHATSAPP_WEBHOOK_MAX_BYTES + 1) + b"}"
+    too_big = asyncio.run(_asgi("POST", "/webhooks/whatsapp/", content=huge))
+    assert too_big.status_code == 413
+    unsigned = asyncio.run(_asgi("POST", "/webhooks/whatsapp/", content=b"{}"))
+    assert unsigned.status_code == 401
+    assert asyncio.run(_asgi("PUT", "/webhooks/whatsapp/")).status_code == 405
+
+
+def test_the_sweeper_requeues_events_whose_task_was_lost(
+    celery_worker: str, clean_tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apps.whatsapp import webhooks
+
+    tenant = clean_tenant_a
+    monkeypatch.setattr(webhooks, "_enqueue", lambda ids: None)  # the Redis push "failed"
+    wp.post(wp.text(tenant.whatsapp.phone_number_id, "wamid.LOST", "hello?"))
+    event = WebhookEvent.objects.get(dedup_key="m:wamid.LOST")
+    assert event.state == WebhookEvent.State.PENDING
+    assert webhook_events_stuck_requeue() == 0  # not stuck yet
+    WebhookEvent.objects.filter(pk=event.pk).update(enqueued_at=timezone.now() - timedelta(minutes=5))
+    assert webhook_events_stuck_requeue() == 1
+    _wait_for(lambda: WebhookEvent.objects.get(pk=event.pk).state == WebhookEvent.State.PROCESSED)
+    with tenant_context(tenant.organization):
+        assert Message.objects.filter(wamid="wamid.LOST").exists()
+
+
+def test_processing_pushes_live_events_to_the_right_tenant(clean_tenant_a: TenantSetup, tenant_b: TenantSetup) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from apps.core.realtime import EVENTS_TOPIC, tenant_group
+    from apps.whatsapp.processing import webhook_event_process
+
+    layer = get_channel_layer()
+    assert layer is not None
+    channels = {}
+    for tenant in (clean_tenant_a, tenant_b):
+        channels[tenant.schema] = async_to_sync(layer.new_channel)()
+        async_to_sync(layer.group_add)(tenant_group(tenant.schema, EVENTS_TOPIC), channels[tenant.schema])
+    # The event is published from inside the tenant's schema but sent after the outer
+    # transaction commits, when the worker is back in the public schema.
+    wp.post(wp.text(clean_tenant_a.whatsapp.phone_number_id, "wamid.LIVE", "live?"))
+    event = WebhookEvent.objects.get(dedup_key="m:wamid.LIVE")
+    assert webhook_event_process(event_id=event.pk) == WebhookEvent.State.PROCESSED
+
+    async def receive(channel: str) -> dict[str, object] | None:
+        try:
+            return await asyncio.wait_for(layer.receive(channel), timeout=1.0)
+        except TimeoutError:
+            return None
+
+    got = async_to_sync(receive)(channels[clean_tenant_a.schema])
+    assert got is not None and got["event"] == "message.created"
+    assert async_to_sync(receive)(channels[tenant_b.schema]) is None
+    assert async_to_sync(receive)(channels[clean_tenant_a.schema]) is None  # exactly one

@@ -1,0 +1,351 @@
+"""The inbound path: signature, storage before the ack, dedup, routing, parsing and recording."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from apps.contacts.models import ConsentRecord, Contact
+from apps.conversations.models import Conversation, Message
+from apps.core.tenancy import schema_context, tenant_context
+from apps.tenants.models import WebhookEvent
+from apps.whatsapp.models import OutboxMessage
+from apps.whatsapp.processing import webhook_event_process
+from apps.whatsapp.webhooks import BAD_SIGNATURE_COUNTER, sign
+from tests import whatsapp_payloads as wp
+from tests.conftest import TenantSetup
+
+pytestmark = pytest.mark.django_db
+
+
+def _process_all() -> None:
+    for event_id in WebhookEvent.objects.filter(state=WebhookEvent.State.PENDING).values_list("pk", flat=True):
+        webhook_event_process(event_id=event_id)
+
+
+def _number(tenant: TenantSetup) -> str:
+    return tenant.whatsapp.phone_number_id
+
+
+# --- signature and storage ----------------------------------------------------------------
+
+
+def test_a_signed_message_is_stored_before_the_ack(tenant_a: TenantSetup) -> None:
+    response = wp.post(wp.text(_number(tenant_a), "wamid.A1", "Habari, where is my order?"))
+    assert response.status_code == 200
+    assert response.json() == {"received": 1, "new": 1}
+    event = WebhookEvent.objects.get(dedup_key="m:wamid.A1")
+    assert event.tenant_id == tenant_a.organization.pk
+    assert event.state == WebhookEvent.State.PENDING
+    assert event.signature == "platform"
+
+
+def test_bad_or_missing_signature_is_401_and_stores_nothing(tenant_a: TenantSetup) -> None:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    before = int(client.get(BAD_SIGNATURE_COUNTER) or 0)
+    payload = wp.text(_number(tenant_a), "wamid.BAD", "hello")
+    assert wp.post(payload, signature="sha256=" + "0" * 64).status_code == 401
+    assert wp.post(payload, signature="").status_code == 401
+    assert wp.post(payload, secret="someone-elses-secret").status_code == 401
+    assert not WebhookEvent.objects.filter(dedup_key="m:wamid.BAD").exists()
+    assert int(client.get(BAD_SIGNATURE_COUNTER) or 0) == before + 3
+
+
+def test_signature_covers_the_raw_bytes_not_the_json(tenant_a: TenantSetup) -> None:
+    payload = wp.text(_number(tenant_a), "wamid.WS", "same json, other bytes")
+    compact = json.dumps(payload, separators=(",", ":")).encode()
+    spaced = json.dumps(payload, indent=2).encode()
+    assert wp.post(spaced, signature=sign(compact, settings.WHATSAPP_APP_SECRET)).status_code == 401
+    assert wp.post(compact, signature=sign(compact, settings.WHATSAPP_APP_SECRET)).status_code == 200
+
+
+def test_a_number_with_its_own_meta_app_is_verified_with_its_secret(tenant_b: TenantSetup) -> None:
+    account = tenant_b.whatsapp
+    account.app_secret = "beta-own-app-secret"
+    account.save()
+    payload = wp.text(_number(tenant_b), "wamid.OWN", "hi")
+    assert wp.post(payload, secret="beta-own-app-secret").status_code == 200
+    assert WebhookEvent.objects.get(dedup_key="m:wamid.OWN").signature == "account"
+
+
+def test_duplicate_deliveries_are_stored_and_recorded_once(tenant_a: TenantSetup) -> None:
+    payload = wp.text(_number(tenant_a), "wamid.DUP", "asante")
+    assert wp.post(payload).json() == {"received": 1, "new": 1}
+    assert wp.post(payload).json() == {"received": 1, "new": 0}
+    _process_all()
+    with tenant_context(tenant_a.organization):
+        assert Message.objects.filter(wamid="wamid.DUP").count() == 1
+
+
+def test_storage_failure_is_a_5xx_so_meta_retries(tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from apps.whatsapp import webhooks
+    from imaradesk.asgi import application
+
+    def broken(rows: Any) -> Any:
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(webhooks, "_store", broken)
+    body = json.dumps(wp.text(_number(tenant_a), "wamid.DOWN", "hello")).encode()
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            return await client.post(
+                "/webhooks/whatsapp/",
+                content=body,
+                headers={"X-Hub-Signature-256": sign(body, settings.WHATSAPP_APP_SECRET)},
+            )
+
+    response = asyncio.run(call())
+    assert response.status_code == 503
+    assert response.json()["code"] == "storage_unavailable"
+
+
+def test_verify_handshake() -> None:
+    from django.test import Client
+
+    client = Client(HTTP_HOST="localhost")
+    ok = client.get(
+        "/webhooks/whatsapp/",
+        {"hub.mode": "subscribe", "hub.verify_token": settings.WHATSAPP_VERIFY_TOKEN, "hub.challenge": "1158201444"},
+    )
+    assert ok.status_code == 200
+    assert ok.content == b"1158201444"
+    wrong = client.get(
+        "/webhooks/whatsapp/", {"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1"}
+    )
+    assert wrong.status_code == 403
+
+
+def test_the_webhook_is_only_on_the_public_host(tenant_a: TenantSetup) -> None:
+    from django.test import Client
+
+    body = json.dumps(wp.text(_number(tenant_a), "wamid.HOST", "x")).encode()
+    response = Client(HTTP_HOST=tenant_a.domain).post(
+        "/webhooks/whatsapp/",
+        data=body,
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256=sign(body, settings.WHATSAPP_APP_SECRET),
+    )
+    assert response.status_code == 404
+
+
+# --- routing ------------------------------------------------------------------------------
+
+
+def test_each_number_reaches_only_its_tenant(tenant_a: TenantSetup, tenant_b: TenantSetup) -> None:
+    wp.post(wp.text(_number(tenant_a), "wamid.RA", "for alpha", from_wa_id="254711111111"))
+    wp.post(wp.text(_number(tenant_b), "wamid.RB", "for beta", from_wa_id="254722222222"))
+    _process_all()
+    with tenant_context(tenant_a.organization):
+        assert list(Message.objects.values_list("text", flat=True)) == ["for alpha"]
+        assert list(Contact.objects.values_list("wa_id", flat=True)) == ["254711111111"]
+    with tenant_context(tenant_b.organization):
+        assert list(Message.objects.values_list("text", flat=True)) == ["for beta"]
+        assert list(Contact.objects.values_list("wa_id", flat=True)) == ["254722222222"]
+
+
+def test_an_unknown_number_is_acknowledged_and_kept_as_an_orphan(tenant_a: TenantSetup) -> None:
+    response = wp.post(wp.text("999999999999999", "wamid.ORPHAN", "who owns me?"))
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get(dedup_key="m:wamid.ORPHAN")
+    assert event.state == WebhookEvent.State.ORPHAN
+    assert event.tenant is None
+    assert webhook_event_process(event_id=event.pk) == WebhookEvent.State.ORPHAN
+    with tenant_context(tenant_a.organization):
+        assert not Message.objects.filter(wamid="wamid.ORPHAN").exists()
+
+
+def test_the_ingestion_console_shows_a_tenant_only_its_events(tenant_a: TenantSetup, tenant_b: TenantSetup) -> None:
+    wp.post(wp.text(_number(tenant_a), "wamid.CA", "alpha"))
+    wp.post(wp.text(_number(tenant_b), "wamid.CB", "beta"))
+    client = tenant_a.client()
+    client.post("/admin/login/", {"username": tenant_a.admin_email, "password": tenant_a.password})
+    page = client.get("/admin/tenants/webhookevent/")
+    assert page.status_code == 200
+    assert _number(tenant_a).encode() in page.content
+    assert _number(tenant_b).encode() not in page.content
+    own = WebhookEvent.objects.get(dedup_key="m:wamid.CA")
+    other = WebhookEvent.objects.get(dedup_key="m:wamid.CB")
+    assert client.get(f"/admin/tenants/webhookevent/{own.pk}/change/").status_code == 200
+    assert client.get(f"/admin/tenants/webhookevent/{other.pk}/change/").status_code == 302  # "does not exist"
+    numbers = client.get("/admin/tenants/whatsappaccount/").content.decode()
+    assert tenant_a.whatsapp.phone_number_id in numbers
+    assert tenant_b.whatsapp.phone_number_id not in numbers
+
+
+# --- every message type -------------------------------------------------------------------
+
+MESSAGE_BODIES: dict[str, tuple[dict[str, Any], str]] = {
+    "text": ({"type": "text", "text": {"body": "Nataka kulipa"}}, "text"),
+    "image": ({"type": "image", "image": {"id": "MEDIA1", "mime_type": "image/jpeg", "caption": "receipt"}}, "image"),
+    "audio": ({"type": "audio", "audio": {"id": "MEDIA2", "mime_type": "audio/ogg", "voice": True}}, "audio"),
+    "video": ({"type": "video", "video": {"id": "MEDIA3", "mime_type": "video/mp4"}}, "video"),
+    "document": (
+        {"type": "document", "document": {"id": "MEDIA4", "mime_type": "application/pdf", "filename": "inv.pdf"}},
+        "document",
+    ),
+    "sticker": (
+        {"type": "sticker", "sticker": {"id": "MEDIA5", "mime_type": "image/webp", "animated": False}},
+        "sticker",
+    ),
+    "location": (
+        {"type": "location", "location": {"latitude": -1.2921, "longitude": 36.8219, "name": "Nairobi CBD"}},
+        "location",
+    ),
+    "contacts": (
+        {"type": "contacts", "contacts": [{"name": {"formatted_name": "Amina"}, "phones": [{"phone": "+254700"}]}]},
+        "contacts",
+    ),
+    "button_reply": (
+        {"type": "interactive", "interactive": {"type": "button_reply", "button_reply": {"id": "pay", "title": "Pay"}}},
+        "interactive",
+    ),
+    "list_reply": (
+        {
+            "type": "interactive",
+            "interactive": {"type": "list_reply", "list_reply": {"id": "r2", "title": "Track", "description": "Where"}},
+        },
+        "interactive",
+    ),
+    "template_button": ({"type": "button", "button": {"payload": "YES", "text": "Yes please"}}, "button"),
+    "reaction": ({"type": "reaction", "reaction": {"message_id": "wamid.OUT1", "emoji": "🙏"}}, "reaction"),
+    "referral": (
+        {
+            "type": "text",
+            "text": {"body": "I saw your ad"},
+            "referral": {"source_type": "ad", "source_id": "123", "headline": "Sale"},
+        },
+        "text",
+    ),
+    "unsupported": (
+        {"type": "unsupported", "errors": [{"code": 131051, "title": "Message type unknown"}]},
+        "unsupported",
+    ),
+    "future_type": ({"type": "hologram", "hologram": {"id": "X"}}, "unsupported"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MESSAGE_BODIES))
+def test_every_message_type_is_parsed_and_recorded(tenant_a: TenantSetup, name: str) -> None:
+    body, stored_type = MESSAGE_BODIES[name]
+    wamid = f"wamid.TYPE.{name}"
+    assert wp.post(wp.message(_number(tenant_a), wamid, body)).status_code == 200
+    _process_all()
+    assert WebhookEvent.objects.get(dedup_key=f"m:{wamid}").state == WebhookEvent.State.PROCESSED
+    with tenant_context(tenant_a.organization):
+        message = Message.objects.select_related("conversation__contact", "media").get(wamid=wamid)
+        assert message.type == stored_type
+        assert message.direction == Message.Direction.INBOUND
+        assert message.conversation.contact.profile_name == "Wanjiru"
+        if name == "image":
+            assert message.text == "receipt"
+            assert message.media is not None and message.media.media_id == "MEDIA1"
+        if name == "audio":
+            assert message.content["media"]["voice"] is True
+        if name == "location":
+            assert message.content["location"]["name"] == "Nairobi CBD"
+        if name in ("button_reply", "list_reply"):
+            assert message.content["reply"]["kind"] == name
+        if name == "template_button":
+            assert message.content["reply"] == {"kind": "template_button", "id": "YES", "title": "Yes please"}
+        if name == "reaction":
+            assert message.content["reaction"] == {"message_wamid": "wamid.OUT1", "emoji": "🙏"}
+        if name == "referral":
+            assert message.content["referral"]["source_type"] == "ad"
+        if name == "unsupported":
+            assert message.content["errors"][0]["code"] == 131051
+
+
+def test_a_malformed_message_is_recorded_as_failed_not_dropped(tenant_a: TenantSetup) -> None:
+    payload = wp.message(_number(tenant_a), "wamid.BROKEN", {"type": "location", "location": {"latitude": "north"}})
+    assert wp.post(payload).status_code == 200
+    event = WebhookEvent.objects.get(dedup_key="m:wamid.BROKEN")
+    assert webhook_event_process(event_id=event.pk) == WebhookEvent.State.FAILED
+    event.refresh_from_db()
+    assert "latitude" in event.error
+
+
+# --- conversations, contacts, consent -----------------------------------------------------
+
+
+def test_messages_thread_into_one_conversation_and_open_the_window(tenant_a: TenantSetup) -> None:
+    wp.post(wp.text(_number(tenant_a), "wamid.T1", "Hello", timestamp=1_800_000_000))
+    wp.post(wp.text(_number(tenant_a), "wamid.T2", "Are you there?", timestamp=1_800_000_060))
+    _process_all()
+    with tenant_context(tenant_a.organization):
+        conversation = Conversation.objects.get()
+        assert conversation.messages.count() == 2
+        assert conversation.unread_count == 2
+        assert conversation.last_message_preview == "Are you there?"
+        contact = conversation.contact
+        assert contact.window_expires_at is not None
+        assert contact.window_expires_at.timestamp() == 1_800_000_060 + 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("keyword", "action", "confirmation_start"),
+    [
+        ("STOP", ConsentRecord.Action.OPT_OUT, "You will no longer"),
+        ("Acha", ConsentRecord.Action.OPT_OUT, "Hutapokea"),
+        ("arrêt", ConsentRecord.Action.OPT_OUT, "Vous ne recevrez"),
+        ("Parar!", ConsentRecord.Action.OPT_OUT, "Não vai receber"),
+        ("توقف", ConsentRecord.Action.OPT_OUT, "لن تتلقى"),
+        ("START", ConsentRecord.Action.OPT_IN, "You are subscribed"),
+        ("anza", ConsentRecord.Action.OPT_IN, "Umejiunga"),
+    ],
+)
+def test_stop_and_start_keywords_flip_consent_and_confirm(
+    tenant_a: TenantSetup, keyword: str, action: str, confirmation_start: str
+) -> None:
+    wp.post(wp.text(_number(tenant_a), f"wamid.KW.{action}", keyword))
+    _process_all()
+    with tenant_context(tenant_a.organization):
+        contact = Contact.objects.get()
+        record = contact.consent_records.get()
+        assert record.action == action
+        assert record.source == "keyword"
+        assert f"wamid.KW.{action}" in record.evidence
+        assert contact.consent == (
+            Contact.Consent.OPTED_OUT if action == ConsentRecord.Action.OPT_OUT else Contact.Consent.OPTED_IN
+        )
+        confirmation = OutboxMessage.objects.get()
+        assert confirmation.payload["text"]["body"].startswith(confirmation_start)
+        assert confirmation.to_wa_id == contact.wa_id
+
+
+def test_a_sentence_containing_stop_is_not_a_keyword(tenant_a: TenantSetup) -> None:
+    wp.post(wp.text(_number(tenant_a), "wamid.NOKW", "please stop the delivery, I moved"))
+    _process_all()
+    with tenant_context(tenant_a.organization):
+        assert not ConsentRecord.objects.exists()
+        assert not OutboxMessage.objects.exists()
+
+
+def test_a_resolved_conversation_reopens_on_a_new_message(tenant_a: TenantSetup) -> None:
+    wp.post(wp.text(_number(tenant_a), "wamid.R1", "first"))
+    _process_all()
+    with tenant_context(tenant_a.organization):
+        Conversation.objects.update(status=Conversation.Status.RESOLVED)
+    wp.post(wp.text(_number(tenant_a), "wamid.R2", "again"))
+    _process_all()
+    with tenant_context(tenant_a.organization):
+        conversation = Conversation.objects.get()
+        assert conversation.status == Conversation.Status.BOT
+        assert conversation.messages.count() == 2
+
+
+def test_the_public_schema_holds_no_tenant_rows(tenant_a: TenantSetup) -> None:
+    wp.post(wp.text(_number(tenant_a), "wamid.PUB", "hello"))
+    _process_all()
+    with schema_context("public"), connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('public.conversations_message')")
+        assert cursor.fetchone()[0] is None
