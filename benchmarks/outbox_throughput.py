@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import django
@@ -90,7 +91,7 @@ def main() -> None:
         baseline = _baseline(fake, account, args.messages, args.threads * args.workers)
         fake.reset()
         time.sleep(3)  # let the workers finish starting
-        window = timezone.now() + timezone.timedelta(hours=1)
+        window = timezone.now() + timedelta(hours=1)
         with tenant_context(created.organization):
             with transaction.atomic():
                 for i in range(args.messages):
@@ -116,7 +117,8 @@ def main() -> None:
             worker.terminate()
         for worker in workers:
             worker.wait(timeout=30)
-        WhatsAppAccount.objects.filter(pk=account.pk).delete()
+        # Dropping the schema first removes the tenant rows that point at the number;
+        # the number itself goes with the organization.
         Organization.objects.get(pk=created.organization.pk).delete(force_drop=True)
         fake.stop()
         from imaradesk.celery import app

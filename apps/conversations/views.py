@@ -6,6 +6,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views import View
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,6 +33,8 @@ class SimulatorPageView(LoginRequiredMixin, View):
         return render(request, "conversations/simulator.html", {"account": account, "error": error})
 
 
+# The simulator is a testing tool for admins, not part of the public API: keep it out of the schema.
+@extend_schema(exclude=True)
 class SimulatorSendApi(APIView):
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         wa_id = serializers.RegexField(r"^\d{6,15}$")
@@ -55,6 +58,7 @@ class SimulatorSendApi(APIView):
         return Response({"wamid": wamid}, status=201)
 
 
+@extend_schema(exclude=True)
 class SimulatorThreadApi(APIView):
     def get(self, request: Request) -> Response:
         wa_id = str(request.query_params.get("wa_id", ""))

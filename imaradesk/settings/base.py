@@ -69,6 +69,7 @@ TENANT_APPS = [
     "apps.whatsapp",
     "apps.contacts",
     "apps.conversations",
+    "apps.ai",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
