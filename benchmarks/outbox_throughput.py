@@ -27,6 +27,8 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imaradesk.settings.base")
 os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# Producer and workers share a queue of their own, so a running `make run` worker takes no part.
+os.environ["CELERY_DEFAULT_QUEUE"] = "benchmark-outbox"
 django.setup()
 
 from django.db import transaction  # noqa: E402
@@ -39,19 +41,20 @@ from apps.whatsapp import messages as wa  # noqa: E402
 from apps.whatsapp.client import WhatsAppClient  # noqa: E402
 from apps.whatsapp.models import OutboxMessage  # noqa: E402
 from apps.whatsapp.outbox import outbox_enqueue  # noqa: E402
+from benchmarks._setup import database_ready  # noqa: E402
 from tests.fakes.graph_api import FakeGraphApi  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-QUEUE = "benchmark-outbox"
+QUEUE = os.environ["CELERY_DEFAULT_QUEUE"]
 
 
 def _workers(count: int, threads: int, graph_url: str) -> list[subprocess.Popen[bytes]]:
     env = dict(os.environ)
-    env.update({"WHATSAPP_GRAPH_URL": graph_url, "CELERY_DEFAULT_QUEUE": QUEUE, "LOG_LEVEL": "WARNING"})
+    env.update({"WHATSAPP_GRAPH_URL": graph_url, "CELERY_DEFAULT_QUEUE": QUEUE, "LOG_LEVEL": os.environ["LOG_LEVEL"]})
     command = [sys.executable, "-m", "celery", "-A", "imaradesk", "worker", "-Q", QUEUE, "-P", "threads"]
     return [
         subprocess.Popen(
-            [*command, "-c", str(threads), "-n", f"bench{i}-{uuid.uuid4().hex[:6]}@%h", "-l", "warning"],
+            [*command, "-c", str(threads), "-n", f"bench{i}-{uuid.uuid4().hex[:6]}@%h", "-l", os.environ["LOG_LEVEL"].lower()],
             cwd=ROOT,
             env=env,
         )
@@ -76,6 +79,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
 
+    database_ready()
     fake = FakeGraphApi().start()
     tag = uuid.uuid4().hex[:8]
     created = organization_create(slug=f"bench-{tag}", name="Outbox benchmark", domain=f"bench-{tag}.localhost")

@@ -23,14 +23,14 @@ os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 django.setup()
 
-from django.core.management import call_command  # noqa: E402
 from django_tenants.models import TenantMixin  # noqa: E402
 
 from apps.accounts.roles import ADMIN  # noqa: E402
 from apps.accounts.services import roles_sync, user_create  # noqa: E402
 from apps.core.tenancy import tenant_context  # noqa: E402
 from apps.tenants.models import Domain, Organization  # noqa: E402
-from apps.tenants.services import organization_create, schema_name_for_slug, template_ensure  # noqa: E402
+from apps.tenants.services import organization_create, schema_name_for_slug  # noqa: E402
+from benchmarks._setup import database_ready  # noqa: E402
 
 _schema_seconds: list[float] = []
 
@@ -75,8 +75,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    call_command("migrate_schemas", "--shared", "--noinput", verbosity=0)
-    template_ensure()
+    database_ready()
     run_id = uuid.uuid4().hex[:6]
     slugs: list[str] = []
     timings: dict[str, list[tuple[float, float]]] = {"clone": [], "migrate": []}

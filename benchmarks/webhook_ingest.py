@@ -37,8 +37,9 @@ import httpx  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from apps.tenants.models import Organization, WebhookEvent, WhatsAppAccount  # noqa: E402
-from apps.tenants.services import organization_create, platform_ensure  # noqa: E402
+from apps.tenants.services import organization_create  # noqa: E402
 from apps.whatsapp.webhooks import sign  # noqa: E402
+from benchmarks._setup import database_ready  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "benchmark-webhook-ingest"
@@ -188,7 +189,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
 
-    platform_ensure(public_domain=settings.PUBLIC_DOMAIN)
+    database_ready()
     tag = uuid.uuid4().hex[:8]
     created = organization_create(slug=f"bench-{tag}", name="Webhook benchmark", domain=f"bench-{tag}.localhost")
     number = f"bench{tag}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,13 +12,16 @@ from datetime import timedelta
 import httpx
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from apps.contacts.models import Contact
 from apps.conversations.models import Message
 from apps.core.tenancy import tenant_context, use_public_schema
 from apps.tenants.models import WebhookEvent, WhatsAppAccount
+from apps.whatsapp import messages as wa
 from apps.whatsapp.models import OutboxMessage
+from apps.whatsapp.outbox import outbox_deliver
 from apps.whatsapp.processing import webhook_events_stuck_requeue
 from apps.whatsapp.webhooks import sign
 from imaradesk.asgi import application
@@ -146,3 +150,56 @@ def test_processing_pushes_live_events_to_the_right_tenant(clean_tenant_a: Tenan
     assert got is not None and got["event"] == "message.created"
     assert async_to_sync(receive)(channels[tenant_b.schema]) is None
     assert async_to_sync(receive)(channels[clean_tenant_a.schema]) is None  # exactly one
+
+
+class _BlockingClient:
+    """A Graph API client whose send waits until released: a slow request in flight."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def send(self, payload: dict[str, object]) -> str:
+        self.started.set()
+        assert self.release.wait(10)
+        return "wamid.SLOW"
+
+
+def test_a_slow_send_does_not_hold_up_other_sends_on_the_same_number(
+    clean_tenant_a: TenantSetup, graph_api: FakeGraphApi
+) -> None:
+    """Row locks cover the outbox row only: the number (a joined table) stays unlocked."""
+    tenant = clean_tenant_a
+    with tenant_context(tenant.organization):
+        # Rows straight into the table: no send task is queued, the test delivers them itself.
+        slow, fast = (
+            OutboxMessage.objects.create(
+                account=tenant.whatsapp,
+                to_wa_id="254711000009",
+                kind="text",
+                payload={"to": "254711000009", **wa.text(f"message {key}").payload},
+                idempotency_key=f"lock-{key}",
+                next_attempt_at=timezone.now(),
+            )
+            for key in ("slow", "fast")
+        )
+    blocking = _BlockingClient()
+    outcome: list[str] = []
+
+    def deliver_slowly() -> None:
+        with tenant_context(tenant.organization):
+            outcome.append(outbox_deliver(outbox_id=slow.pk, client=blocking).state)  # type: ignore[arg-type]
+        connection.close()
+
+    worker = threading.Thread(target=deliver_slowly)
+    worker.start()
+    try:
+        assert blocking.started.wait(10)
+        with tenant_context(tenant.organization):
+            assert outbox_deliver(outbox_id=fast.pk).state == "sent"
+            assert OutboxMessage.objects.get(pk=fast.pk).status == "sent"
+    finally:
+        blocking.release.set()
+        worker.join(10)
+    assert outcome == ["sent"]
+    assert [m.body["text"]["body"] for m in graph_api.sent_messages()] == ["message fast"]

@@ -102,8 +102,10 @@ def outbox_deliver(*, outbox_id: int, client: WhatsAppClient | None = None) -> D
     """Send one outbox row if it is still due; say what happened and when to try again."""
     now = timezone.now()
     with transaction.atomic():
+        # Lock the outbox row only (`of`): FOR UPDATE would also lock the joined number, and
+        # every other send on that number would then skip its row while this one is in flight.
         row = (
-            OutboxMessage.objects.select_for_update(skip_locked=True)
+            OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("account")
             .filter(pk=outbox_id, status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING])
             .first()
