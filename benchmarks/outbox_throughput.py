@@ -52,9 +52,10 @@ def _workers(count: int, threads: int, graph_url: str) -> list[subprocess.Popen[
     env = dict(os.environ)
     env.update({"WHATSAPP_GRAPH_URL": graph_url, "CELERY_DEFAULT_QUEUE": QUEUE, "LOG_LEVEL": os.environ["LOG_LEVEL"]})
     command = [sys.executable, "-m", "celery", "-A", "imaradesk", "worker", "-Q", QUEUE, "-P", "threads"]
+    level = os.environ["LOG_LEVEL"].lower()
     return [
         subprocess.Popen(
-            [*command, "-c", str(threads), "-n", f"bench{i}-{uuid.uuid4().hex[:6]}@%h", "-l", os.environ["LOG_LEVEL"].lower()],
+            [*command, "-c", str(threads), "-n", f"bench{i}-{uuid.uuid4().hex[:6]}@%h", "-l", level],
             cwd=ROOT,
             env=env,
         )
