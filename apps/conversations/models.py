@@ -99,6 +99,7 @@ class Message(models.Model):
     translation = models.TextField(blank=True)
     translated_to = models.CharField(max_length=8, blank=True)
     analysis = models.JSONField(default=dict, blank=True)
+    analysed_at = models.DateTimeField(_("analysed"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("message")

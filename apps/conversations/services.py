@@ -14,6 +14,8 @@ from apps.accounts.models import User
 from apps.contacts.keywords import CONFIRMATIONS, consent_keyword
 from apps.contacts.models import Contact
 from apps.contacts.services import contact_consent_set, contact_seen
+from apps.conversations.tasks import message_analyse_task
+from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
 from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp import messages as wa
@@ -100,6 +102,7 @@ def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage)
             author_kind=Message.Author.SYSTEM,
             idempotency_key=f"consent:{inbound.wamid}",
         )
+    enqueue_on_commit(message_analyse_task, message.pk)
     event_publish(  # sent after commit, to this tenant's sockets
         event_type="message.created",
         data={"conversation": conversation.pk, "message": message.pk, "direction": "in", "preview": message.text[:200]},

@@ -180,6 +180,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "args": ["apps.whatsapp.tasks.outbox_sweep_task"],
     },
+    "conversations-analysis-sweep": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 120.0,
+        "args": ["apps.conversations.tasks.message_analysis_sweep_task"],
+    },
 }
 
 # --- Auth ---------------------------------------------------------------------------------
@@ -295,6 +300,12 @@ WHATSAPP_MEDIA_MAX_BYTES = {
     "document": 100 * 1024 * 1024,
     "sticker": 500 * 1024,
 }
+
+# --- AI (offline defaults; providers are configured per tenant) -----------------------------
+# Languages the offline detector chooses from (lingua, plus rules/fallbacks for am, ha, pcm).
+AI_DETECT_LANGUAGES = env_list(
+    "AI_DETECT_LANGUAGES", ["en", "fr", "pt", "es", "it", "ar", "sw", "yo", "zu", "xh", "so", "af"]
+)
 
 # --- Product ------------------------------------------------------------------------------
 HEALTHCHECK_TIMEOUT = float(env_str("HEALTHCHECK_TIMEOUT", "2.0"))

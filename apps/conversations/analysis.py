@@ -1,0 +1,141 @@
+"""Analysis of every inbound message: language, intent with confidence, sentiment, translation.
+
+Runs in Celery after the message is stored (`message_analyse_task`), so a slow or failing
+analyser never delays or loses the message itself; a sweeper re-queues messages whose
+analysis did not happen. Everything here works offline (apps.ai's local analysers).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.ai.intents import classify_intent
+from apps.ai.language import UNKNOWN as UNKNOWN_LANGUAGE
+from apps.ai.language import detect_language
+from apps.ai.sentiment import analyse_sentiment
+from apps.conversations.models import Conversation, Message
+from apps.core.realtime import event_publish
+
+logger = logging.getLogger(__name__)
+
+# How many earlier customer messages decide the language of a short or ambiguous one.
+HISTORY_SIZE = 5
+ANALYSIS_VERSION = 1
+
+
+def _history_languages(message: Message) -> list[str]:
+    """The conversation's recent customer languages, newest first (the conversation's own last)."""
+    recent = list(
+        Message.objects.filter(
+            conversation_id=message.conversation_id,
+            direction=Message.Direction.INBOUND,
+            sent_at__lte=message.sent_at,
+            analysed_at__isnull=False,
+        )
+        .exclude(pk=message.pk)
+        .exclude(language="")
+        .order_by("-sent_at")
+        .values_list("language", flat=True)[:HISTORY_SIZE]
+    )
+    conversation_language = message.conversation.language
+    return [*recent, conversation_language] if conversation_language else recent
+
+
+def message_analyse(*, message_id: int) -> Message | None:
+    """Analyse one inbound message and store the results on it; None if there is nothing to do.
+
+    Idempotent: a message analysed before is left as it is.
+    """
+    message = (
+        Message.objects.select_related("conversation")
+        .filter(pk=message_id, direction=Message.Direction.INBOUND, analysed_at__isnull=True)
+        .first()
+    )
+    if message is None:
+        return None
+    started = time.perf_counter()
+    text = message.text.strip()
+    analysis: dict[str, object] = {"version": ANALYSIS_VERSION, "provider": "local"}
+    if not text:
+        # A photo without a caption, a sticker, a location: nothing to read; the language stays.
+        analysis["skipped"] = "no text"
+        message.language = message.conversation.language
+    else:
+        language = detect_language(text, _history_languages(message), languages=tuple(settings.AI_DETECT_LANGUAGES))
+        intent = classify_intent(text)
+        sentiment = analyse_sentiment(text)
+        message.language = "" if language.code == UNKNOWN_LANGUAGE else language.code
+        message.intent = intent.intent
+        message.intent_confidence = round(intent.confidence, 4)
+        message.sentiment = round(sentiment.score, 4)
+        analysis.update(
+            language={
+                "code": message.language,
+                "confidence": round(language.confidence, 4),
+                "reliable": language.reliable,
+            },
+            intent={
+                "name": intent.intent,
+                "confidence": round(intent.confidence, 4),
+                "similarity": round(intent.similarity, 4),
+                "top": [
+                    [name, round(score, 4)]
+                    for name, score in sorted(intent.scores.items(), key=lambda item: -item[1])[:3]
+                ],
+            },
+            sentiment={"score": message.sentiment, "label": sentiment.label, "probabilities": sentiment.probabilities},
+            # No translation provider offline: say so instead of pretending.
+            translation={"status": "untranslated", "reason": "no translation provider is configured"},
+        )
+        _conversation_language_update(message.conversation, language.code, reliable=language.reliable)
+    analysis["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    message.analysis = analysis
+    message.analysed_at = timezone.now()
+    with transaction.atomic():
+        message.save(
+            update_fields=[
+                "language",
+                "intent",
+                "intent_confidence",
+                "sentiment",
+                "analysis",
+                "analysed_at",
+            ]
+        )
+        event_publish(
+            event_type="message.analysed",
+            data={
+                "conversation": message.conversation_id,
+                "message": message.pk,
+                "language": message.language,
+                "intent": message.intent,
+                "intent_confidence": message.intent_confidence,
+                "sentiment": message.sentiment,
+            },
+        )
+    return message
+
+
+def _conversation_language_update(conversation: Conversation, code: str, *, reliable: bool) -> None:
+    """A conversation takes a language from a reliable detection, or from its first guess."""
+    if code == UNKNOWN_LANGUAGE or code == conversation.language:
+        return
+    if reliable or not conversation.language:
+        Conversation.objects.filter(pk=conversation.pk).update(language=code)
+        conversation.language = code
+
+
+def messages_unanalysed(*, older_than: timedelta, limit: int = 500) -> list[int]:
+    """Inbound messages whose analysis should have happened by now (its task was lost)."""
+    cutoff = timezone.now() - older_than
+    return list(
+        Message.objects.filter(
+            direction=Message.Direction.INBOUND, analysed_at__isnull=True, created__lt=cutoff
+        ).values_list("pk", flat=True)[:limit]
+    )

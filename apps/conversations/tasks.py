@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import Task, shared_task
+
+from apps.conversations.analysis import message_analyse, messages_unanalysed
+from apps.core.queue import enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, max_retries=5, acks_late=True)
+def message_analyse_task(self: Task, message_id: int) -> str:  # type: ignore[type-arg]
+    try:
+        message = message_analyse(message_id=message_id)
+    except Exception as exc:  # the message is stored; its analysis is retried, then swept
+        logger.exception("analysis of message %s failed", message_id)
+        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 2)) from exc
+    return "analysed" if message is not None else "skipped"
+
+
+@shared_task
+def message_analysis_sweep_task() -> int:
+    """Queue the analysis of inbound messages whose task was lost (runs per tenant)."""
+    due = messages_unanalysed(older_than=timedelta(minutes=2))
+    for message_id in due:
+        enqueue_on_commit(message_analyse_task, message_id)  # outside a transaction: sent at once
+    if due:
+        logger.warning("re-queued the analysis of %d messages", len(due))
+    return len(due)

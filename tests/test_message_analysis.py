@@ -1,0 +1,129 @@
+"""Every inbound message is analysed offline: language, intent, sentiment, translation status."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from apps.conversations.analysis import message_analyse, messages_unanalysed
+from apps.conversations.models import Conversation, Message
+from apps.conversations.services import inbound_message_record
+from apps.conversations.tasks import message_analyse_task
+from apps.core.tenancy import tenant_context
+from apps.whatsapp.payloads import parse_message
+from tests.conftest import TenantSetup
+
+pytestmark = pytest.mark.django_db
+
+_sequence = iter(range(1, 1_000_000))
+
+
+def _receive(tenant: TenantSetup, body: dict[str, Any], *, wa_id: str = "254711000777") -> Message:
+    wamid = f"wamid.ANALYSIS{next(_sequence)}"
+    payload = {
+        "message": {"from": wa_id, "id": wamid, "timestamp": str(int(time.time())), **body},
+        "contacts": [{"wa_id": wa_id, "profile": {"name": "Amani"}}],
+    }
+    message = inbound_message_record(account=tenant.whatsapp, inbound=parse_message(payload))
+    assert message is not None
+    return message
+
+
+def _text(tenant: TenantSetup, text: str, **kwargs: Any) -> Message:
+    return _receive(tenant, {"type": "text", "text": {"body": text}}, **kwargs)
+
+
+def _analysed(message: Message) -> Message:
+    result = message_analyse(message_id=message.pk)
+    assert result is not None
+    return Message.objects.get(pk=message.pk)
+
+
+def test_recording_a_message_queues_its_analysis(
+    tenant_a: TenantSetup, django_capture_on_commit_callbacks: Any
+) -> None:
+    with tenant_context(tenant_a.organization):
+        with django_capture_on_commit_callbacks() as callbacks:
+            message = _text(tenant_a, "Hello there")
+        # Two after-commit callbacks: the analysis task and the realtime event.
+        assert len(callbacks) == 2
+        assert message.analysed_at is None
+
+
+def test_an_angry_english_complaint(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        message = _analysed(_text(tenant_a, "This is unacceptable, I want to complain about your terrible service 😡"))
+        assert message.language == "en"
+        assert message.intent == "complaint"
+        assert message.intent_confidence is not None and 0 < message.intent_confidence <= 1
+        assert message.sentiment is not None and message.sentiment < -0.3
+        assert message.analysed_at is not None
+        assert message.analysis["provider"] == "local"
+        assert message.analysis["translation"]["status"] == "untranslated"
+        assert message.analysis["intent"]["name"] == "complaint"
+        assert message.conversation.language == "en"
+
+
+def test_a_grateful_swahili_customer_and_a_short_reply_keeps_the_language(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        first = _analysed(
+            _text(tenant_a, "Asante sana kwa huduma nzuri, nimefurahi sana na bidhaa yenu 🙏", wa_id="254711000778")
+        )
+        assert first.language == "sw"
+        assert first.sentiment is not None and first.sentiment > 0.3
+        # "ok" alone says nothing about the language: the conversation's history decides.
+        short = _analysed(_text(tenant_a, "ok", wa_id="254711000778"))
+        assert short.language == "sw"
+        assert Conversation.objects.get(pk=short.conversation_id).language == "sw"
+
+
+def test_a_message_without_text_keeps_the_conversation_language(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _analysed(
+            _text(tenant_a, "Bonjour, je voudrais savoir où en est ma commande s'il vous plaît", wa_id="254711000779")
+        )
+        photo = _receive(
+            tenant_a,
+            {"type": "image", "image": {"id": "MEDIA-1", "mime_type": "image/jpeg", "sha256": "x"}},
+            wa_id="254711000779",
+        )
+        analysed = _analysed(photo)
+        assert analysed.analysis["skipped"] == "no text"
+        assert analysed.language == "fr"
+        assert analysed.intent == ""
+        assert analysed.sentiment is None
+
+
+def test_analysis_happens_once(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        message = _analysed(_text(tenant_a, "Where is my order? It was due yesterday"))
+        stamp = message.analysed_at
+        assert message_analyse(message_id=message.pk) is None
+        assert Message.objects.get(pk=message.pk).analysed_at == stamp
+
+
+def test_the_sweeper_finds_messages_whose_analysis_was_lost(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        lost = _text(tenant_a, "I need to talk to a person please")
+        fresh = _text(tenant_a, "hello")
+        Message.objects.filter(pk=lost.pk).update(created=timezone.now() - timedelta(minutes=5))
+        due = messages_unanalysed(older_than=timedelta(minutes=2))
+        assert lost.pk in due
+        assert fresh.pk not in due
+        assert message_analyse_task.run(lost.pk) == "analysed"
+        assert lost.pk not in messages_unanalysed(older_than=timedelta(minutes=2))
+
+
+def test_a_tenant_cannot_analyse_another_tenants_message(tenant_a: TenantSetup, tenant_b: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        message = _text(tenant_a, "Please refund my payment, I was charged twice")
+    with tenant_context(tenant_b.organization):
+        # The same id in tenant B's schema is another row or none: A's message is untouched.
+        message_analyse(message_id=message.pk)
+    with tenant_context(tenant_a.organization):
+        assert Message.objects.get(pk=message.pk).analysed_at is None
+        assert _analysed(message).intent == "billing_payment"
