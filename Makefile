@@ -5,18 +5,22 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STACK := $(PY) scripts/stack.py
 
-.PHONY: run test venv lint typecheck migrations-check deploy-check pytest bench services stop clean
+.PHONY: run test venv chromium lint typecheck migrations-check deploy-check pytest bench services stop clean
 
 run: $(STAMP)
 	$(STACK) run
 
 test: $(STAMP)
+	sh scripts/ensure_chromium.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(STACK) exec -- $(MAKE) --no-print-directory migrations-check deploy-check pytest
 
 venv: $(STAMP)
+
+chromium:
+	sh scripts/ensure_chromium.sh
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 
 from apps.accounts.models import User
@@ -200,3 +200,94 @@ def celery_worker(django_db_setup: Any, django_db_blocker: Any, graph_server: Fa
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+# --- A real HTTP server and a real browser ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    port: int
+
+    def url(self, tenant: TenantSetup, path: str = "/") -> str:
+        """The tenant's site on this server: Chromium resolves *.localhost to the loopback."""
+        return f"http://{tenant.domain}:{self.port}{path}"
+
+
+@pytest.fixture(scope="session")
+def live_server_tenants(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveServer]:
+    """The Django app on a threaded WSGI server, on the test database, for browser tests.
+
+    pytest-django's own `live_server` forces `transactional_db`, whose flush would drop the
+    session's tenants; this one shares the committed test database instead.
+    """
+    import threading
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.core.handlers.wsgi import WSGIHandler
+
+    class ThreadingServer(ThreadingMixIn, WSGIServer):
+        block_on_close = True  # server_close() waits for requests in flight
+
+    class QuietHandler(WSGIRequestHandler):
+        def handle(self) -> None:
+            try:
+                super().handle()
+            finally:
+                connections.close_all()  # this thread's connection must not outlive the test database
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with django_db_blocker.unblock():
+        server = make_server(
+            "127.0.0.1", 0, StaticFilesHandler(WSGIHandler()), server_class=ThreadingServer, handler_class=QuietHandler
+        )
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield LiveServer(port=server.server_port)
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+CHROMIUM_ARGS = [
+    # The machine's network is closed: no background connections, no component updates.
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright (scripts/ensure_chromium.sh installs it).
+
+    Playwright's sync API keeps an event loop on the test's thread, which trips Django's
+    async-safety guard for the test's own ORM calls; the guard is lifted for the browser
+    tests' module only, and put back after it.
+    """
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            instance = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+            try:
+                yield instance
+            finally:
+                instance.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
