@@ -38,7 +38,15 @@ class Role(Group):
 
 
 class Team(models.Model):
+    class Assignment(models.TextChoices):
+        LEAST_LOADED = "least_loaded", _("Least loaded agent first")
+        ROUND_ROBIN = "round_robin", _("Round robin")
+        MANUAL = "manual", _("Manual (a manager assigns)")
+
     name = models.CharField(_("name"), max_length=100, unique=True)
+    assignment = models.CharField(
+        _("automatic assignment"), max_length=20, choices=Assignment.choices, default=Assignment.LEAST_LOADED
+    )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
@@ -68,6 +76,7 @@ class AgentProfile(models.Model):
     )
     status = models.CharField(_("online status"), max_length=10, choices=Status.choices, default=Status.OFFLINE)
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
+    last_assigned_at = models.DateTimeField(_("last assigned"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("agent profile")

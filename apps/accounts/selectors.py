@@ -11,3 +11,8 @@ def user_role_names(*, user: User) -> list[str]:
 
 def user_list_with_roles() -> QuerySet[User]:
     return User.objects.prefetch_related("groups", "teams").select_related("agent_profile").order_by("email")
+
+
+def user_has_capability(*, user: User, capability: str) -> bool:
+    """Whether the user's roles grant a capability of `apps.accounts.roles.CAPABILITIES`."""
+    return bool(user.is_active and user.has_perm(f"accounts.{capability}"))

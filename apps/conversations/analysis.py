@@ -119,7 +119,23 @@ def message_analyse(*, message_id: int) -> Message | None:
                 "sentiment": message.sentiment,
             },
         )
+    handoff_reason = _handoff_reason(message)
+    if handoff_reason:
+        from apps.conversations.lifecycle import conversation_handoff
+
+        conversation_handoff(conversation=message.conversation, reason=handoff_reason)
     return message
+
+
+def _handoff_reason(message: Message) -> str:
+    """The bot gives way to a person when the customer asks for one or is clearly upset."""
+    if message.conversation.status != Conversation.Status.BOT:
+        return ""
+    if message.intent == "human_request" and (message.intent_confidence or 0) >= settings.HANDOFF_MIN_CONFIDENCE:
+        return "customer asked for a person"
+    if message.sentiment is not None and message.sentiment <= settings.HANDOFF_SENTIMENT_BELOW:
+        return "negative sentiment"
+    return ""
 
 
 def _conversation_language_update(conversation: Conversation, code: str, *, reliable: bool) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -43,7 +44,15 @@ class Conversation(models.Model):
     last_message_at = models.DateTimeField(_("last message"), null=True, blank=True, db_index=True)
     last_message_preview = models.CharField(max_length=200, blank=True)
     unread_count = models.PositiveIntegerField(default=0)
-    snoozed_until = models.DateTimeField(null=True, blank=True)
+    tags = ArrayField(models.CharField(max_length=50), default=list, blank=True, verbose_name=_("tags"))
+    # Snoozed: hidden from the queues until `snoozed_until`, or until the customer's next
+    # message when `snoozed_until` is empty.
+    is_snoozed = models.BooleanField(_("snoozed"), default=False)
+    snoozed_until = models.DateTimeField(_("snoozed until"), null=True, blank=True)
+    handoff_reason = models.CharField(_("hand-off reason"), max_length=200, blank=True)
+    waiting_since = models.DateTimeField(_("waiting since"), null=True, blank=True)
+    assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -51,17 +60,65 @@ class Conversation(models.Model):
         verbose_name = _("conversation")
         verbose_name_plural = _("conversations")
         ordering = ["-last_message_at"]
+        indexes = [
+            models.Index(fields=["status", "-last_message_at"], name="conversations_queue_idx"),
+            models.Index(fields=["assigned_agent", "status"], name="conversations_agent_load_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["contact", "account"],
                 condition=~models.Q(status="closed"),
                 name="conversations_one_open_per_contact",
-            )
+            ),
+            # Only an assigned conversation has an agent; an assigned one always has one.
+            models.CheckConstraint(
+                condition=(models.Q(status="assigned") & models.Q(assigned_agent__isnull=False))
+                | ~models.Q(status="assigned"),
+                name="conversations_assigned_has_agent",
+            ),
         ]
-        indexes = [models.Index(fields=["status", "-last_message_at"], name="conversations_queue_idx")]
 
     def __str__(self) -> str:
         return f"{self.contact} ({self.get_status_display()})"
+
+
+class ConversationEvent(models.Model):
+    """The audit trail of a conversation: every transition, who made it, when and why."""
+
+    class Kind(models.TextChoices):
+        HANDOFF = "handoff", _("Handed off to a person")
+        TAKEOVER = "takeover", _("Taken over by an agent")
+        ASSIGNED = "assigned", _("Assigned")
+        UNASSIGNED = "unassigned", _("Unassigned")
+        RETURNED_TO_BOT = "returned_to_bot", _("Returned to the bot")
+        RESOLVED = "resolved", _("Resolved")
+        REOPENED = "reopened", _("Reopened")
+        CLOSED = "closed", _("Closed")
+        SNOOZED = "snoozed", _("Snoozed")
+        UNSNOOZED = "unsnoozed", _("Snooze ended")
+        PRIORITY = "priority", _("Priority changed")
+        TEAM = "team", _("Team changed")
+        TAGS = "tags", _("Tags changed")
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    from_status = models.CharField(max_length=10, blank=True)
+    to_status = models.CharField(max_length=10, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("conversation event")
+        verbose_name_plural = _("conversation events")
+        ordering = ["created", "id"]
+        indexes = [models.Index(fields=["conversation", "created"], name="conv_event_trail_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.created:%Y-%m-%d %H:%M})"
 
 
 class Message(models.Model):

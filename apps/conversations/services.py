@@ -14,6 +14,7 @@ from apps.accounts.models import User
 from apps.contacts.keywords import CONFIRMATIONS, consent_keyword
 from apps.contacts.models import Contact
 from apps.contacts.services import contact_consent_set, contact_seen
+from apps.conversations.lifecycle import conversation_reopen_on_inbound
 from apps.conversations.tasks import message_analyse_task
 from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
@@ -46,7 +47,7 @@ def _content(message: InboundMessage) -> dict[str, Any]:
 
 
 def conversation_for_inbound(*, contact: Contact, account: WhatsAppAccount) -> Conversation:
-    """The contact's open conversation on this number (a resolved one reopens), or a new one."""
+    """The contact's open conversation on this number (a resolved one reopens, a snooze ends), or a new one."""
     conversation = (
         Conversation.objects.select_for_update()
         .filter(contact=contact, account=account)
@@ -55,9 +56,8 @@ def conversation_for_inbound(*, contact: Contact, account: WhatsAppAccount) -> C
     )
     if conversation is None:
         conversation = Conversation.objects.create(contact=contact, account=account, language=contact.language)
-    elif conversation.status == Conversation.Status.RESOLVED:
-        conversation.status = Conversation.Status.BOT
-        conversation.save(update_fields=["status", "updated"])
+    else:
+        conversation_reopen_on_inbound(conversation=conversation)
     return conversation
 
 

@@ -30,3 +30,18 @@ def message_analysis_sweep_task() -> int:
     if due:
         logger.warning("re-queued the analysis of %d messages", len(due))
     return len(due)
+
+
+@shared_task
+def assignment_queue_drain_task() -> int:
+    """Assign waiting conversations to agents with room (runs per tenant)."""
+    from apps.conversations.assignment import assignment_queue_drain
+
+    return assignment_queue_drain()
+
+
+@shared_task
+def conversations_unsnooze_due_task() -> int:
+    from apps.conversations.lifecycle import conversations_unsnooze_due
+
+    return conversations_unsnooze_due()

@@ -180,6 +180,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "args": ["apps.whatsapp.tasks.outbox_sweep_task"],
     },
+    "conversations-assignment-drain": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 30.0,
+        "args": ["apps.conversations.tasks.assignment_queue_drain_task"],
+    },
+    "conversations-unsnooze": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 60.0,
+        "args": ["apps.conversations.tasks.conversations_unsnooze_due_task"],
+    },
     "conversations-analysis-sweep": {
         "task": "apps.tenants.tasks.tenants_fan_out_task",
         "schedule": 120.0,
@@ -306,6 +316,10 @@ WHATSAPP_MEDIA_MAX_BYTES = {
 AI_DETECT_LANGUAGES = env_list(
     "AI_DETECT_LANGUAGES", ["en", "fr", "pt", "es", "it", "ar", "sw", "yo", "zu", "xh", "so", "af"]
 )
+
+# Hand-off rules applied to each analysed message while the bot owns the conversation.
+HANDOFF_MIN_CONFIDENCE = float(env_str("HANDOFF_MIN_CONFIDENCE", "0.5"))
+HANDOFF_SENTIMENT_BELOW = float(env_str("HANDOFF_SENTIMENT_BELOW", "-0.6"))
 
 # --- Product ------------------------------------------------------------------------------
 HEALTHCHECK_TIMEOUT = float(env_str("HEALTHCHECK_TIMEOUT", "2.0"))

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError, PermissionDeniedError
+
+
+class ConversationNotFound(NotFoundError):
+    code = "conversation_not_found"
+
+
+class ConversationTransitionInvalid(ConflictError):
+    code = "conversation_transition_invalid"
+
+
+class ConversationActionDenied(PermissionDeniedError):
+    code = "conversation_action_denied"
+
+
+class AgentUnavailable(ApplicationError):
+    code = "agent_unavailable"
