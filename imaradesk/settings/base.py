@@ -180,6 +180,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "args": ["apps.whatsapp.tasks.outbox_sweep_task"],
     },
+    "ai-cache-prune": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 24 * 3600.0,
+        "args": ["apps.ai.tasks.ai_cache_prune_task"],
+    },
 }
 
 # --- Auth ---------------------------------------------------------------------------------
@@ -299,3 +304,13 @@ WHATSAPP_MEDIA_MAX_BYTES = {
 # --- Product ------------------------------------------------------------------------------
 HEALTHCHECK_TIMEOUT = float(env_str("HEALTHCHECK_TIMEOUT", "2.0"))
 AGENT_PRESENCE_TTL_SECONDS = env_int("AGENT_PRESENCE_TTL_SECONDS", 300)
+
+# --- AI engine (per-tenant settings live in each tenant's back office) ---------------------
+# Consecutive failed calls that open a provider's breaker, and how long it stays open.
+AI_BREAKER_FAILURES = env_int("AI_BREAKER_FAILURES", 3)
+AI_BREAKER_COOLDOWN_SECONDS = float(env_str("AI_BREAKER_COOLDOWN_SECONDS", "30"))
+AI_RETRY_DELAY_SECONDS = float(env_str("AI_RETRY_DELAY_SECONDS", "0.25"))
+AI_CACHE_REDIS_TTL_SECONDS = env_int("AI_CACHE_REDIS_TTL_SECONDS", 7 * 24 * 3600)
+AI_CACHE_DB_DAYS = env_int("AI_CACHE_DB_DAYS", 90)
+# Tenants may point a provider at their own endpoint; plain http only where explicitly allowed.
+AI_ALLOW_HTTP_BASE_URLS = env_bool("AI_ALLOW_HTTP_BASE_URLS", DEBUG)
