@@ -23,7 +23,7 @@ from tests.fakes.llm_apis import Reply
 pytestmark = pytest.mark.django_db
 __all__ = ["ai_fakes", "ai_fakes_server"]  # fixtures used by name
 
-BILLING = json.dumps({"intent": "billing", "confidence": 0.91})
+BILLING = json.dumps({"intent": "billing_payment", "confidence": 0.91})
 
 
 def test_without_keys_everything_is_offline(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
@@ -54,7 +54,7 @@ def test_generate_answers_with_the_first_provider_and_meters_it(tenant_a: Tenant
         assert (row.requests, row.tokens_in, row.tokens_out) == (1, 11, 7)
         assert row.cost_usd == Decimal("0.000098")  # (11 × 2.50 + 7 × 10.00) per million, rounded
     sent = ai_fakes.openai.calls("generate")[0]
-    assert sent.headers["Authorization"] == "Bearer sk-openai-test"
+    assert sent.headers["authorization"] == "Bearer sk-openai-test"
     assert sent.body["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
@@ -90,7 +90,7 @@ def test_a_transient_failure_is_retried_once_on_the_same_provider(tenant_a: Tena
 
 def test_all_providers_failing_ends_offline_without_raising(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
     for fake in (ai_fakes.openai, ai_fakes.anthropic, ai_fakes.google):
-        fake.script("generate", Reply(401))
+        fake.script("generate", Reply(401), Reply(401), Reply(401))
     with schema_context(tenant_a.schema):
         ai_configure(ai_fakes)
         assert router.generate("hello").available is False
@@ -147,7 +147,7 @@ def test_llm_classification_returns_the_offline_type_and_is_cached(tenant_a: Ten
         first = router.classify_intent("You charged me twice", intents={"refund_status": ["where is my refund"]})
         assert isinstance(first, IntentResult)
         assert (first.intent, first.confidence, first.provider, first.model, first.cached) == (
-            "billing",
+            "billing_payment",
             0.91,
             "openai",
             "gpt-4o-mini",
@@ -155,12 +155,12 @@ def test_llm_classification_returns_the_offline_type_and_is_cached(tenant_a: Ten
         )
         started = time.perf_counter()
         again = router.classify_intent("You charged me twice", intents={"refund_status": ["where is my refund"]})
-        assert again.cached and again.intent == "billing" and time.perf_counter() - started < 0.2
+        assert again.cached and again.intent == "billing_payment" and time.perf_counter() - started < 0.2
         assert AICacheEntry.objects.filter(task="classify").count() == 1
     body = ai_fakes.openai.calls("generate")[0].body
     assert len(ai_fakes.openai.calls("generate")) == 1
     schema = body["response_format"]["json_schema"]["schema"]
-    assert {"billing", "refund_status", "unknown"} <= set(schema["properties"]["intent"]["enum"])
+    assert {"billing_payment", "refund_status", "unknown"} <= set(schema["properties"]["intent"]["enum"])
 
 
 def test_an_invalid_classification_falls_back_to_the_next_provider(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
@@ -169,7 +169,7 @@ def test_an_invalid_classification_falls_back_to_the_next_provider(tenant_a: Ten
     with schema_context(tenant_a.schema):
         ai_configure(ai_fakes, keys=("openai", "google"))
         result = router.classify_intent("You charged me twice")
-    assert (result.provider, result.model, result.intent) == ("google", "gemini-2.5-flash-lite", "billing")
+    assert (result.provider, result.model, result.intent) == ("google", "gemini-2.5-flash-lite", "billing_payment")
     config = ai_fakes.google.calls()[0].body["generationConfig"]
     assert config["responseMimeType"] == "application/json"
 
@@ -271,7 +271,7 @@ def test_api_keys_are_encrypted_at_rest_and_never_shown_in_the_admin(tenant_a: T
         ai_fakes.openai.text = "fine"
         result = router.generate("hello")
         assert (result.provider, result.model) == ("openai", "gpt-4.1")
-    assert ai_fakes.openai.calls()[-1].headers["Authorization"] == "Bearer sk-openai-test"
+    assert ai_fakes.openai.calls()[-1].headers["authorization"] == "Bearer sk-openai-test"
 
 
 def test_usage_page_loads_with_filters(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
@@ -303,7 +303,7 @@ def test_tenants_share_no_settings_cache_breaker_or_usage(
         ai_configure(ai_fakes, keys=("openai",), openai_api_key="sk-tenant-b")
         again = router.classify_intent("charged twice")
         assert again.provider == "openai" and not again.cached  # A's cached answer is not B's
-    assert [c.headers["Authorization"] for c in ai_fakes.openai.calls("generate")] == [
+    assert [c.headers["authorization"] for c in ai_fakes.openai.calls("generate")] == [
         "Bearer sk-openai-test",
         "Bearer sk-tenant-b",
     ]

@@ -104,7 +104,7 @@ class FakeLLMApi:
                 except ValueError:
                     body = raw.decode(errors="replace")
                 with fake._lock:
-                    fake.requests.append(Recorded(self.path, dict(self.headers), body))
+                    fake.requests.append(Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 route = fake.route_of(self.path)
                 reply = fake._next(route) or Reply()
                 if reply.delay:
