@@ -58,7 +58,9 @@ def ai_fakes(ai_fakes_server: Fakes) -> Iterator[Fakes]:
     redis_clear_ai()
 
 
-def ai_configure(fakes: Fakes, *, keys: tuple[str, ...] = ("openai", "anthropic", "google"), **fields: Any) -> AISettings:
+def ai_configure(
+    fakes: Fakes, *, keys: tuple[str, ...] = ("openai", "anthropic", "google"), **fields: Any
+) -> AISettings:
     """Save the current tenant's AI settings with keys for `keys`, pointed at the fakes."""
     values: dict[str, Any] = {
         **fakes.base_urls(),

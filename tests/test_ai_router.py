@@ -52,7 +52,7 @@ def test_generate_answers_with_the_first_provider_and_meters_it(tenant_a: Tenant
         assert (result.tokens_in, result.tokens_out) == (11, 7)
         row = AIUsage.objects.get(task="generate", provider="openai")
         assert (row.requests, row.tokens_in, row.tokens_out) == (1, 11, 7)
-        assert row.cost_usd == Decimal("0.000098")  # (11 × 2.50 + 7 × 10.00) per million, rounded
+        assert row.cost_usd == Decimal("0.000098")  # (11 x 2.50 + 7 x 10.00) per million, rounded
     sent = ai_fakes.openai.calls("generate")[0]
     assert sent.headers["authorization"] == "Bearer sk-openai-test"
     assert sent.body["messages"][0] == {"role": "system", "content": "Be brief."}
@@ -67,7 +67,9 @@ def test_generate_answers_with_the_first_provider_and_meters_it(tenant_a: Tenant
     ],
     ids=["500", "malformed", "timeout"],
 )
-def test_a_failing_provider_falls_back_to_the_next(tenant_a: TenantSetup, ai_fakes: Fakes, failure: list[Reply]) -> None:
+def test_a_failing_provider_falls_back_to_the_next(
+    tenant_a: TenantSetup, ai_fakes: Fakes, failure: list[Reply]
+) -> None:
     ai_fakes.openai.script("generate", *failure)
     ai_fakes.anthropic.text = "Claude here."
     with schema_context(tenant_a.schema):
@@ -205,7 +207,11 @@ def test_translate_and_summarize_with_a_provider(tenant_a: TenantSetup, ai_fakes
     with schema_context(tenant_a.schema):
         ai_configure(ai_fakes, keys=("anthropic",))
         translated = router.translate("Habari yako?", "sw", "en")
-        assert (translated.text, translated.translated, translated.provider) == ("Hello, how are you?", True, "anthropic")
+        assert (translated.text, translated.translated, translated.provider) == (
+            "Hello, how are you?",
+            True,
+            "anthropic",
+        )
         summary = router.summarize(["Customer: hi", "Agent: hello"])
         assert not summary.extractive and summary.model == "claude-haiku-4-5"
 

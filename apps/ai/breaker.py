@@ -67,9 +67,9 @@ def breaker_allow(*, schema: str, provider: str, probe_seconds: float) -> bool:
     except redis.RedisError:
         logger.warning("AI breaker: Redis unavailable, letting %s through", provider, exc_info=True)
         return True
-    if int(granted) == 2:  # type: ignore[arg-type]
+    if int(granted) == 2:
         logger.info("AI breaker half-open for %s in %s: probing", provider, schema)
-    return int(granted) > 0  # type: ignore[arg-type]
+    return int(granted) > 0
 
 
 def breaker_success(*, schema: str, provider: str) -> None:
@@ -88,7 +88,7 @@ def breaker_failure(*, schema: str, provider: str) -> None:
     except redis.RedisError:
         logger.warning("AI breaker: Redis unavailable", exc_info=True)
         return
-    if int(failures) >= settings.AI_BREAKER_FAILURES:  # type: ignore[arg-type]
+    if int(failures) >= settings.AI_BREAKER_FAILURES:
         logger.warning("AI breaker open for %s in %s after %s failures", provider, schema, failures)
 
 

@@ -68,7 +68,9 @@ def _messages(prompt: Prompt) -> list[ChatMessage]:
     return [ChatMessage("user", prompt)] if isinstance(prompt, str) else list(prompt)
 
 
-def _complete(plan: Plan, request: CompletionRequest, attempts: list[Attempt]) -> tuple[str, Candidate, int, int] | None:
+def _complete(
+    plan: Plan, request: CompletionRequest, attempts: list[Attempt]
+) -> tuple[str, Candidate, int, int] | None:
     def call(provider: Provider, candidate: Candidate) -> tuple[str, int, int]:
         answer = provider.complete(
             CompletionRequest(
@@ -93,9 +95,7 @@ def _complete(plan: Plan, request: CompletionRequest, attempts: list[Attempt]) -
 # --- generate ----------------------------------------------------------------------------
 
 
-def generate(
-    prompt: Prompt, *, system: str = "", max_tokens: int = 512, temperature: float = 0.3
-) -> GenerateResult:
+def generate(prompt: Prompt, *, system: str = "", max_tokens: int = 512, temperature: float = 0.3) -> GenerateResult:
     """Write text with the tenant's strong model; `available=False` when only offline models remain."""
     plan = plan_for("generate")
     attempts: list[Attempt] = []

@@ -10,8 +10,8 @@ import anthropic
 from apps.ai.providers.base import (
     Completion,
     CompletionRequest,
-    EmbedKind,
     Embeddings,
+    EmbedKind,
     ProviderConfig,
     ProviderError,
     StreamUsage,
@@ -62,9 +62,7 @@ class AnthropicProvider:
         try:
             response = self._client.messages.create(**self._params(request))
             text = "".join(block.text for block in response.content if block.type == "text")
-            return Completion(
-                text=text, tokens_in=response.usage.input_tokens, tokens_out=response.usage.output_tokens
-            )
+            return Completion(text=text, tokens_in=response.usage.input_tokens, tokens_out=response.usage.output_tokens)
         except Exception as exc:  # the SDK edge: every failure becomes a ProviderError
             raise _error(exc) from exc
 

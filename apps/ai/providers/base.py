@@ -92,7 +92,9 @@ def as_vectors(rows: Sequence[Sequence[float]], dimensions: int, provider: str) 
     """Check and L2-normalise vendor vectors, so every provider's rows compare by dot product."""
     vectors = np.asarray(rows, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[1] != dimensions:
-        raise ProviderError(provider, f"embeddings of shape {vectors.shape}, expected (n, {dimensions})", transient=False)
+        raise ProviderError(
+            provider, f"embeddings of shape {vectors.shape}, expected (n, {dimensions})", transient=False
+        )
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     out: Vectors = (vectors / norms).astype(np.float32)

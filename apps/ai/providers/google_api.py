@@ -12,8 +12,8 @@ from google.genai import types
 from apps.ai.providers.base import (
     Completion,
     CompletionRequest,
-    EmbedKind,
     Embeddings,
+    EmbedKind,
     ProviderConfig,
     ProviderError,
     StreamUsage,

@@ -9,8 +9,8 @@ from apps.ai.embeddings import MODEL_NAME, embed_passages, embed_queries
 from apps.ai.providers.base import (
     Completion,
     CompletionRequest,
-    EmbedKind,
     Embeddings,
+    EmbedKind,
     ProviderError,
     StreamUsage,
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -11,8 +10,8 @@ import openai
 from apps.ai.providers.base import (
     Completion,
     CompletionRequest,
-    EmbedKind,
     Embeddings,
+    EmbedKind,
     ProviderConfig,
     ProviderError,
     StreamUsage,
@@ -106,5 +105,3 @@ class OpenAIProvider:
             return Embeddings(vectors=as_vectors(rows, dimensions, NAME), tokens_in=response.usage.prompt_tokens)
         except Exception as exc:
             raise _error(exc) from exc
-
-
