@@ -75,7 +75,7 @@ def test_a_failing_provider_falls_back_to_the_next(
     with schema_context(tenant_a.schema):
         ai_configure(ai_fakes, request_timeout_seconds=0.3)
         result = router.generate("hello")
-        assert (result.text, result.provider, result.model) == ("Claude here.", "anthropic", "claude-sonnet-4-5")
+        assert (result.text, result.provider, result.model) == ("Claude here.", "anthropic", "claude-sonnet-4-6")
         assert [a.outcome for a in result.attempts][-2:] == ["failed", "ok"]
         assert AIUsage.objects.get(provider="openai").failures == 1
     assert len(ai_fakes.openai.calls()) == len(failure)
@@ -227,7 +227,7 @@ def test_streaming_falls_back_before_the_first_delta_and_meters(tenant_a: Tenant
         assert deltas == ["Streaming ", "from ", "Claude ", "now"]
         assert (stream.provider, stream.model, stream.available, stream.interrupted) == (
             "anthropic",
-            "claude-sonnet-4-5",
+            "claude-sonnet-4-6",
             True,
             False,
         )

@@ -28,7 +28,7 @@ DEFAULT_MODELS: dict[str, dict[Task, str]] = {
     },
     "anthropic": {
         "classify": "claude-haiku-4-5",
-        "generate": "claude-sonnet-4-5",
+        "generate": "claude-sonnet-4-6",
         "translate": "claude-haiku-4-5",
         "summarize": "claude-haiku-4-5",
     },
@@ -52,7 +52,7 @@ PRICES: dict[str, tuple[Decimal, Decimal]] = {
     "gpt-4o": (Decimal("2.50"), Decimal("10.00")),
     "gpt-4o-mini": (Decimal("0.15"), Decimal("0.60")),
     "text-embedding-3-small": (Decimal("0.02"), Decimal("0")),
-    "claude-sonnet-4-5": (Decimal("3.00"), Decimal("15.00")),
+    "claude-sonnet-4-6": (Decimal("3.00"), Decimal("15.00")),
     "claude-haiku-4-5": (Decimal("1.00"), Decimal("5.00")),
     "gemini-2.5-flash": (Decimal("0.30"), Decimal("2.50")),
     "gemini-2.5-flash-lite": (Decimal("0.10"), Decimal("0.40")),
