@@ -195,6 +195,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 120.0,
         "args": ["apps.conversations.tasks.message_analysis_sweep_task"],
     },
+    "ai-cache-prune": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 24 * 3600.0,
+        "args": ["apps.ai.tasks.ai_cache_prune_task"],
+    },
 }
 
 # --- Auth ---------------------------------------------------------------------------------
@@ -324,3 +329,13 @@ HANDOFF_SENTIMENT_BELOW = float(env_str("HANDOFF_SENTIMENT_BELOW", "-0.6"))
 # --- Product ------------------------------------------------------------------------------
 HEALTHCHECK_TIMEOUT = float(env_str("HEALTHCHECK_TIMEOUT", "2.0"))
 AGENT_PRESENCE_TTL_SECONDS = env_int("AGENT_PRESENCE_TTL_SECONDS", 300)
+
+# --- AI engine (per-tenant settings live in each tenant's back office) ---------------------
+# Consecutive failed calls that open a provider's breaker, and how long it stays open.
+AI_BREAKER_FAILURES = env_int("AI_BREAKER_FAILURES", 3)
+AI_BREAKER_COOLDOWN_SECONDS = float(env_str("AI_BREAKER_COOLDOWN_SECONDS", "30"))
+AI_RETRY_DELAY_SECONDS = float(env_str("AI_RETRY_DELAY_SECONDS", "0.25"))
+AI_CACHE_REDIS_TTL_SECONDS = env_int("AI_CACHE_REDIS_TTL_SECONDS", 7 * 24 * 3600)
+AI_CACHE_DB_DAYS = env_int("AI_CACHE_DB_DAYS", 90)
+# Tenants may point a provider at their own endpoint; plain http only where explicitly allowed.
+AI_ALLOW_HTTP_BASE_URLS = env_bool("AI_ALLOW_HTTP_BASE_URLS", DEBUG)

@@ -38,3 +38,4 @@ CELERY_TASK_DEFAULT_QUEUE = "imaradesk-test"
 # No connection pool in tests: a pool opened before the test database exists keeps
 # handing out connections to the development database.
 DATABASES["default"]["OPTIONS"] = {}  # noqa: F405
+AI_RETRY_DELAY_SECONDS = 0.0

@@ -1,0 +1,67 @@
+"""Reads of the AI engine's state: the tenant's settings, this month's usage, cached results."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Sum
+from django.utils import timezone
+
+from apps.ai.models import SINGLETON_ID, AICacheEntry, AISettings, AIUsage
+
+logger = logging.getLogger(__name__)
+CACHE_PREFIX = "ai:result:"  # the cache's key function adds the tenant's schema
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    tokens: int
+    cost_usd: Decimal
+
+
+def ai_settings_get() -> AISettings:
+    """The tenant's settings, or unsaved defaults (everything offline) when none were saved."""
+    return AISettings.objects.filter(pk=SINGLETON_ID).first() or AISettings(pk=SINGLETON_ID)
+
+
+def ai_usage_month_totals() -> UsageTotals:
+    today = timezone.now().date()
+    totals = AIUsage.objects.filter(day__gte=today.replace(day=1)).aggregate(
+        tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out"), cost=Sum("cost_usd")
+    )
+    return UsageTotals(
+        tokens=int(totals["tokens_in"] or 0) + int(totals["tokens_out"] or 0),
+        cost_usd=totals["cost"] or Decimal(0),
+    )
+
+
+def ai_budget_exhausted(settings: AISettings) -> bool:
+    if not settings.monthly_token_budget and not settings.monthly_cost_budget:
+        return False
+    totals = ai_usage_month_totals()
+    if settings.monthly_token_budget and totals.tokens >= settings.monthly_token_budget:
+        return True
+    return bool(settings.monthly_cost_budget and totals.cost_usd >= settings.monthly_cost_budget)
+
+
+def ai_cache_get(key: str) -> Any | None:
+    """A cached value: Redis first, then the database (which refills Redis)."""
+    try:
+        hit = cache.get(CACHE_PREFIX + key)
+    except Exception:  # Redis down: the database still answers
+        logger.warning("AI cache: Redis read failed", exc_info=True)
+        hit = None
+    if hit is not None:
+        return hit
+    row = AICacheEntry.objects.filter(key=key).values_list("value", flat=True).first()
+    if row is None:
+        return None
+    try:
+        cache.set(CACHE_PREFIX + key, row, timeout=None)
+    except Exception:
+        logger.warning("AI cache: Redis write failed", exc_info=True)
+    return row
