@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 from typing import Any
@@ -15,9 +16,12 @@ from apps.conversations.services import inbound_message_record
 from apps.conversations.tasks import message_analyse_task
 from apps.core.tenancy import tenant_context
 from apps.whatsapp.payloads import parse_message
+from tests.ai_support import Fakes, ai_configure, ai_fakes, ai_fakes_server
 from tests.conftest import TenantSetup
+from tests.fakes.llm_apis import Reply
 
 pytestmark = pytest.mark.django_db
+__all__ = ["ai_fakes", "ai_fakes_server"]  # fixtures used by name
 
 _sequence = iter(range(1, 1_000_000))
 
@@ -63,7 +67,8 @@ def test_an_angry_english_complaint(tenant_a: TenantSetup) -> None:
         assert message.sentiment is not None and message.sentiment < -0.3
         assert message.analysed_at is not None
         assert message.analysis["provider"] == "local"
-        assert message.analysis["translation"]["status"] == "untranslated"
+        # The tenant works in English: nothing to translate.
+        assert message.analysis["translation"]["status"] == "not_needed"
         assert message.analysis["intent"]["name"] == "complaint"
         assert message.conversation.language == "en"
 
@@ -75,6 +80,13 @@ def test_a_grateful_swahili_customer_and_a_short_reply_keeps_the_language(tenant
         )
         assert first.language == "sw"
         assert first.sentiment is not None and first.sentiment > 0.3
+        # Offline there is no translator: the message says so, and no translation is made up.
+        assert first.analysis["translation"] == {
+            "status": "untranslated",
+            "target": "en",
+            "reason": "no translation provider is available",
+        }
+        assert (first.translation, first.translated_to) == ("", "")
         # "ok" alone says nothing about the language: the conversation's history decides.
         short = _analysed(_text(tenant_a, "ok", wa_id="254711000778"))
         assert short.language == "sw"
@@ -127,3 +139,32 @@ def test_a_tenant_cannot_analyse_another_tenants_message(tenant_a: TenantSetup, 
     with tenant_context(tenant_a.organization):
         assert Message.objects.get(pk=message.pk).analysed_at is None
         assert _analysed(message).intent == "billing_payment"
+
+
+def test_with_a_provider_the_intent_comes_from_it_and_the_message_is_translated(
+    tenant_a: TenantSetup, ai_fakes: Fakes
+) -> None:
+    classification = json.dumps({"intent": "order_status", "confidence": 0.93})
+    ai_fakes.openai.script("generate", Reply(text=classification), Reply(text="Where is my order? It is late."))
+    with tenant_context(tenant_a.organization):
+        ai_configure(ai_fakes, keys=("openai",))
+        message = _analysed(
+            _text(tenant_a, "Oda yangu iko wapi? Imechelewa sana, nimesubiri wiki mbili", wa_id="254711000790")
+        )
+    assert message.language == "sw"
+    assert (message.intent, message.intent_confidence) == ("order_status", 0.93)
+    assert message.analysis["provider"] == "openai"
+    assert (message.translation, message.translated_to) == ("Where is my order? It is late.", "en")
+    assert message.analysis["translation"]["status"] == "translated"
+    prompts = [json.dumps(call.body) for call in ai_fakes.openai.calls("generate")]
+    assert len(prompts) == 2 and "Oda yangu iko wapi" in prompts[1]
+
+
+def test_a_provider_outage_still_analyses_the_message_offline(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
+    ai_fakes.openai.script("generate", *[Reply(500)] * 6)
+    with tenant_context(tenant_a.organization):
+        ai_configure(ai_fakes, keys=("openai",))
+        message = _analysed(_text(tenant_a, "Nataka kuongea na mtu, tafadhali", wa_id="254711000791"))
+    assert message.analysed_at is not None
+    assert message.analysis["provider"] == "local"
+    assert message.analysis["translation"]["status"] == "untranslated"

@@ -15,12 +15,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.ai.intents import classify_intent
 from apps.ai.language import UNKNOWN as UNKNOWN_LANGUAGE
 from apps.ai.language import detect_language
+from apps.ai.router import classify_intent, translate
 from apps.ai.sentiment import analyse_sentiment
 from apps.conversations.models import Conversation, Message
 from apps.core.realtime import event_publish
+from apps.core.tenancy import current_schema
+from apps.tenants.models import Organization
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +92,9 @@ def message_analyse(*, message_id: int) -> Message | None:
                 ],
             },
             sentiment={"score": message.sentiment, "label": sentiment.label, "probabilities": sentiment.probabilities},
-            # No translation provider offline: say so instead of pretending.
-            translation={"status": "untranslated", "reason": "no translation provider is configured"},
         )
+        analysis["provider"] = intent.provider
+        analysis["translation"] = _translation(message, text)
         _conversation_language_update(message.conversation, language.code, reliable=language.reliable)
     analysis["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
     message.analysis = analysis
@@ -100,6 +102,8 @@ def message_analyse(*, message_id: int) -> Message | None:
     with transaction.atomic():
         message.save(
             update_fields=[
+                "translation",
+                "translated_to",
                 "language",
                 "intent",
                 "intent_confidence",
@@ -125,6 +129,24 @@ def message_analyse(*, message_id: int) -> Message | None:
 
         conversation_handoff(conversation=message.conversation, reason=handoff_reason)
     return message
+
+
+def _working_language() -> str:
+    language = Organization.objects.filter(schema_name=current_schema()).values_list("default_language", flat=True)
+    return language.first() or settings.LANGUAGE_CODE
+
+
+def _translation(message: Message, text: str) -> dict[str, object]:
+    """Translate into the tenant's working language when a provider can; never pretend offline."""
+    target = _working_language()
+    if not message.language or message.language == target:
+        return {"status": "not_needed", "target": target}
+    result = translate(text, message.language, target)
+    if not result.translated:
+        return {"status": "untranslated", "target": target, "reason": "no translation provider is available"}
+    message.translation = result.text
+    message.translated_to = target
+    return {"status": "translated", "target": target, "provider": result.provider, "model": result.model}
 
 
 def _handoff_reason(message: Message) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.contacts.keywords import CONFIRMATIONS, consent_keyword
@@ -18,15 +20,20 @@ from apps.conversations.lifecycle import conversation_reopen_on_inbound
 from apps.conversations.tasks import message_analyse_task
 from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
+from apps.core.tenancy import current_schema
 from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp import messages as wa
 from apps.whatsapp.media import media_register
+from apps.whatsapp.messages import MessageInvalid
 from apps.whatsapp.outbox import outbox_enqueue
 from apps.whatsapp.payloads import InboundMessage
 
 from .models import Conversation, Message
 
 logger = logging.getLogger(__name__)
+
+# Message.type of an internal note: kept in the thread, never sent.
+NOTE = "note"
 
 
 def _json_safe(value: Any) -> Any:
@@ -150,5 +157,75 @@ def message_send(
     )
     Conversation.objects.filter(pk=conversation.pk).update(
         last_message_at=now, last_message_preview=outgoing.preview[:200]
+    )
+    return message
+
+
+def _reply_translated(conversation: Conversation, text: str) -> tuple[str, dict[str, Any]]:
+    """The agent's reply in the customer's language when a provider can translate it."""
+    from apps.ai.router import translate
+    from apps.tenants.models import Organization
+
+    working = (
+        Organization.objects.filter(schema_name=current_schema()).values_list("default_language", flat=True).first()
+        or "en"
+    )
+    if not conversation.language or conversation.language == working:
+        return text, {}
+    result = translate(text, working, conversation.language)
+    if not result.translated:
+        return text, {"translation": "untranslated"}
+    return result.text, {"original": text, "original_language": working, "translated_by": result.provider}
+
+
+@transaction.atomic
+def conversation_reply(
+    *, conversation: Conversation, agent: User, text: str, client_id: str = "", translate: bool = True
+) -> Message:
+    """An agent answers the customer. Replying to the bot's or the queue's conversation takes it over."""
+    from apps.conversations.lifecycle import conversation_takeover
+
+    text = text.strip()
+    if not text:
+        raise MessageInvalid(_("Write a message first."), extra={"field": "text"})
+    if not (conversation.status == Conversation.Status.ASSIGNED and conversation.assigned_agent_id == agent.pk):
+        conversation = conversation_takeover(conversation=conversation, agent=agent)
+    outgoing_text, content = _reply_translated(conversation, text) if translate else (text, {})
+    message = message_send(
+        conversation=conversation,
+        outgoing=wa.text(outgoing_text),
+        author_kind=Message.Author.AGENT,
+        author=agent,
+        idempotency_key=f"agent:{agent.pk}:{client_id or uuid.uuid4().hex}",
+    )
+    if content and message.content.get("original") is None:
+        message.content = {**message.content, **content}
+        message.save(update_fields=["content"])
+    Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
+    event_publish(
+        event_type="message.created",
+        data={"conversation": conversation.pk, "message": message.pk, "direction": "out", "preview": text[:200]},
+    )
+    return message
+
+
+@transaction.atomic
+def conversation_note_add(*, conversation: Conversation, author: User, text: str) -> Message:
+    """An internal note for colleagues: stored in the thread, never sent to the customer."""
+    text = text.strip()
+    if not text:
+        raise MessageInvalid(_("Write a note first."), extra={"field": "text"})
+    message = Message.objects.create(
+        conversation=conversation,
+        direction=Message.Direction.OUTBOUND,
+        author_kind=Message.Author.AGENT,
+        author=author,
+        type=NOTE,
+        text=text,
+        sent_at=timezone.now(),
+    )
+    event_publish(
+        event_type="message.created",
+        data={"conversation": conversation.pk, "message": message.pk, "direction": "note", "preview": text[:200]},
     )
     return message

@@ -1,0 +1,204 @@
+"""The conversations API: every read goes through the selectors' visibility rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import Team, User
+from apps.conversations.lifecycle import conversation_handoff, conversation_resolve, conversation_update
+from apps.conversations.models import Conversation, Message
+from apps.conversations.selectors import (
+    contact_history_for_user,
+    conversation_get_for_user,
+    conversation_list_for_user,
+    conversation_messages,
+)
+from apps.conversations.services import conversation_note_add, conversation_reply
+
+
+class ConversationPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 200
+
+
+def _user(request: Request) -> User:
+    user = request.user
+    if not isinstance(user, User):  # IsAuthenticated has refused anonymous callers already
+        raise NotAuthenticated()
+    return user
+
+
+class ContactSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    wa_id = serializers.CharField()
+    profile_name = serializers.CharField()
+
+
+class ConversationSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    priority = serializers.CharField()
+    contact = ContactSerializer()
+    assigned_agent = serializers.IntegerField(source="assigned_agent_id", allow_null=True)
+    team = serializers.IntegerField(source="team_id", allow_null=True)
+    language = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    unread_count = serializers.IntegerField()
+    is_snoozed = serializers.BooleanField()
+    handoff_reason = serializers.CharField()
+    window_expires_at = serializers.DateTimeField(allow_null=True)
+    last_message_at = serializers.DateTimeField(allow_null=True)
+    last_message_preview = serializers.CharField()
+
+
+class MessageSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    direction = serializers.CharField()
+    author_kind = serializers.CharField()
+    author = serializers.IntegerField(source="author_id", allow_null=True)
+    type = serializers.CharField()
+    text = serializers.CharField()
+    content = serializers.JSONField()
+    sent_at = serializers.DateTimeField()
+    delivery = serializers.SerializerMethodField()
+    language = serializers.CharField()
+    intent = serializers.CharField()
+    intent_confidence = serializers.FloatField(allow_null=True)
+    sentiment = serializers.FloatField(allow_null=True)
+    translation = serializers.CharField()
+    translated_to = serializers.CharField()
+
+    def get_delivery(self, message: Message) -> dict[str, Any] | None:
+        row = message.outbox
+        if row is None:
+            return None
+        return {"status": row.delivery_status or row.status, "error_code": row.error_code, "error": row.error_title}
+
+
+class ConversationDetailSerializer(ConversationSerializer):
+    messages = MessageSerializer(many=True)
+
+
+class ConversationListApi(APIView):
+    class FilterSerializer(serializers.Serializer[dict[str, Any]]):
+        status = serializers.ChoiceField(choices=Conversation.Status.choices, required=False)
+        agent = serializers.IntegerField(required=False)
+        mine = serializers.BooleanField(required=False, default=False)
+        unassigned = serializers.BooleanField(required=False, default=False)
+        team = serializers.IntegerField(required=False)
+        sentiment = serializers.ChoiceField(choices=["negative", "neutral", "positive"], required=False)
+        language = serializers.CharField(required=False, max_length=8)
+        q = serializers.CharField(required=False, max_length=100)
+
+    @extend_schema(parameters=[FilterSerializer], responses=ConversationSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        values = filters.validated_data
+        conversations = conversation_list_for_user(
+            user=_user(request),
+            status=values.get("status"),
+            agent_id=values.get("agent"),
+            mine=values["mine"],
+            unassigned=values["unassigned"],
+            team_id=values.get("team"),
+            sentiment=values.get("sentiment"),
+            language=values.get("language"),
+            search=values.get("q"),
+        )
+        paginator = ConversationPagination()
+        page = paginator.paginate_queryset(conversations, request, view=self) or []
+        return paginator.get_paginated_response(ConversationSerializer(page, many=True).data)
+
+
+class ConversationDetailApi(APIView):
+    @extend_schema(responses=ConversationDetailSerializer)
+    def get(self, request: Request, conversation_id: int) -> Response:
+        conversation = conversation_get_for_user(user=_user(request), conversation_id=conversation_id)
+        data = dict(ConversationSerializer(conversation).data)
+        data["messages"] = MessageSerializer(conversation_messages(conversation=conversation), many=True).data
+        return Response(data)
+
+
+class ConversationEscalateApi(APIView):
+    """Hand the conversation from the bot to people (optionally to a team, at a priority)."""
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        reason = serializers.CharField(max_length=200, required=False, default="escalated")
+        team = serializers.IntegerField(required=False)
+        priority = serializers.ChoiceField(choices=Conversation.Priority.choices, required=False)
+
+    @extend_schema(request=InputSerializer, responses=ConversationSerializer)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        user = _user(request)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values = payload.validated_data
+        conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+        if "team" in values or "priority" in values:
+            team = Team.objects.filter(pk=values["team"]).first() if "team" in values else False
+            if "team" in values and team is None:
+                raise serializers.ValidationError({"team": ["No such team."]})
+            conversation = conversation_update(
+                conversation=conversation, by=user, priority=values.get("priority"), team=team
+            )
+        conversation = conversation_handoff(conversation=conversation, reason=values["reason"], by=user)
+        return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationResolveApi(APIView):
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        reason = serializers.CharField(max_length=300, required=False, default="")
+
+    @extend_schema(request=InputSerializer, responses=ConversationSerializer)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        user = _user(request)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+        conversation = conversation_resolve(conversation=conversation, by=user, reason=payload.validated_data["reason"])
+        return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationMessageCreateApi(APIView):
+    """An agent's reply (sent to the customer) or an internal note (never sent)."""
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        text = serializers.CharField(max_length=4096)
+        note = serializers.BooleanField(required=False, default=False)
+        client_id = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$", required=False, default="")
+        translate = serializers.BooleanField(required=False, default=True)
+
+    @extend_schema(request=InputSerializer, responses=MessageSerializer)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        user = _user(request)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values = payload.validated_data
+        conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+        if values["note"]:
+            message = conversation_note_add(conversation=conversation, author=user, text=values["text"])
+        else:
+            message = conversation_reply(
+                conversation=conversation,
+                agent=user,
+                text=values["text"],
+                client_id=values["client_id"],
+                translate=values["translate"],
+            )
+        return Response(MessageSerializer(message).data, status=201)
+
+
+class CustomerHistoryApi(APIView):
+    @extend_schema(responses=ConversationSerializer(many=True))
+    def get(self, request: Request, contact_id: int) -> Response:
+        history = contact_history_for_user(user=_user(request), contact_id=contact_id)
+        return Response(ConversationSerializer(history[:100], many=True).data)

@@ -1,0 +1,27 @@
+from django.urls import path
+
+from apps.conversations.api import (
+    ConversationDetailApi,
+    ConversationEscalateApi,
+    ConversationListApi,
+    ConversationMessageCreateApi,
+    ConversationResolveApi,
+    CustomerHistoryApi,
+)
+
+urlpatterns = [
+    path("conversations/", ConversationListApi.as_view(), name="conversation-list"),
+    path("conversations/<int:conversation_id>/", ConversationDetailApi.as_view(), name="conversation-detail"),
+    path(
+        "conversations/<int:conversation_id>/escalate/",
+        ConversationEscalateApi.as_view(),
+        name="conversation-escalate",
+    ),
+    path("conversations/<int:conversation_id>/resolve/", ConversationResolveApi.as_view(), name="conversation-resolve"),
+    path(
+        "conversations/<int:conversation_id>/messages/",
+        ConversationMessageCreateApi.as_view(),
+        name="conversation-message-create",
+    ),
+    path("customers/<int:contact_id>/history/", CustomerHistoryApi.as_view(), name="customer-history"),
+]
