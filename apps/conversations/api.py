@@ -132,6 +132,9 @@ class ConversationEscalateApi(APIView):
     """Hand the conversation from the bot to people (optionally to a team, at a priority)."""
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        class Meta:
+            ref_name = "ConversationEscalateInput"  # unique OpenAPI component name
+
         reason = serializers.CharField(max_length=200, required=False, default="escalated")
         team = serializers.IntegerField(required=False)
         priority = serializers.ChoiceField(choices=Conversation.Priority.choices, required=False)
@@ -156,6 +159,9 @@ class ConversationEscalateApi(APIView):
 
 class ConversationResolveApi(APIView):
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        class Meta:
+            ref_name = "ConversationResolveInput"  # unique OpenAPI component name
+
         reason = serializers.CharField(max_length=300, required=False, default="")
 
     @extend_schema(request=InputSerializer, responses=ConversationSerializer)
@@ -172,6 +178,9 @@ class ConversationMessageCreateApi(APIView):
     """An agent's reply (sent to the customer) or an internal note (never sent)."""
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        class Meta:
+            ref_name = "ConversationMessageCreateInput"  # unique OpenAPI component name
+
         text = serializers.CharField(max_length=4096)
         note = serializers.BooleanField(required=False, default=False)
         client_id = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$", required=False, default="")
