@@ -7,10 +7,11 @@ from drf_spectacular.views import SpectacularAPIView
 from apps.core.admin_sites import tenant_admin_site
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="inbox", permanent=False)),
     path("admin/", tenant_admin_site.urls),
     path("api/v1/", include("apps.accounts.urls")),
     path("api/v1/", include("apps.conversations.api_urls")),
+    path("", include("apps.accounts.page_urls")),
     path("", include("apps.conversations.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("i18n/", include("django.conf.urls.i18n")),

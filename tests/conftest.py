@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 
 from apps.accounts.models import User
@@ -216,42 +216,54 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def live_server_tenants(django_db_setup: Any, django_db_blocker: Any) -> Iterator[LiveServer]:
-    """The Django app on a threaded WSGI server, on the test database, for browser tests.
+    """The whole ASGI app (HTTP + websockets) under uvicorn, on the test database, for browsers.
 
     pytest-django's own `live_server` forces `transactional_db`, whose flush would drop the
     session's tenants; this one shares the committed test database instead.
     """
+    import socket
     import threading
-    from socketserver import ThreadingMixIn
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.core.handlers.wsgi import WSGIHandler
+    import uvicorn
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
-    class ThreadingServer(ThreadingMixIn, WSGIServer):
-        block_on_close = True  # server_close() waits for requests in flight
+    from imaradesk.asgi import application
 
-    class QuietHandler(WSGIRequestHandler):
-        def handle(self) -> None:
-            try:
-                super().handle()
-            finally:
-                connections.close_all()  # this thread's connection must not outlive the test database
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    config = uvicorn.Config(
+        ASGIStaticFilesHandler(application),  # type: ignore[arg-type]  # any ASGI app works
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
     with django_db_blocker.unblock():
-        server = make_server(
-            "127.0.0.1", 0, StaticFilesHandler(WSGIHandler()), server_class=ThreadingServer, handler_class=QuietHandler
-        )
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the test ASGI server did not start")
+            time.sleep(0.05)
         try:
-            yield LiveServer(port=server.server_port)
+            yield LiveServer(port=port)
         finally:
-            server.shutdown()
-            server.server_close()
+            server.should_exit = True
+            thread.join(timeout=20)
+            _close_other_connections()
+
+
+def _close_other_connections() -> None:
+    """End the server threads' database sessions, so the test database can be dropped."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = ''"
+            " AND backend_type = 'client backend' AND state = 'idle'"
+        )
 
 
 CHROMIUM_ARGS = [

@@ -20,6 +20,7 @@ from apps.ai.language import detect_language
 from apps.ai.router import classify_intent, translate
 from apps.ai.sentiment import analyse_sentiment
 from apps.conversations.models import Conversation, Message
+from apps.conversations.selectors import conversation_routing
 from apps.core.realtime import event_publish
 from apps.core.tenancy import current_schema
 from apps.tenants.models import Organization
@@ -115,7 +116,7 @@ def message_analyse(*, message_id: int) -> Message | None:
         event_publish(
             event_type="message.analysed",
             data={
-                "conversation": message.conversation_id,
+                **conversation_routing(message.conversation),
                 "message": message.pk,
                 "language": message.language,
                 "intent": message.intent,

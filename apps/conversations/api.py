@@ -13,7 +13,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import Team, User
-from apps.conversations.lifecycle import conversation_handoff, conversation_resolve, conversation_update
+from apps.conversations.lifecycle import (
+    conversation_assign,
+    conversation_handoff,
+    conversation_resolve,
+    conversation_return_to_bot,
+    conversation_takeover,
+    conversation_update,
+)
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import (
     contact_history_for_user,
@@ -211,3 +218,43 @@ class CustomerHistoryApi(APIView):
     def get(self, request: Request, contact_id: int) -> Response:
         history = contact_history_for_user(user=_user(request), contact_id=contact_id)
         return Response(ConversationSerializer(history[:100], many=True).data)
+
+
+class ConversationTakeoverApi(APIView):
+    """The signed-in agent takes the conversation (from the bot or the queue)."""
+
+    @extend_schema(request=None, responses=ConversationSerializer)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        user = _user(request)
+        conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+        conversation = conversation_takeover(conversation=conversation, agent=user)
+        return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationReturnToBotApi(APIView):
+    @extend_schema(request=None, responses=ConversationSerializer)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        user = _user(request)
+        conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+        conversation = conversation_return_to_bot(conversation=conversation, by=user)
+        return Response(ConversationSerializer(conversation).data)
+
+
+class ConversationAssignApi(APIView):
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        class Meta:
+            ref_name = "ConversationAssignInput"  # unique OpenAPI component name
+
+        agent = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses=ConversationSerializer)
+    def post(self, request: Request, conversation_id: int) -> Response:
+        user = _user(request)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+        agent = User.objects.filter(pk=payload.validated_data["agent"], is_active=True).first()
+        if agent is None:
+            raise serializers.ValidationError({"agent": ["No such agent."]})
+        conversation = conversation_assign(conversation=conversation, agent=agent, by=user)
+        return Response(ConversationSerializer(conversation).data)

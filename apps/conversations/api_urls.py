@@ -1,11 +1,14 @@
 from django.urls import path
 
 from apps.conversations.api import (
+    ConversationAssignApi,
     ConversationDetailApi,
     ConversationEscalateApi,
     ConversationListApi,
     ConversationMessageCreateApi,
     ConversationResolveApi,
+    ConversationReturnToBotApi,
+    ConversationTakeoverApi,
     CustomerHistoryApi,
 )
 
@@ -23,5 +26,14 @@ urlpatterns = [
         ConversationMessageCreateApi.as_view(),
         name="conversation-message-create",
     ),
+    path(
+        "conversations/<int:conversation_id>/takeover/", ConversationTakeoverApi.as_view(), name="conversation-takeover"
+    ),
+    path(
+        "conversations/<int:conversation_id>/return-to-bot/",
+        ConversationReturnToBotApi.as_view(),
+        name="conversation-return-to-bot",
+    ),
+    path("conversations/<int:conversation_id>/assign/", ConversationAssignApi.as_view(), name="conversation-assign"),
     path("customers/<int:contact_id>/history/", CustomerHistoryApi.as_view(), name="customer-history"),
 ]

@@ -73,6 +73,8 @@ def _record(
     )
     payload = conversation_event_payload(conversation)
     payload.update(change=kind, actor=actor.pk if actor else None, reason=event.reason)
+    if data and data.get("previous_agent"):
+        payload["previous_agent"] = data["previous_agent"]  # so the previous agent's inbox hears it left
     event_publish(event_type="conversation.updated", data=payload)
     if kind in (Kind.ASSIGNED, Kind.TAKEOVER) and conversation.assigned_agent_id is not None:
         # The agent's own sockets: a browser notification for a new assignment.

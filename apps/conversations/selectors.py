@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery
 
 from apps.accounts.models import User
@@ -18,15 +20,52 @@ from apps.conversations.models import Conversation, ConversationEvent, Message
 ACTIVE_STATUSES = (Conversation.Status.WAITING, Conversation.Status.ASSIGNED)
 
 
+@dataclass(frozen=True)
+class Viewer:
+    """What one person may see, loaded once (a socket keeps it for a minute)."""
+
+    user_id: int
+    sees_all: bool
+    sees_assigned: bool
+    team_ids: frozenset[int]
+
+
+def viewer_for(*, user: User) -> Viewer:
+    sees_all = user_has_capability(user=user, capability="view_all_conversations")
+    sees_assigned = user_has_capability(user=user, capability="view_assigned_conversations")
+    teams = frozenset(user.teams.values_list("pk", flat=True)) if sees_assigned and not sees_all else frozenset()
+    return Viewer(user_id=user.pk, sees_all=sees_all, sees_assigned=sees_assigned, team_ids=teams)
+
+
+def viewer_can_see(viewer: Viewer, *, assigned_agent_id: int | None, team_id: int | None) -> bool:
+    """The visibility rule on one conversation's routing (for events); same rule as the Q below."""
+    if viewer.sees_all:
+        return True
+    if not viewer.sees_assigned:
+        return False
+    if assigned_agent_id == viewer.user_id:
+        return True
+    return assigned_agent_id is None and (team_id is None or team_id in viewer.team_ids)
+
+
 def conversation_visibility_q(*, user: User) -> Q | None:
     """The filter of the conversations a user may see; None means all of them."""
-    if user_has_capability(user=user, capability="view_all_conversations"):
+    viewer = viewer_for(user=user)
+    if viewer.sees_all:
         return None
-    if not user_has_capability(user=user, capability="view_assigned_conversations"):
+    if not viewer.sees_assigned:
         return Q(pk__in=[])
-    team_ids = list(user.teams.values_list("pk", flat=True))
-    unassigned = Q(assigned_agent__isnull=True) & (Q(team__isnull=True) | Q(team_id__in=team_ids))
-    return Q(assigned_agent=user) | unassigned
+    unassigned = Q(assigned_agent__isnull=True) & (Q(team__isnull=True) | Q(team_id__in=viewer.team_ids))
+    return Q(assigned_agent_id=viewer.user_id) | unassigned
+
+
+def conversation_routing(conversation: Conversation) -> dict[str, int | None]:
+    """What an event about a conversation carries so sockets can apply `viewer_can_see`."""
+    return {
+        "conversation": conversation.pk,
+        "assigned_agent": conversation.assigned_agent_id,
+        "team": conversation.team_id,
+    }
 
 
 def conversation_list_for_user(

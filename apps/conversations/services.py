@@ -17,6 +17,7 @@ from apps.contacts.keywords import CONFIRMATIONS, consent_keyword
 from apps.contacts.models import Contact
 from apps.contacts.services import contact_consent_set, contact_seen
 from apps.conversations.lifecycle import conversation_reopen_on_inbound
+from apps.conversations.selectors import conversation_routing
 from apps.conversations.tasks import message_analyse_task
 from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
@@ -112,7 +113,12 @@ def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage)
     enqueue_on_commit(message_analyse_task, message.pk)
     event_publish(  # sent after commit, to this tenant's sockets
         event_type="message.created",
-        data={"conversation": conversation.pk, "message": message.pk, "direction": "in", "preview": message.text[:200]},
+        data={
+            **conversation_routing(conversation),
+            "message": message.pk,
+            "direction": "in",
+            "preview": message.text[:200],
+        },
     )
     return message
 
@@ -204,7 +210,7 @@ def conversation_reply(
     Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
     event_publish(
         event_type="message.created",
-        data={"conversation": conversation.pk, "message": message.pk, "direction": "out", "preview": text[:200]},
+        data={**conversation_routing(conversation), "message": message.pk, "direction": "out", "preview": text[:200]},
     )
     return message
 
@@ -226,6 +232,6 @@ def conversation_note_add(*, conversation: Conversation, author: User, text: str
     )
     event_publish(
         event_type="message.created",
-        data={"conversation": conversation.pk, "message": message.pk, "direction": "note", "preview": text[:200]},
+        data={**conversation_routing(conversation), "message": message.pk, "direction": "note", "preview": text[:200]},
     )
     return message

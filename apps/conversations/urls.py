@@ -1,8 +1,9 @@
 from django.urls import path
 
-from apps.conversations.views import SimulatorPageView, SimulatorSendApi, SimulatorThreadApi
+from apps.conversations.views import InboxPageView, SimulatorPageView, SimulatorSendApi, SimulatorThreadApi
 
 urlpatterns = [
+    path("inbox/", InboxPageView.as_view(), name="inbox"),
     path("simulator/", SimulatorPageView.as_view(), name="simulator"),
     path("simulator/send/", SimulatorSendApi.as_view(), name="simulator-send"),
     path("simulator/thread/", SimulatorThreadApi.as_view(), name="simulator-thread"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views import View
@@ -12,6 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.models import Team, User
+from apps.accounts.selectors import user_has_capability
+from apps.conversations.selectors import viewer_for
 from apps.conversations.simulator import (
     CustomerReply,
     SimulatorUnavailable,
@@ -19,6 +23,40 @@ from apps.conversations.simulator import (
     simulator_send,
     simulator_thread,
 )
+
+
+class InboxPageView(LoginRequiredMixin, View):
+    """The agents' live inbox: the list, the thread, the composer; data from the API, live from `/ws/inbox/`."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if not isinstance(user, User):  # LoginRequiredMixin lets only signed-in people through
+            return redirect_to_login(request.get_full_path())
+        viewer = viewer_for(user=user)
+        if not (viewer.sees_all or viewer.sees_assigned):
+            return render(request, "conversations/inbox_denied.html", status=403)
+        may_assign = user_has_capability(user=user, capability="assign_conversations")
+        people = (
+            list(
+                User.objects.filter(is_active=True, groups__permissions__codename="respond_to_conversations")
+                .distinct()
+                .order_by("first_name", "email")
+                .values("id", "first_name", "last_name", "email")
+            )
+            if may_assign
+            else []
+        )
+        config = {
+            "user": {"id": user.pk, "name": user.get_full_name() or user.email},
+            "mayAssign": may_assign,
+            "agents": [
+                {"id": a["id"], "name": f"{a['first_name']} {a['last_name']}".strip() or a["email"]} for a in people
+            ],
+            "teams": list(Team.objects.order_by("name").values("id", "name")),
+            "api": "/api/v1/",
+            "socket": "/ws/inbox/",
+        }
+        return render(request, "conversations/inbox.html", {"config": config})
 
 
 class SimulatorPageView(LoginRequiredMixin, View):

@@ -50,4 +50,4 @@ class TenantEventsConsumer(AsyncJsonWebsocketConsumer):
         """Hook for subclasses (presence)."""
 
     async def event_forward(self, message: dict[str, Any]) -> None:
-        await self.send_json({"type": message["event"], "data": message["data"]})
+        await self.send_json({"type": message["event"], "id": message.get("id", ""), "data": message["data"]})

@@ -6,16 +6,24 @@ publisher in one tenant cannot address a socket of another.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+import redis
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 from apps.core.tenancy import current_schema
 
 _GROUP_PART = re.compile(r"^[A-Za-z0-9_-]+$")
+_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+logger = logging.getLogger(__name__)
 EVENTS_TOPIC = "events"
 
 
@@ -36,18 +44,74 @@ def event_message(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "event.forward", "event": event_type, "data": data}
 
 
+STREAM_MAXLEN = 20_000  # per tenant: enough for a reconnecting browser to catch up
+
+
+@lru_cache(maxsize=4)
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
+
+
+def _stream_key(schema_name: str) -> str:
+    return f"imaradesk:events:{tenant_group(schema_name)}"
+
+
+def event_record(schema_name: str, event_type: str, data: dict[str, Any], user_id: int | None) -> str:
+    """Append the event to the tenant's stream (Redis) and return its id, or "" if Redis failed."""
+    entry: dict[Any, Any] = {"event": event_type, "data": json.dumps(data, default=str), "user": str(user_id or "")}
+    try:
+        return str(
+            _redis(settings.REDIS_URL).xadd(_stream_key(schema_name), entry, maxlen=STREAM_MAXLEN, approximate=True)
+        )
+    except redis.RedisError:
+        logger.warning("could not record a %s event for catch-up in %s", event_type, schema_name, exc_info=True)
+        return ""
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    id: str
+    event: str
+    data: dict[str, Any]
+    user_id: int | None
+
+
+def events_since(*, schema_name: str, since_id: str, limit: int = 500) -> list[RecordedEvent]:
+    """The tenant's events after `since_id` (oldest first), for a socket that reconnects."""
+    if not _STREAM_ID.match(since_id):
+        return []
+    rows: list[tuple[str, dict[str, str]]] = _redis(settings.REDIS_URL).xrange(  # type: ignore[assignment]
+        _stream_key(schema_name), min=f"({since_id}", max="+", count=limit
+    )
+    return [
+        RecordedEvent(
+            id=event_id,
+            event=fields["event"],
+            data=json.loads(fields["data"]),
+            user_id=int(fields["user"]) if fields.get("user") else None,
+        )
+        for event_id, fields in rows
+    ]
+
+
 def event_publish(
     *, event_type: str, data: dict[str, Any], user_id: int | None = None, schema_name: str | None = None
 ) -> None:
-    """Push an event to the current tenant's sockets (or one user's) once the transaction commits."""
+    """Push an event to the current tenant's sockets (or one user's) once the transaction commits.
+
+    Each event is also appended to the tenant's Redis stream first, and carries the stream id,
+    so a socket that reconnects asks for what it missed (`events_since`).
+    """
     schema = schema_name or current_schema()
     group = user_group(schema, user_id) if user_id is not None else tenant_group(schema, EVENTS_TOPIC)
-    message = event_message(event_type, data)
 
     def send() -> None:
         layer = get_channel_layer()
         if layer is None:
             raise RuntimeError("No channel layer is configured (CHANNEL_LAYERS).")
+        message = event_message(event_type, data)
+        message["id"] = event_record(schema, event_type, data, user_id)
+        message["user"] = user_id
         async_to_sync(layer.group_send)(group, message)
 
     transaction.on_commit(send)

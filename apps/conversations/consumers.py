@@ -1,0 +1,113 @@
+"""The inbox socket (`/ws/inbox/`): live events an agent may see, catch-up, typing, presence.
+
+Every event about a conversation carries its routing (`conversation_routing`); the socket
+forwards it only when `viewer_can_see` allows, the same rule the API's selectors apply.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from apps.accounts.models import User
+from apps.accounts.services import agent_presence_touch
+from apps.conversations.selectors import (
+    Viewer,
+    conversation_list_for_user,
+    conversation_routing,
+    viewer_can_see,
+    viewer_for,
+)
+from apps.core.consumers import TenantEventsConsumer
+from apps.core.realtime import RecordedEvent, event_publish, events_since
+from apps.core.tenancy import tenant_context
+
+VIEWER_TTL_SECONDS = 60.0
+TYPING_MIN_INTERVAL = 2.0
+
+
+class InboxConsumer(TenantEventsConsumer):
+    viewer: Viewer
+    viewer_loaded_at: float
+    last_typing: float
+
+    async def on_authenticated(self) -> None:
+        self.last_typing = 0.0
+        await self._viewer_load()
+        await self._touch()
+
+    async def on_heartbeat(self) -> None:
+        await self._touch()
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "catch_up":
+            await self._catch_up(str(content.get("since", "")))
+        elif kind == "typing":
+            conversation_id = content.get("conversation")
+            if isinstance(conversation_id, int) and time.monotonic() - self.last_typing >= TYPING_MIN_INTERVAL:
+                self.last_typing = time.monotonic()
+                await self._typing(conversation_id)
+        else:
+            await super().receive_json(content, **kwargs)
+
+    def _may_see(self, user_id: int | None, data: dict[str, Any]) -> bool:
+        if user_id is not None:
+            return user_id == self.viewer.user_id  # sent to one person's sockets
+        if "conversation" not in data:
+            return not data.get("private", False)
+        if data.get("previous_agent") == self.viewer.user_id:
+            return True  # it just left this agent: their inbox must drop it
+        return viewer_can_see(self.viewer, assigned_agent_id=data.get("assigned_agent"), team_id=data.get("team"))
+
+    async def event_forward(self, message: dict[str, Any]) -> None:
+        if time.monotonic() - self.viewer_loaded_at > VIEWER_TTL_SECONDS:
+            await self._viewer_load()  # roles and teams change: do not trust them for long
+        if self._may_see(message.get("user"), message["data"]):
+            await super().event_forward(message)
+
+    async def _catch_up(self, since: str) -> None:
+        events = await self._events_since(since)
+        sent = 0
+        for event in events:
+            if self._may_see(event.user_id, event.data):
+                await self.send_json({"type": event.event, "id": event.id, "data": event.data, "replayed": True})
+                sent += 1
+        await self.send_json({"type": "caught_up", "data": {"count": sent, "truncated": len(events) >= 500}})
+
+    @database_sync_to_async
+    def _events_since(self, since: str) -> list[RecordedEvent]:
+        return events_since(schema_name=self.scope["tenant"].schema_name, since_id=since)
+
+    @database_sync_to_async
+    def _viewer_load(self) -> None:
+        with tenant_context(self.scope["tenant"]):
+            user = User.objects.get(pk=self.scope["user"].pk)
+            self.viewer = viewer_for(user=user)
+        self.viewer_loaded_at = time.monotonic()
+
+    @database_sync_to_async
+    def _touch(self) -> None:
+        with tenant_context(self.scope["tenant"]):
+            agent_presence_touch(user=self.scope["user"])
+
+    @database_sync_to_async
+    def _typing(self, conversation_id: int) -> None:
+        """Tell colleagues who can see the conversation that this agent is replying."""
+        with tenant_context(self.scope["tenant"]):
+            user = User.objects.get(pk=self.scope["user"].pk)
+            conversation = conversation_list_for_user(user=user).filter(pk=conversation_id).first()
+            if conversation is None:
+                return
+            event_publish(
+                event_type="agent.typing",
+                data={
+                    **conversation_routing(conversation),
+                    "agent": user.pk,
+                    "name": user.get_full_name() or user.email,
+                },
+            )

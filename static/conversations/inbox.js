@@ -1,0 +1,319 @@
+// The agents' inbox: data from /api/v1/, live events from /ws/inbox/ (with catch-up after a drop).
+(function () {
+  "use strict";
+  const cfg = JSON.parse(document.getElementById("inbox-config").textContent);
+  const L = window.INBOX_LABELS;
+  const $ = (id) => document.getElementById(id);
+  const csrf = (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
+  let openId = null;
+  let openConversation = null;
+  let lastEventId = sessionStorage.getItem("inbox.lastEventId") || "";
+  let socket = null;
+  let retry = 0;
+  let refreshTimer = null;
+  let windowTimer = null;
+
+  async function api(path, options) {
+    const response = await fetch(cfg.api + path, Object.assign({
+      headers: {"Content-Type": "application/json", "X-CSRFToken": decodeURIComponent(csrf)},
+      credentials: "same-origin",
+    }, options || {}));
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(body.message || ("HTTP " + response.status));
+    return body;
+  }
+
+  function el(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function showError(message) {
+    const box = $("error");
+    box.textContent = message || "";
+    box.hidden = !message;
+  }
+
+  // --- the list ---------------------------------------------------------------------------
+  function listQuery() {
+    const params = new URLSearchParams();
+    const scope = $("scope").value;
+    if (scope) params.set(scope, "true");
+    for (const name of ["status", "sentiment", "language"]) if ($(name).value.trim()) params.set(name, $(name).value.trim());
+    if ($("search").value.trim()) params.set("q", $("search").value.trim());
+    return "conversations/?" + params.toString();
+  }
+
+  async function loadList() {
+    const data = await api(listQuery());
+    const list = $("conversations");
+    list.replaceChildren();
+    for (const c of data.results) {
+      const item = el("li", "conversation" + (c.id === openId ? " open" : ""));
+      item.tabIndex = 0;
+      item.dataset.id = c.id;
+      const top = el("div", "row");
+      top.appendChild(el("strong", "", c.contact.profile_name || "+" + c.contact.wa_id));
+      if (c.unread_count) top.appendChild(el("span", "badge", String(c.unread_count)));
+      item.appendChild(top);
+      item.appendChild(el("div", "preview", c.last_message_preview));
+      const meta = el("div", "row muted");
+      meta.appendChild(el("span", "chip status-" + c.status, c.status));
+      if (c.language) meta.appendChild(el("span", "chip", c.language));
+      if (c.priority !== "normal") meta.appendChild(el("span", "chip priority-" + c.priority, c.priority));
+      meta.appendChild(el("span", "", agentName(c.assigned_agent)));
+      item.appendChild(meta);
+      item.addEventListener("click", () => open(c.id));
+      item.addEventListener("keydown", (event) => { if (event.key === "Enter") open(c.id); });
+      list.appendChild(item);
+    }
+    $("list-empty").hidden = data.results.length > 0;
+  }
+
+  function agentName(id) {
+    if (!id) return L.unassigned;
+    if (id === cfg.user.id) return L.you;
+    const agent = cfg.agents.find((a) => a.id === id);
+    return agent ? agent.name : "#" + id;
+  }
+
+  // --- one conversation ---------------------------------------------------------------------
+  async function open(id) {
+    openId = id;
+    document.body.classList.add("reading");
+    showError("");
+    await Promise.all([loadThread(), loadList()]);
+  }
+
+  async function loadThread() {
+    if (!openId) return;
+    let c;
+    try {
+      c = await api("conversations/" + openId + "/");
+    } catch (error) {
+      openId = null;
+      $("thread-view").hidden = true;
+      $("thread-empty").hidden = false;
+      return;
+    }
+    openConversation = c;
+    $("thread-empty").hidden = true;
+    $("thread-view").hidden = false;
+    $("contact-name").textContent = c.contact.profile_name || "+" + c.contact.wa_id;
+    $("contact-number").textContent = "+" + c.contact.wa_id;
+    $("conversation-status").textContent = c.status + " · " + agentName(c.assigned_agent);
+    $("takeover").hidden = c.status === "assigned" && c.assigned_agent === cfg.user.id;
+    $("return-to-bot").hidden = !["waiting", "assigned"].includes(c.status);
+    $("resolve").hidden = !["bot", "waiting", "assigned"].includes(c.status);
+    if ($("assign")) $("assign").value = c.assigned_agent || "";
+    renderMessages(c.messages);
+    renderWindow();
+    loadSide(c);
+  }
+
+  function renderMessages(messages) {
+    const list = $("messages");
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    list.replaceChildren();
+    for (const m of messages) {
+      const who = m.type === "note" ? "note" : (m.direction === "in" ? "customer" : m.author_kind);
+      const item = el("li", "message " + who);
+      item.dataset.id = m.id;
+      if (m.type === "note") item.appendChild(el("span", "label", L.note));
+      const original = m.content && m.content.original;
+      if (m.translation) {
+        const pair = el("div", "pair");
+        pair.appendChild(el("p", "original", m.text));
+        pair.appendChild(el("p", "translation", m.translation));
+        item.appendChild(pair);
+      } else if (original) {
+        const pair = el("div", "pair");
+        pair.appendChild(el("p", "original", original));
+        pair.appendChild(el("p", "translation", m.text));
+        item.appendChild(pair);
+      } else {
+        item.appendChild(el("p", "text", m.text || "[" + m.type + "]"));
+      }
+      const meta = el("div", "meta");
+      if (m.direction === "in") {
+        if (m.language) meta.appendChild(el("span", "chip", m.language));
+        if (m.intent) meta.appendChild(el("span", "chip", m.intent + (m.intent_confidence ? " " + Math.round(m.intent_confidence * 100) + "%" : "")));
+        if (m.sentiment !== null && m.sentiment !== undefined) {
+          const mood = m.sentiment < -0.25 ? "negative" : m.sentiment > 0.25 ? "positive" : "neutral";
+          meta.appendChild(el("span", "chip mood-" + mood, (m.sentiment > 0 ? "+" : "") + m.sentiment.toFixed(2)));
+        }
+      }
+      meta.appendChild(el("time", "", new Date(m.sent_at).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})));
+      if (m.delivery) {
+        const marks = {pending: "🕓", sending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "⚠"};
+        const tick = el("span", "ticks " + m.delivery.status, marks[m.delivery.status] || m.delivery.status);
+        tick.title = m.delivery.status + (m.delivery.error ? ": " + m.delivery.error : "");
+        meta.appendChild(tick);
+        if (m.delivery.status === "failed") meta.appendChild(el("span", "failed", L.failed + ": " + (m.delivery.error || "")));
+      }
+      item.appendChild(meta);
+      list.appendChild(item);
+    }
+    if (atBottom || list.dataset.openId !== String(openId)) list.scrollTop = list.scrollHeight;
+    list.dataset.openId = String(openId);
+  }
+
+  function renderWindow() {
+    clearInterval(windowTimer);
+    const update = () => {
+      const c = openConversation;
+      const ends = c && c.window_expires_at ? new Date(c.window_expires_at) : null;
+      const left = ends ? ends - Date.now() : -1;
+      const closed = left <= 0;
+      $("window").textContent = closed ? L.windowClosed : L.windowOpen + " " + Math.floor(left / 3600000) + "h " + Math.floor((left % 3600000) / 60000) + "m";
+      $("window-closed").hidden = !closed || $("note").checked;
+      $("send").disabled = closed && !$("note").checked;
+    };
+    update();
+    windowTimer = setInterval(update, 30000);
+  }
+
+  async function loadSide(c) {
+    $("side-pane").hidden = false;
+    const details = $("contact-details");
+    details.replaceChildren();
+    for (const [label, value] of [["WhatsApp", "+" + c.contact.wa_id], ["Language", c.language || "—"], ["Tags", (c.tags || []).join(", ") || "—"]]) {
+      details.appendChild(el("dt", "", label));
+      details.appendChild(el("dd", "", value));
+    }
+    try {
+      const history = await api("customers/" + c.contact.id + "/history/");
+      const list = $("history");
+      list.replaceChildren();
+      for (const h of history) {
+        if (h.id === c.id) continue;
+        list.appendChild(el("li", "", (h.last_message_at || "").slice(0, 10) + " · " + h.status + " · " + h.last_message_preview));
+      }
+    } catch (error) { /* history is a convenience */ }
+  }
+
+  async function act(path, body) {
+    if (!openId) return;
+    showError("");
+    try {
+      await api("conversations/" + openId + "/" + path, {method: "POST", body: JSON.stringify(body || {})});
+      await Promise.all([loadThread(), loadList()]);
+    } catch (error) {
+      showError(error.message);
+    }
+  }
+
+  async function send(event) {
+    event.preventDefault();
+    const text = $("reply").value;
+    if (!text.trim() || !openId) return;
+    $("send").disabled = true;
+    try {
+      await api("conversations/" + openId + "/messages/", {
+        method: "POST",
+        body: JSON.stringify({text: text, note: $("note").checked, client_id: "web-" + Date.now() + "-" + Math.random().toString(36).slice(2, 8)}),
+      });
+      $("reply").value = "";
+      showError("");
+      await Promise.all([loadThread(), loadList()]);
+    } catch (error) {
+      showError(error.message);  // the text stays in the box: nothing typed is lost
+    } finally {
+      $("send").disabled = false;
+      renderWindow();
+    }
+  }
+
+  // --- live -------------------------------------------------------------------------------
+  function scheduleRefresh(conversationId) {
+    clearTimeout(refreshTimer);
+    const thread = conversationId === undefined || conversationId === openId;
+    refreshTimer = setTimeout(() => { loadList(); if (thread) loadThread(); }, 120);
+  }
+
+  function onEvent(message) {
+    if (message.id) {
+      lastEventId = message.id;
+      sessionStorage.setItem("inbox.lastEventId", lastEventId);
+    }
+    const data = message.data || {};
+    switch (message.type) {
+      case "hello":
+        $("connection").textContent = L.connected;
+        $("connection").className = "connection live";
+        if (lastEventId) socket.send(JSON.stringify({type: "catch_up", since: lastEventId}));
+        scheduleRefresh();
+        break;
+      case "message.created":
+      case "message.analysed":
+      case "conversation.updated":
+        scheduleRefresh(data.conversation);
+        break;
+      case "message.status":
+        if (openId) scheduleRefresh(openId);
+        break;
+      case "agent.typing":
+        if (data.conversation === openId && data.agent !== cfg.user.id) {
+          const typing = $("typing");
+          typing.textContent = data.name + " " + L.typing;
+          typing.hidden = false;
+          clearTimeout(typing._timer);
+          typing._timer = setTimeout(() => { typing.hidden = true; }, 4000);
+        }
+        break;
+      case "conversation.assigned":
+        scheduleRefresh(data.conversation);
+        if (!message.replayed && window.Notification && Notification.permission === "granted" && document.hidden) {
+          new Notification(L.newAssignment);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + cfg.socket);
+    socket.onopen = () => { retry = 0; };
+    socket.onmessage = (event) => onEvent(JSON.parse(event.data));
+    socket.onclose = () => {
+      $("connection").textContent = L.reconnecting;
+      $("connection").className = "connection down";
+      retry = Math.min(retry + 1, 6);
+      setTimeout(connect, 500 * 2 ** retry);
+    };
+  }
+
+  setInterval(() => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({type: "ping"})); }, 30000);
+
+  // --- wiring -----------------------------------------------------------------------------
+  $("filters").addEventListener("input", () => loadList());
+  $("filters").addEventListener("submit", (event) => { event.preventDefault(); loadList(); });
+  $("composer").addEventListener("submit", send);
+  $("note").addEventListener("change", renderWindow);
+  $("reply").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("composer").requestSubmit(); }
+  });
+  $("reply").addEventListener("input", () => {
+    if (socket && socket.readyState === WebSocket.OPEN && openId) socket.send(JSON.stringify({type: "typing", conversation: openId}));
+  });
+  $("takeover").addEventListener("click", () => act("takeover/"));
+  $("return-to-bot").addEventListener("click", () => act("return-to-bot/"));
+  $("resolve").addEventListener("click", () => act("resolve/"));
+  if ($("assign")) $("assign").addEventListener("change", (event) => { if (event.target.value) act("assign/", {agent: Number(event.target.value)}); });
+  $("back").addEventListener("click", () => { document.body.classList.remove("reading"); });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "/" && document.activeElement.tagName !== "TEXTAREA" && document.activeElement.tagName !== "INPUT") {
+      event.preventDefault();
+      $("search").focus();
+    }
+  });
+  if (window.Notification && Notification.permission === "default") {
+    document.addEventListener("click", () => Notification.requestPermission(), {once: true});
+  }
+  loadList();
+  connect();
+})();

@@ -1,0 +1,271 @@
+"""The inbox socket: the visibility rule on live events, catch-up after a drop, typing, tenants."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import AgentProfile, Team, User
+from apps.accounts.roles import AGENT, KNOWLEDGE_EDITOR, SUPPORT_MANAGER
+from apps.accounts.services import user_create
+from apps.contacts.models import Contact
+from apps.conversations.lifecycle import conversation_assign, conversation_takeover
+from apps.conversations.models import Conversation
+from apps.conversations.selectors import conversation_list_for_user, viewer_can_see, viewer_for
+from apps.core.realtime import event_publish
+from apps.core.tenancy import schema_context, tenant_context
+from imaradesk.asgi import application
+from tests.conftest import TenantSetup
+
+pytestmark = pytest.mark.usefixtures("committed_db")
+
+_numbers = itertools.count(1)
+
+
+@dataclass
+class People:
+    manager: User
+    amina: User
+    baraka: User
+    editor: User
+    team: Team
+
+
+def _session(schema: str, user: User) -> str:
+    with schema_context(schema):
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        return str(session.session_key)
+
+
+@pytest.fixture
+def people(tenant_a: TenantSetup) -> Iterator[People]:
+    tag = next(_numbers)
+    with tenant_context(tenant_a.organization):
+        team = Team.objects.create(name=f"Socket team {tag}")
+        people = People(
+            manager=user_create(email=f"sock-m{tag}@alpha.test", password=None, role=SUPPORT_MANAGER),
+            amina=user_create(email=f"sock-a{tag}@alpha.test", password=None, role=AGENT),
+            baraka=user_create(email=f"sock-b{tag}@alpha.test", password=None, role=AGENT),
+            editor=user_create(email=f"sock-e{tag}@alpha.test", password=None, role=KNOWLEDGE_EDITOR),
+            team=team,
+        )
+        team.members.add(people.amina)
+        AgentProfile.objects.update(status=AgentProfile.Status.OFFLINE)
+    yield people
+    with tenant_context(tenant_a.organization):
+        Conversation.objects.all().delete()
+        Contact.objects.all().delete()
+        User.objects.filter(email__startswith="sock-").delete()
+        Team.objects.filter(pk=team.pk).delete()
+
+
+def _socket(tenant: TenantSetup, user: User) -> WebsocketCommunicator:
+    key = _session(tenant.schema, user)
+    headers = [
+        (b"host", tenant.domain.encode()),
+        (b"origin", f"http://{tenant.domain}".encode()),
+        (b"cookie", f"{settings.SESSION_COOKIE_NAME}={key}".encode()),
+    ]
+    return WebsocketCommunicator(application, "/ws/inbox/", headers=headers)
+
+
+async def _open(tenant: TenantSetup, user: User) -> WebsocketCommunicator:
+    socket: WebsocketCommunicator = await database_sync_to_async(_socket)(tenant, user)
+    ok, _code = await socket.connect()
+    assert ok
+    assert (await socket.receive_json_from(timeout=5))["type"] == "hello"
+    return socket
+
+
+async def _drain(socket: WebsocketCommunicator, timeout: float = 0.8) -> list[dict[str, Any]]:
+    """Everything the socket receives until it stays quiet (a receive timeout would kill the app)."""
+    received = []
+    while not await socket.receive_nothing(timeout=timeout):
+        received.append(await socket.receive_json_from(timeout=5))
+    return received
+
+
+@database_sync_to_async
+def _conversation(tenant: TenantSetup, *, team: Team | None = None) -> Conversation:
+    with tenant_context(tenant.organization):
+        contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}")
+        return Conversation.objects.create(
+            contact=contact, account=tenant.whatsapp, team=team, last_message_at=timezone.now()
+        )
+
+
+@database_sync_to_async
+def _in_tenant(tenant: TenantSetup, action: Any) -> Any:
+    with tenant_context(tenant.organization), transaction.atomic():
+        return action()
+
+
+def _conversation_ids(events: list[dict[str, Any]]) -> set[int]:
+    return {e["data"]["conversation"] for e in events if "conversation" in e.get("data", {})}
+
+
+async def test_each_person_hears_only_about_conversations_they_may_see(tenant_a: TenantSetup, people: People) -> None:
+    sockets = {name: await _open(tenant_a, getattr(people, name)) for name in ("manager", "amina", "baraka", "editor")}
+    try:
+        teams = await _conversation(tenant_a, team=people.team)
+        general = await _conversation(tenant_a)
+        await _in_tenant(tenant_a, lambda: conversation_takeover(conversation=general, agent=people.baraka))
+        await _in_tenant(tenant_a, lambda: conversation_takeover(conversation=teams, agent=people.amina))
+        heard = {name: _conversation_ids(await _drain(socket)) for name, socket in sockets.items()}
+        assert heard["manager"] == {teams.pk, general.pk}
+        assert heard["amina"] == {teams.pk}  # Baraka's conversation is not hers
+        assert heard["baraka"] == {general.pk}
+        assert heard["editor"] == set()
+
+        # A manager moves Amina's conversation to Baraka: she hears it leave, he hears it come.
+        await _in_tenant(
+            tenant_a, lambda: conversation_assign(conversation=teams, agent=people.baraka, by=people.manager)
+        )
+        amina_events = await _drain(sockets["amina"])
+        assert [e["data"]["assigned_agent"] for e in amina_events if e["type"] == "conversation.updated"] == [
+            people.baraka.pk
+        ]
+        baraka_events = await _drain(sockets["baraka"])
+        assert "conversation.assigned" in {e["type"] for e in baraka_events}
+    finally:
+        for socket in sockets.values():
+            await socket.disconnect()
+
+
+async def test_catch_up_after_a_drop_returns_only_what_was_missed_and_visible(
+    tenant_a: TenantSetup, people: People
+) -> None:
+    socket = await _open(tenant_a, people.amina)
+    first = await _conversation(tenant_a)
+    await _in_tenant(
+        tenant_a,
+        lambda: event_publish(
+            event_type="conversation.updated", data={"conversation": first.pk, "assigned_agent": None, "team": None}
+        ),
+    )
+    seen = await _drain(socket)
+    last_id = seen[-1]["id"]
+    assert last_id
+    await socket.disconnect()
+
+    # While she is away: one event she may see, one she may not (Baraka's), one for Baraka only.
+    missed = await _conversation(tenant_a)
+    hidden = await _conversation(tenant_a)
+
+    def while_away() -> None:
+        event_publish(
+            event_type="message.created", data={"conversation": missed.pk, "assigned_agent": None, "team": None}
+        )
+        event_publish(
+            event_type="message.created",
+            data={"conversation": hidden.pk, "assigned_agent": people.baraka.pk, "team": None},
+        )
+        event_publish(event_type="conversation.assigned", data={"conversation": hidden.pk}, user_id=people.baraka.pk)
+
+    await _in_tenant(tenant_a, while_away)
+    socket = await _open(tenant_a, people.amina)
+    try:
+        await socket.send_json_to({"type": "catch_up", "since": last_id})
+        replay = await _drain(socket)
+        assert [(e["type"], e["data"].get("conversation")) for e in replay if e.get("replayed")] == [
+            ("message.created", missed.pk)
+        ]
+        assert replay[-1] == {"type": "caught_up", "data": {"count": 1, "truncated": False}}
+        await socket.send_json_to({"type": "catch_up", "since": "not-an-id"})
+        assert (await _drain(socket)) == [{"type": "caught_up", "data": {"count": 0, "truncated": False}}]
+    finally:
+        await socket.disconnect()
+
+
+async def test_typing_reaches_colleagues_who_see_the_conversation(tenant_a: TenantSetup, people: People) -> None:
+    general = await _conversation(tenant_a)
+    amina = await _open(tenant_a, people.amina)
+    baraka = await _open(tenant_a, people.baraka)
+    editor = await _open(tenant_a, people.editor)
+    try:
+        await amina.send_json_to({"type": "typing", "conversation": general.pk})
+        typing = [e for e in await _drain(baraka) if e["type"] == "agent.typing"]
+        assert [e["data"]["agent"] for e in typing] == [people.amina.pk]
+        assert [e for e in await _drain(editor) if e["type"] == "agent.typing"] == []
+        # Typing in a conversation she cannot see is ignored.
+        private = await _conversation(tenant_a)
+        await _in_tenant(tenant_a, lambda: conversation_takeover(conversation=private, agent=people.baraka))
+        await _drain(baraka)
+        await asyncio.sleep(2.1)  # typing notices are throttled per socket
+        await editor.send_json_to({"type": "typing", "conversation": general.pk})
+        await amina.send_json_to({"type": "typing", "conversation": private.pk})
+        assert [e for e in await _drain(baraka) if e["type"] == "agent.typing"] == []
+    finally:
+        for socket in (amina, baraka, editor):
+            await socket.disconnect()
+
+
+async def test_another_tenant_hears_nothing(tenant_a: TenantSetup, tenant_b: TenantSetup, people: People) -> None:
+    admin_b = await database_sync_to_async(_admin)(tenant_b)
+    other = await _open(tenant_b, admin_b)
+    try:
+        general = await _conversation(tenant_a)
+        await _in_tenant(tenant_a, lambda: conversation_takeover(conversation=general, agent=people.amina))
+        assert await _drain(other) == []
+    finally:
+        await other.disconnect()
+
+
+def _admin(tenant: TenantSetup) -> User:
+    with tenant_context(tenant.organization):
+        return User.objects.get(email=tenant.admin_email)
+
+
+@pytest.mark.django_db
+def test_the_event_rule_and_the_query_rule_agree(tenant_a: TenantSetup) -> None:
+    """`viewer_can_see` (events) and `conversation_visibility_q` (queries) are one rule."""
+    with tenant_context(tenant_a.organization):
+        team = Team.objects.create(name="Agreement")
+        users = [
+            user_create(email=f"agree-{role}@alpha.test", password=None, role=role)
+            for role in (AGENT, SUPPORT_MANAGER, KNOWLEDGE_EDITOR)
+        ]
+        team.members.add(users[0])
+        other = user_create(email="agree-other@alpha.test", password=None, role=AGENT)
+        conversations = []
+        for assigned in (None, users[0], other):
+            for conversation_team in (None, team):
+                contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}")
+                conversations.append(
+                    Conversation.objects.create(
+                        contact=contact,
+                        account=tenant_a.whatsapp,
+                        team=conversation_team,
+                        assigned_agent=assigned,
+                        status="assigned" if assigned else "waiting",
+                    )
+                )
+        for user in users:
+            viewer = viewer_for(user=user)
+            by_query = set(
+                conversation_list_for_user(user=user)
+                .filter(pk__in=[c.pk for c in conversations])
+                .values_list("pk", flat=True)
+            )
+            by_rule = {
+                c.pk
+                for c in conversations
+                if viewer_can_see(viewer, assigned_agent_id=c.assigned_agent_id, team_id=c.team_id)
+            }
+            assert by_query == by_rule, user.email
