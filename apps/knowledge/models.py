@@ -11,9 +11,8 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import VectorField
 
-from apps.ai.embeddings import DIM
 from apps.conversations.models import Conversation
 
 
@@ -168,7 +167,8 @@ class Chunk(models.Model):
     page = models.PositiveIntegerField(null=True, blank=True)
     heading_path = models.CharField(max_length=500, blank=True)
     token_count = models.PositiveIntegerField(default=0)
-    embedding = VectorField(dimensions=DIM)
+    # Declared without dimensions on purpose: see the comment on the HNSW index below.
+    embedding = VectorField()
     # PostgreSQL text-search configuration used for search_vector ("english", "simple", …).
     search_config = models.CharField(max_length=20, default="simple")
     search_vector = SearchVectorField(null=True)
@@ -177,6 +177,12 @@ class Chunk(models.Model):
     tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
+    # The HNSW index (cosine) is created in migration 0001 with RunSQL, on the expression
+    # `embedding::vector(DIM)`: django-tenants' clone_schema copies a `vector(384)` column as
+    # `vector`, and HNSW refuses a column without dimensions. With a dimensioned column,
+    # PostgreSQL would fold the cast away and the clone would fail again, so the column has
+    # none; the index expression refuses vectors of any other size. Queries compare
+    # `embedding::vector(DIM)` so that the planner uses the index.
     class Meta:
         verbose_name = _("passage")
         verbose_name_plural = _("passages")
@@ -189,13 +195,6 @@ class Chunk(models.Model):
             ),
         ]
         indexes = [
-            HnswIndex(
-                name="knowledge_chunk_embedding_hnsw",
-                fields=["embedding"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
             GinIndex(fields=["search_vector"], name="knowledge_chunk_fts_gin"),
             GinIndex(fields=["tags"], name="knowledge_chunk_tags_gin"),
             models.Index(fields=["document", "content_hash"], name="knowledge_chunk_doc_hash_idx"),

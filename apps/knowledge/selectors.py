@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from apps.ai.language import detect_language
-from apps.knowledge.embedding import query_embed, vector_literal
+from apps.knowledge.embedding import DIM, query_embed, vector_literal
 from apps.knowledge.indexing import SIMPLE, search_config_for
 from apps.knowledge.models import Article, ArticleVersion, Chunk, Document, KnowledgeGap
 
@@ -46,10 +46,10 @@ def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
         WITH vec AS (
             SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
             FROM (
-                SELECT id, embedding <=> %(q)s::vector AS distance
+                SELECT id, embedding::vector({DIM}) <=> %(q)s::vector({DIM}) AS distance
                 FROM knowledge_chunk
                 WHERE is_live{filters}
-                ORDER BY embedding <=> %(q)s::vector
+                ORDER BY embedding::vector({DIM}) <=> %(q)s::vector({DIM})
                 LIMIT %(k)s
             ) nearest
         ),
@@ -68,7 +68,7 @@ def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
         )
         SELECT c.id,
                COALESCE(1.0 / ({RRF_K} + vec.rank), 0) + COALESCE(1.0 / ({RRF_K} + txt.rank), 0) AS score,
-               1 - (c.embedding <=> %(q)s::vector) AS similarity,
+               1 - (c.embedding::vector({DIM}) <=> %(q)s::vector({DIM})) AS similarity,
                vec.rank,
                txt.rank
         FROM vec

@@ -15,7 +15,7 @@ from apps.knowledge.exceptions import (
 )
 from apps.knowledge.extraction import Block, blocks_extract
 from apps.knowledge.formats import Kind, kind_detect
-from apps.knowledge.tests import samples
+from tests.knowledge import samples
 
 MARKDOWN = b"""# Billing
 
