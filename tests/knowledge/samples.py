@@ -40,7 +40,7 @@ def pdf_bytes(pages: list[list[str]]) -> bytes:
     return out.getvalue()
 
 
-def pdf_encrypted(pages: list[list[str]], password: str = "secret") -> bytes:
+def pdf_encrypted(pages: list[list[str]], password: str = "secret") -> bytes:  # noqa: S107 - a test fixture
     from pypdf import PdfReader, PdfWriter
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(pages))))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from django.test import override_settings
 
@@ -138,7 +140,7 @@ def test_chunks_are_token_bounded_with_overlap() -> None:
     passages = passages_build([Block("paragraph", " ".join(sentences))], max_tokens=40, overlap_tokens=10)
     assert len(passages) > 3
     assert all(p.token_count <= 40 + 10 for p in passages)
-    for previous, following in zip(passages, passages[1:], strict=False):
+    for previous, following in itertools.pairwise(passages):
         last_sentence = previous.text.split(". ")[-1]
         assert following.text.startswith(last_sentence.rstrip("."))  # the overlap carries the tail
     assert token_count("Hello, world!") == 4
