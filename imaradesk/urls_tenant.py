@@ -10,6 +10,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", tenant_admin_site.urls),
     path("api/v1/", include("apps.accounts.urls")),
+    path("api/v1/knowledge/", include("apps.knowledge.urls")),
     path("", include("apps.conversations.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -277,6 +277,7 @@ def article_index(*, article_id: int) -> Article | None:
     )
     if stats is not None:
         Article.objects.filter(pk=article.pk).update(index_status=IndexStatus.READY, language=language, index_error="")
+        article.index_status, article.language = IndexStatus.READY, language
     return article
 
 

@@ -83,6 +83,7 @@ def document_create(
     tags: Iterable[str] = (),
     published: bool = True,
     by: User | None = None,
+    queue_index: bool = True,
 ) -> Document:
     """Store an upload and queue its indexing; a file that cannot be indexed is stored as failed."""
     data = _upload_read(upload)
@@ -95,7 +96,7 @@ def document_create(
     )
     _content_store(document, data, filename)
     document.save()
-    if document.status == IndexStatus.UPLOADED:
+    if queue_index and document.status == IndexStatus.UPLOADED:
         enqueue_on_commit(document_index_task, document.pk)
     document_progress_publish(document)
     return document
