@@ -58,7 +58,7 @@ def test_editor_uploads_through_the_api_and_agent_may_only_search(tenant_a: Tena
     agent = _member(tenant_a, "agent@alpha.test", AGENT)
     denied = agent.post("/api/v1/knowledge/documents/", {"file": SimpleUploadedFile("a.txt", b"hello")})
     assert denied.status_code == 403 and denied.json()["code"] == "permission_denied"
-    hits = agent.get("/api/v1/knowledge/search/", {"q": "delivery to Eldoret", "k": 3}).json()
+    hits = agent.get("/api/v1/knowledge/search/", {"q": "delivery to Eldoret", "k": "3"}).json()
     assert hits[0]["source_type"] == "document" and "Eldoret" in hits[0]["text"]
     answer = agent.post("/api/v1/knowledge/answer/", {"question": "Do you deliver to Eldoret?"}, "application/json")
     assert answer.json()["handoff"] is False and answer.json()["citations"][0]["title"] == "Delivery FAQ"
