@@ -74,7 +74,7 @@ class DocumentListCreateApi(APIView):
     permission_classes = [_permission("document")]
     parser_classes = [MultiPartParser, FormParser]
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class DocumentUploadInputSerializer(serializers.Serializer[dict[str, Any]]):
         file = serializers.FileField()
         title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
         category = serializers.IntegerField(required=False, allow_null=True, default=None)
@@ -86,9 +86,9 @@ class DocumentListCreateApi(APIView):
         documents = document_list()[:MAX_LIST]
         return Response(DocumentOutputSerializer(documents, many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: DocumentOutputSerializer})
+    @extend_schema(request=DocumentUploadInputSerializer, responses={201: DocumentOutputSerializer})
     def post(self, request: Request) -> Response:
-        payload = self.InputSerializer(data=request.data)
+        payload = self.DocumentUploadInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         upload = data["file"]
@@ -108,7 +108,7 @@ class DocumentDetailApi(APIView):
     permission_classes = [_permission("document")]
     parser_classes = [JSONParser]
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class DocumentUpdateInputSerializer(serializers.Serializer[dict[str, Any]]):
         title = serializers.CharField(required=False, max_length=200)
         category = serializers.IntegerField(required=False, allow_null=True)
         tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
@@ -118,10 +118,10 @@ class DocumentDetailApi(APIView):
     def get(self, request: Request, document_id: int) -> Response:
         return Response(DocumentOutputSerializer(_document(document_id)).data)
 
-    @extend_schema(request=InputSerializer, responses=DocumentOutputSerializer)
+    @extend_schema(request=DocumentUpdateInputSerializer, responses=DocumentOutputSerializer)
     def patch(self, request: Request, document_id: int) -> Response:
         document = _document(document_id)
-        payload = self.InputSerializer(data=request.data)
+        payload = self.DocumentUpdateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         document = document_update(
@@ -133,6 +133,7 @@ class DocumentDetailApi(APIView):
         )
         return Response(DocumentOutputSerializer(document).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, document_id: int) -> Response:
         document_delete(document=_document(document_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -150,13 +151,13 @@ class CitationSerializer(serializers.Serializer[Any]):
 class KnowledgeSearchApi(APIView):
     permission_classes = [CanSearch]
 
-    class QuerySerializer(serializers.Serializer[dict[str, Any]]):
+    class SearchQuerySerializer(serializers.Serializer[dict[str, Any]]):
         q = serializers.CharField(max_length=1000)
         k = serializers.IntegerField(min_value=1, max_value=50, default=5)
         category = serializers.IntegerField(required=False, allow_null=True, default=None)
         tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
 
-    class OutputSerializer(serializers.Serializer[Any]):
+    class SearchHitOutputSerializer(serializers.Serializer[Any]):
         chunk_id = serializers.IntegerField()
         text = serializers.CharField()
         score = serializers.FloatField()
@@ -167,9 +168,10 @@ class KnowledgeSearchApi(APIView):
         page = serializers.IntegerField(allow_null=True)
         heading_path = serializers.CharField()
 
-    @extend_schema(parameters=[QuerySerializer], responses=OutputSerializer(many=True))
+    @extend_schema(parameters=[SearchQuerySerializer], responses=SearchHitOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        query = self.QuerySerializer(data={**request.query_params.dict(), "tags": request.query_params.getlist("tags")})
+        params = {**request.query_params.dict(), "tags": request.query_params.getlist("tags")}
+        query = self.SearchQuerySerializer(data=params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
         hits = chunk_search(query=data["q"], k=data["k"], category_id=data["category"], tags=data["tags"])
@@ -190,24 +192,24 @@ class KnowledgeSearchApi(APIView):
                     "heading_path": chunk.heading_path,
                 }
             )
-        return Response(self.OutputSerializer(rows, many=True).data)
+        return Response(self.SearchHitOutputSerializer(rows, many=True).data)
 
 
 class KnowledgeAnswerApi(APIView):
     permission_classes = [CanSearch]
 
-    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+    class AnswerInputSerializer(serializers.Serializer[dict[str, Any]]):
         question = serializers.CharField(max_length=1000)
 
-    class OutputSerializer(serializers.Serializer[Any]):
+    class AnswerOutputSerializer(serializers.Serializer[Any]):
         text = serializers.CharField()
         confidence = serializers.FloatField()
         handoff = serializers.BooleanField()
         citations = CitationSerializer(many=True)
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    @extend_schema(request=AnswerInputSerializer, responses=AnswerOutputSerializer)
     def post(self, request: Request) -> Response:
-        payload = self.InputSerializer(data=request.data)
+        payload = self.AnswerInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         answer = knowledge_answer(question=payload.validated_data["question"])
-        return Response(self.OutputSerializer(answer).data)
+        return Response(self.AnswerOutputSerializer(answer).data)
