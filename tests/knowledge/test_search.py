@@ -183,3 +183,20 @@ def test_query_embeddings_are_cached(tenant_a: TenantSetup, monkeypatch: pytest.
         second = chunk_search(query=question, k=2)
         assert [h.chunk.pk for h in first] == [h.chunk.pk for h in second]
         assert calls == [question]
+
+
+def test_text_search_configuration_follows_the_content_language(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        english = upload(b"Deliveries are made every weekday by our own drivers across the whole city.", "en.txt")
+        swahili = upload(
+            b"Tunasafirisha bidhaa kila siku ya kazi kwa madereva wetu katika jiji lote la Nairobi.", "sw.txt"
+        )
+        french = upload(b"Les livraisons sont faites chaque jour ouvrable par nos propres chauffeurs.", "fr.txt")
+        configs = {doc.pk: Chunk.objects.get(document=doc).search_config for doc in (english, swahili, french)}
+        assert configs == {english.pk: "english", swahili.pk: "simple", french.pk: "french"}
+        # Stemming: "livraison" (singular) finds "livraisons" through the French configuration.
+        hits = chunk_search(query="livraison chauffeurs", k=3, language="fr")
+        assert hits[0].chunk.document_id == french.pk and hits[0].text_rank == 1
+        # Swahili has no stemmer: the exact word matches through 'simple'.
+        hits = chunk_search(query="madereva", k=3)
+        assert hits[0].chunk.document_id == swahili.pk and hits[0].text_rank == 1
