@@ -243,7 +243,37 @@ def _csv(data: bytes) -> list[Block]:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    rows = [[_clean(cell) for cell in row] for row in csv.reader(io.StringIO(text), dialect)]
+    return _table_blocks([[_clean(cell) for cell in row] for row in csv.reader(io.StringIO(text), dialect)])
+
+
+MAX_SHEET_ROWS = 20_000
+
+
+def _xlsx(data: bytes) -> list[Block]:
+    from openpyxl import load_workbook
+
+    zip_check(data)
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (KeyError, ValueError, OSError) as exc:
+        raise DocumentCorrupt(_("The spreadsheet is damaged and could not be read.")) from exc
+    blocks: list[Block] = []
+    try:
+        for sheet in workbook.worksheets:
+            rows: list[list[str]] = []
+            for row in sheet.iter_rows(values_only=True, max_row=MAX_SHEET_ROWS):
+                rows.append([_clean(str(cell)) if cell is not None else "" for cell in row])
+            sheet_blocks = _table_blocks(rows)
+            if sheet_blocks and len(workbook.worksheets) > 1:
+                blocks.append(Block("heading", sheet.title, level=1))
+            blocks.extend(sheet_blocks)
+    finally:
+        workbook.close()
+    return blocks
+
+
+def _table_blocks(rows: list[list[str]]) -> list[Block]:
+    """Rows with a header: question/answer pairs when it has those columns, else 'column: value' rows."""
     rows = [row for row in rows if any(row)]
     if not rows:
         return []
@@ -276,6 +306,7 @@ _READERS: dict[str, Callable[[bytes], list[Block]]] = {
     Kind.HTML: _html,
     Kind.CSV: _csv,
     Kind.TXT: _txt,
+    Kind.XLSX: _xlsx,
 }
 
 
@@ -284,7 +315,8 @@ def blocks_extract(data: bytes, kind: str) -> list[Block]:
     reader = _READERS.get(kind)
     if reader is None:
         raise DocumentUnsupported(
-            _("This file type is not supported. Upload PDF, DOCX, TXT, CSV, Markdown or HTML."), extra={"kind": kind}
+            _("This file type is not supported. Upload PDF, DOCX, XLSX, TXT, CSV, Markdown or HTML."),
+            extra={"kind": kind},
         )
     blocks = reader(data)
     if not any(block.text.strip() for block in blocks):

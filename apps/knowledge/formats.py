@@ -91,6 +91,8 @@ def kind_detect(data: bytes, filename: str = "") -> str:
         names = set(zip_check(data).namelist())
         if "word/document.xml" in names:
             return Kind.DOCX
+        if "xl/workbook.xml" in names:
+            return Kind.XLSX
         return Kind.UNKNOWN
     if head.startswith(_BINARY_MAGIC):
         return Kind.UNKNOWN

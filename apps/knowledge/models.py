@@ -51,6 +51,7 @@ class Document(models.Model):
         CSV = "csv", "CSV"
         MARKDOWN = "md", "Markdown"
         HTML = "html", "HTML"
+        XLSX = "xlsx", "XLSX"
         UNKNOWN = "unknown", _("Unsupported")
 
     title = models.CharField(_("title"), max_length=200)

@@ -62,7 +62,7 @@ def _content_store(document: Document, data: bytes, filename: str) -> None:
         document.kind = kind_detect(data, filename)
         if document.kind == Kind.UNKNOWN:
             raise DocumentUnsupported(
-                _("This file type is not supported. Upload PDF, DOCX, TXT, CSV, Markdown or HTML.")
+                _("This file type is not supported. Upload PDF, DOCX, XLSX, TXT, CSV, Markdown or HTML.")
             )
         document.status = IndexStatus.UPLOADED
     except DocumentError as exc:

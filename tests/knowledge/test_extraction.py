@@ -94,6 +94,19 @@ def test_csv_question_answer_pairs_and_plain_rows() -> None:
     assert rows == [Block("row", "city: Nairobi; fee: 200"), Block("row", "city: Kisumu; fee: 350")]
 
 
+def test_xlsx_sheets_rows_and_question_answer_pairs() -> None:
+    data = samples.xlsx_bytes(
+        {"FAQ": [["Question", "Answer"], ["Open on Sunday?", "No."]], "Fees": [["city", "fee"], ["Nairobi", 200]]}
+    )
+    assert kind_detect(data, "book.csv") == Kind.XLSX
+    assert blocks_extract(data, Kind.XLSX) == [
+        Block("heading", "FAQ", level=1),
+        Block("qa", "Q: Open on Sunday?\nA: No."),
+        Block("heading", "Fees", level=1),
+        Block("row", "city: Nairobi; fee: 200"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("data", "kind", "error"),
     [

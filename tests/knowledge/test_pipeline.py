@@ -41,6 +41,7 @@ Phones carry a one year warranty.
         (b"question,answer\nHow do I pay?,Use paybill 123456.\n", "faq.csv", "csv", "paybill"),
         (b"# Fees\n\n- Delivery costs 200 KES.\n", "fees.md", "md", "200 KES"),
         (b"<html><body><h2>Contact</h2><p>Email help@example.com</p></body></html>", "c.html", "html", "help@"),
+        (samples.xlsx_bytes({"Prices": [["item", "price"], ["Jug", "900 KES"]]}), "p.xlsx", "xlsx", "900 KES"),
     ],
 )
 def test_every_format_is_indexed(tenant_a: TenantSetup, data: bytes, filename: str, kind: str, needle: str) -> None:

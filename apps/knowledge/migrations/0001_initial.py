@@ -67,7 +67,7 @@ class Migration(migrations.Migration):
                 ('title', models.CharField(max_length=200, verbose_name='title')),
                 ('file', models.FileField(max_length=200, upload_to=apps.knowledge.models.document_upload_to, verbose_name='file')),
                 ('original_name', models.CharField(blank=True, max_length=255, verbose_name='original file name')),
-                ('kind', models.CharField(choices=[('pdf', 'PDF'), ('docx', 'DOCX'), ('txt', 'Plain text'), ('csv', 'CSV'), ('md', 'Markdown'), ('html', 'HTML'), ('unknown', 'Unsupported')], default='unknown', max_length=10, verbose_name='type')),
+                ('kind', models.CharField(choices=[('pdf', 'PDF'), ('docx', 'DOCX'), ('txt', 'Plain text'), ('csv', 'CSV'), ('md', 'Markdown'), ('html', 'HTML'), ('xlsx', 'XLSX'), ('unknown', 'Unsupported')], default='unknown', max_length=10, verbose_name='type')),
                 ('size', models.PositiveBigIntegerField(default=0, verbose_name='size in bytes')),
                 ('sha256', models.CharField(blank=True, max_length=64)),
                 ('tags', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=50), blank=True, default=list, size=None, verbose_name='tags')),

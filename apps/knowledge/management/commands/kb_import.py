@@ -19,7 +19,7 @@ from apps.tenants.models import Organization
 
 class Command(BaseCommand):
     help = (
-        "Import documents into a tenant's knowledge base: a file, a folder or a zip (PDF, DOCX, TXT, CSV, "
+        "Import documents into a tenant's knowledge base: a file, a folder or a zip (PDF, DOCX, XLSX, TXT, CSV, "
         "Markdown, HTML). A CSV with question/answer columns becomes one passage per pair. "
         "A file's first folder becomes its category."
     )
