@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import PurePath
 from typing import IO
 
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
@@ -214,6 +216,25 @@ def article_view_record(*, article: Article) -> None:
 def article_feedback_record(*, article: Article, helpful: bool) -> None:
     field = "helpful_count" if helpful else "not_helpful_count"
     Article.objects.filter(pk=article.pk).update(**{field: F(field) + 1})
+
+
+ACTIVE_STATES = (IndexStatus.UPLOADED, IndexStatus.EXTRACTING, IndexStatus.CHUNKING, IndexStatus.EMBEDDING)
+
+
+def knowledge_index_sweep(*, stuck_after_seconds: int, now: datetime | None = None) -> int:
+    """Queue again the sources whose indexing stopped moving (a lost task or a killed worker)."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=stuck_after_seconds)
+    swept = 0
+    for document in Document.objects.filter(status__in=ACTIVE_STATES, updated__lt=cutoff):
+        document_reindex(document=document)
+        swept += 1
+    for article_id in Article.objects.filter(index_status__in=ACTIVE_STATES, updated__lt=cutoff).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            enqueue_on_commit(article_index_task, article_id)
+        swept += 1
+    return swept
 
 
 def category_get_or_create(*, name: str) -> Category:

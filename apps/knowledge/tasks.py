@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from apps.knowledge.indexing import article_index, document_index
 
@@ -15,3 +16,10 @@ def document_index_task(document_id: int) -> str:
 def article_index_task(article_id: int) -> str:
     article = article_index(article_id=article_id)
     return article.index_status if article is not None else "deleted"
+
+
+@shared_task
+def knowledge_index_sweep_task() -> int:
+    from apps.knowledge.services import knowledge_index_sweep  # services import this module
+
+    return knowledge_index_sweep(stuck_after_seconds=settings.KNOWLEDGE_INDEX_STUCK_SECONDS)

@@ -181,6 +181,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "args": ["apps.whatsapp.tasks.outbox_sweep_task"],
     },
+    "knowledge-index-sweep": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 300.0,
+        "args": ["apps.knowledge.tasks.knowledge_index_sweep_task"],
+    },
 }
 
 # --- Auth ---------------------------------------------------------------------------------
@@ -314,3 +319,5 @@ KNOWLEDGE_SEARCH_K = env_int("KNOWLEDGE_SEARCH_K", 5)
 # Below this confidence the answerer says it does not know and hands off (0..1).
 KNOWLEDGE_ANSWER_MIN_CONFIDENCE = float(env_str("KNOWLEDGE_ANSWER_MIN_CONFIDENCE", "0.5"))
 KNOWLEDGE_QUERY_CACHE_SECONDS = env_int("KNOWLEDGE_QUERY_CACHE_SECONDS", 24 * 3600)
+# Indexing that has not moved for this long is queued again by a periodic sweep.
+KNOWLEDGE_INDEX_STUCK_SECONDS = env_int("KNOWLEDGE_INDEX_STUCK_SECONDS", 900)

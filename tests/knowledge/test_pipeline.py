@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from apps.core.tenancy import tenant_context
 from apps.knowledge import embedding, indexing
 from apps.knowledge.exceptions import DocumentTooLarge
 from apps.knowledge.models import Chunk, Document
-from apps.knowledge.services import document_delete, document_replace, document_update
+from apps.knowledge.services import document_delete, document_replace, document_update, knowledge_index_sweep
 from tests.conftest import TenantSetup
 from tests.knowledge import samples
 from tests.knowledge.conftest import upload
@@ -142,3 +144,16 @@ def test_unpublishing_and_tags_follow_to_chunks_without_reembedding(tenant_a: Te
         document_update(document=document, title="Gifts", category=None, tags=["Cards", "cards "], published=False)
         chunk = Chunk.objects.get(document=document)
         assert (chunk.is_live, chunk.tags) == (False, ["cards"])
+
+
+def test_stuck_indexing_is_queued_again(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        stuck = upload(b"Stuck text.", "stuck.txt")
+        fresh = upload(b"Fresh text.", "fresh.txt")
+        long_ago = timezone.now() - timedelta(hours=1)
+        Document.objects.filter(pk=stuck.pk).update(status="embedding", progress=60, updated=long_ago)
+        Document.objects.filter(pk=fresh.pk).update(status="embedding", progress=60)
+        assert knowledge_index_sweep(stuck_after_seconds=900) == 1
+        stuck.refresh_from_db()
+        fresh.refresh_from_db()
+        assert (stuck.status, stuck.progress, fresh.status) == ("uploaded", 0, "embedding")
