@@ -70,6 +70,7 @@ TENANT_APPS = [
     "apps.contacts",
     "apps.conversations",
     "apps.ai",
+    "apps.knowledge",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -199,6 +200,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "apps.tenants.tasks.tenants_fan_out_task",
         "schedule": 24 * 3600.0,
         "args": ["apps.ai.tasks.ai_cache_prune_task"],
+    },
+    "knowledge-index-sweep": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 300.0,
+        "args": ["apps.knowledge.tasks.knowledge_index_sweep_task"],
     },
 }
 
@@ -341,3 +347,19 @@ AI_CACHE_REDIS_TTL_SECONDS = env_int("AI_CACHE_REDIS_TTL_SECONDS", 7 * 24 * 3600
 AI_CACHE_DB_DAYS = env_int("AI_CACHE_DB_DAYS", 90)
 # Tenants may point a provider at their own endpoint; plain http only where explicitly allowed.
 AI_ALLOW_HTTP_BASE_URLS = env_bool("AI_ALLOW_HTTP_BASE_URLS", DEBUG)
+
+# --- Knowledge base -----------------------------------------------------------------------
+KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("KNOWLEDGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+# A DOCX/XLSX is a zip: refuse archives that would inflate past these (zip bombs).
+KNOWLEDGE_ZIP_MAX_UNCOMPRESSED_BYTES = env_int("KNOWLEDGE_ZIP_MAX_UNCOMPRESSED_BYTES", 200 * 1024 * 1024)
+KNOWLEDGE_ZIP_MAX_RATIO = env_int("KNOWLEDGE_ZIP_MAX_RATIO", 100)
+KNOWLEDGE_ZIP_MAX_MEMBERS = env_int("KNOWLEDGE_ZIP_MAX_MEMBERS", 2000)
+KNOWLEDGE_CHUNK_MAX_TOKENS = env_int("KNOWLEDGE_CHUNK_MAX_TOKENS", 180)
+KNOWLEDGE_CHUNK_OVERLAP_TOKENS = env_int("KNOWLEDGE_CHUNK_OVERLAP_TOKENS", 30)
+KNOWLEDGE_EMBED_BATCH = env_int("KNOWLEDGE_EMBED_BATCH", 32)
+KNOWLEDGE_SEARCH_K = env_int("KNOWLEDGE_SEARCH_K", 5)
+# Below this confidence the answerer says it does not know and hands off (0..1).
+KNOWLEDGE_ANSWER_MIN_CONFIDENCE = float(env_str("KNOWLEDGE_ANSWER_MIN_CONFIDENCE", "0.5"))
+KNOWLEDGE_QUERY_CACHE_SECONDS = env_int("KNOWLEDGE_QUERY_CACHE_SECONDS", 24 * 3600)
+# Indexing that has not moved for this long is queued again by a periodic sweep.
+KNOWLEDGE_INDEX_STUCK_SECONDS = env_int("KNOWLEDGE_INDEX_STUCK_SECONDS", 900)

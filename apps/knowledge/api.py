@@ -1,0 +1,215 @@
+"""The knowledge base API: documents (upload, list, edit, delete), search and answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import User
+from apps.core.exceptions import NotFoundError
+from apps.knowledge.answers import knowledge_answer
+from apps.knowledge.models import Category, Document
+from apps.knowledge.selectors import chunk_search, document_get, document_list
+from apps.knowledge.services import document_create, document_delete, document_update
+
+MAX_LIST = 200
+
+
+def _permission(model: str) -> type[BasePermission]:
+    actions = {"GET": "view", "HEAD": "view", "OPTIONS": "view", "POST": "add", "PATCH": "change", "PUT": "change"}
+
+    class ModelPermission(BasePermission):
+        def has_permission(self, request: Request, view: APIView) -> bool:
+            action = actions.get(request.method or "", "delete")
+            return bool(request.user and request.user.has_perm(f"knowledge.{action}_{model}"))
+
+    return ModelPermission
+
+
+class CanSearch(BasePermission):
+    """Searching and answering serve agents too: any signed-in member of the tenant."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return bool(request.user and request.user.is_authenticated)
+
+
+class DocumentOutputSerializer(serializers.ModelSerializer[Document]):
+    category = serializers.CharField(source="category.name", default=None)
+
+    class Meta:
+        model = Document
+        fields = [
+            "id", "title", "original_name", "kind", "size", "category", "tags", "published", "language",
+            "status", "progress", "error_code", "error_message", "chunks_embedded", "chunks_reused",
+            "indexed_at", "created", "updated",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+def _category(category_id: int | None) -> Category | None:
+    if category_id is None:
+        return None
+    category = Category.objects.filter(pk=category_id).first()
+    if category is None:
+        raise NotFoundError(_("There is no such category."), code="category_not_found")
+    return category
+
+
+def _document(document_id: int) -> Document:
+    document = document_get(document_id=document_id)
+    if document is None:
+        raise NotFoundError(_("There is no such document."), code="document_not_found")
+    return document
+
+
+class DocumentListCreateApi(APIView):
+    permission_classes = [_permission("document")]
+    parser_classes = [MultiPartParser, FormParser]
+
+    class DocumentUploadInputSerializer(serializers.Serializer[dict[str, Any]]):
+        file = serializers.FileField()
+        title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+        category = serializers.IntegerField(required=False, allow_null=True, default=None)
+        tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
+        published = serializers.BooleanField(required=False, default=True)
+
+    @extend_schema(responses=DocumentOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        documents = document_list()[:MAX_LIST]
+        return Response(DocumentOutputSerializer(documents, many=True).data)
+
+    @extend_schema(request=DocumentUploadInputSerializer, responses={201: DocumentOutputSerializer})
+    def post(self, request: Request) -> Response:
+        payload = self.DocumentUploadInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        upload = data["file"]
+        document = document_create(
+            upload=upload,
+            filename=upload.name or "upload",
+            title=data["title"],
+            category=_category(data["category"]),
+            tags=data["tags"],
+            published=data["published"],
+            by=request.user if isinstance(request.user, User) else None,
+        )
+        return Response(DocumentOutputSerializer(document).data, status=status.HTTP_201_CREATED)
+
+
+class DocumentDetailApi(APIView):
+    permission_classes = [_permission("document")]
+    parser_classes = [JSONParser]
+
+    class DocumentUpdateInputSerializer(serializers.Serializer[dict[str, Any]]):
+        title = serializers.CharField(required=False, max_length=200)
+        category = serializers.IntegerField(required=False, allow_null=True)
+        tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+        published = serializers.BooleanField(required=False)
+
+    @extend_schema(responses=DocumentOutputSerializer)
+    def get(self, request: Request, document_id: int) -> Response:
+        return Response(DocumentOutputSerializer(_document(document_id)).data)
+
+    @extend_schema(request=DocumentUpdateInputSerializer, responses=DocumentOutputSerializer)
+    def patch(self, request: Request, document_id: int) -> Response:
+        document = _document(document_id)
+        payload = self.DocumentUpdateInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        document = document_update(
+            document=document,
+            title=data.get("title", document.title),
+            category=_category(data["category"]) if "category" in data else document.category,
+            tags=data.get("tags", document.tags),
+            published=data.get("published", document.published),
+        )
+        return Response(DocumentOutputSerializer(document).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, document_id: int) -> Response:
+        document_delete(document=_document(document_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CitationSerializer(serializers.Serializer[Any]):
+    chunk_id = serializers.IntegerField()
+    source_type = serializers.CharField(source="source")
+    source_id = serializers.IntegerField()
+    title = serializers.CharField()
+    page = serializers.IntegerField(allow_null=True)
+    heading_path = serializers.CharField()
+
+
+class KnowledgeSearchApi(APIView):
+    permission_classes = [CanSearch]
+
+    class SearchQuerySerializer(serializers.Serializer[dict[str, Any]]):
+        q = serializers.CharField(max_length=1000)
+        k = serializers.IntegerField(min_value=1, max_value=50, default=5)
+        category = serializers.IntegerField(required=False, allow_null=True, default=None)
+        tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
+
+    class SearchHitOutputSerializer(serializers.Serializer[Any]):
+        chunk_id = serializers.IntegerField()
+        text = serializers.CharField()
+        score = serializers.FloatField()
+        similarity = serializers.FloatField()
+        source_type = serializers.CharField()
+        source_id = serializers.IntegerField()
+        title = serializers.CharField()
+        page = serializers.IntegerField(allow_null=True)
+        heading_path = serializers.CharField()
+
+    @extend_schema(parameters=[SearchQuerySerializer], responses=SearchHitOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        params = {**request.query_params.dict(), "tags": request.query_params.getlist("tags")}
+        query = self.SearchQuerySerializer(data=params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        hits = chunk_search(query=data["q"], k=data["k"], category_id=data["category"], tags=data["tags"])
+        rows = []
+        for hit in hits:
+            chunk = hit.chunk
+            source = chunk.document if chunk.document is not None else chunk.article
+            rows.append(
+                {
+                    "chunk_id": chunk.pk,
+                    "text": chunk.text,
+                    "score": hit.score,
+                    "similarity": hit.similarity,
+                    "source_type": "document" if chunk.document is not None else "article",
+                    "source_id": source.pk if source is not None else 0,
+                    "title": source.title if source is not None else "",
+                    "page": chunk.page,
+                    "heading_path": chunk.heading_path,
+                }
+            )
+        return Response(self.SearchHitOutputSerializer(rows, many=True).data)
+
+
+class KnowledgeAnswerApi(APIView):
+    permission_classes = [CanSearch]
+
+    class AnswerInputSerializer(serializers.Serializer[dict[str, Any]]):
+        question = serializers.CharField(max_length=1000)
+
+    class AnswerOutputSerializer(serializers.Serializer[Any]):
+        text = serializers.CharField()
+        confidence = serializers.FloatField()
+        handoff = serializers.BooleanField()
+        citations = CitationSerializer(many=True)
+
+    @extend_schema(request=AnswerInputSerializer, responses=AnswerOutputSerializer)
+    def post(self, request: Request) -> Response:
+        payload = self.AnswerInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        answer = knowledge_answer(question=payload.validated_data["question"])
+        return Response(self.AnswerOutputSerializer(answer).data)

@@ -1,0 +1,112 @@
+"""Blocks → passages: structure-aware, token-bounded, overlapping, each with its source reference."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from apps.knowledge.extraction import Block
+
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+")
+HEADING_SEPARATOR = " > "
+
+
+def token_count(text: str) -> int:
+    """Tokens as e5's tokenizer sees them, approximately: words and punctuation marks."""
+    return len(_TOKEN.findall(text))
+
+
+@dataclass(frozen=True)
+class Passage:
+    text: str
+    heading_path: str
+    page: int | None
+    token_count: int
+
+    @property
+    def embed_text(self) -> str:
+        """The text that is embedded and searched: the heading path gives a passage its context."""
+        return f"{self.heading_path}\n{self.text}" if self.heading_path else self.text
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.embed_text.encode()).hexdigest()
+
+
+@dataclass
+class _Unit:
+    text: str
+    tokens: int
+    new_block: bool
+
+
+def _units(block: Block, max_tokens: int) -> list[_Unit]:
+    """Sentences of a block (whole if it fits), long sentences cut into word windows."""
+    text = f"- {block.text}" if block.kind == "item" else block.text
+    tokens = token_count(text)
+    if tokens <= max_tokens:
+        return [_Unit(text, tokens, True)]
+    units: list[_Unit] = []
+    for sentence in _SENTENCE_END.split(text):
+        words = sentence.split()
+        window: list[str] = []
+        for word in words:
+            window.append(word)
+            if token_count(" ".join(window)) >= max_tokens:
+                units.append(_Unit(" ".join(window), token_count(" ".join(window)), not units))
+                window = []
+        if window:
+            units.append(_Unit(" ".join(window), token_count(" ".join(window)), not units))
+    return units
+
+
+def passages_build(blocks: list[Block], *, max_tokens: int, overlap_tokens: int) -> list[Passage]:
+    passages: list[Passage] = []
+    headings: list[tuple[int, str]] = []
+    current: list[_Unit] = []
+    fresh = 0  # units in `current` that are not overlap carried from the previous passage
+    page: int | None = None
+
+    def heading_path() -> str:
+        return HEADING_SEPARATOR.join(text for _level, text in headings)
+
+    def flush(*, carry: bool) -> None:
+        nonlocal current, fresh
+        if fresh:
+            text = ""
+            for unit in current:
+                text += ("\n" if unit.new_block else " ") + unit.text if text else unit.text
+            passages.append(Passage(text, heading_path(), page, sum(u.tokens for u in current)))
+        tail: list[_Unit] = []
+        if carry and fresh:
+            for unit in reversed(current):
+                if sum(u.tokens for u in tail) + unit.tokens > overlap_tokens:
+                    break
+                tail.insert(0, unit)
+        current, fresh = tail, 0
+
+    for block in blocks:
+        if block.kind == "heading":
+            flush(carry=False)
+            level = block.level or 1
+            while headings and headings[-1][0] >= level:
+                headings.pop()
+            headings.append((level, block.text[:120]))
+            continue
+        if block.page != page:
+            flush(carry=False)
+            page = block.page
+        if block.kind == "qa":
+            # One question/answer pair is one passage: it is retrieved and cited whole.
+            flush(carry=False)
+            passages.append(Passage(block.text, heading_path(), page, token_count(block.text)))
+            continue
+        for unit in _units(block, max_tokens):
+            if fresh and sum(u.tokens for u in current) + unit.tokens > max_tokens:
+                flush(carry=True)
+            current.append(unit)
+            fresh += 1
+    flush(carry=False)
+    return passages

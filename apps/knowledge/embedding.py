@@ -1,0 +1,37 @@
+"""The knowledge base's one door to embeddings, so it can move to the AI router in one place."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from django.conf import settings
+from django.core.cache import cache
+
+from apps.ai import embeddings
+
+DIM = embeddings.DIM
+Vector = npt.NDArray[np.float32]
+
+
+def passages_embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    """Embed passages (e5 `passage:`) as an (n, DIM) array of normalised rows."""
+    return embeddings.embed_passages(texts)
+
+
+def query_embed(text: str) -> Vector:
+    """Embed a question (e5 `query:`), through a cache shared by the workers of this tenant."""
+    key = "knowledge:q:" + hashlib.sha256(f"{embeddings.MODEL_NAME}\x00{text}".encode()).hexdigest()
+    cached = cache.get(key)
+    if isinstance(cached, bytes) and len(cached) == DIM * 4:
+        return np.frombuffer(cached, dtype=np.float32)
+    vector = embeddings.embed_query(text)
+    cache.set(key, vector.astype(np.float32).tobytes(), timeout=settings.KNOWLEDGE_QUERY_CACHE_SECONDS)
+    return vector
+
+
+def vector_literal(vector: Vector) -> str:
+    """pgvector's text form, for raw SQL parameters."""
+    return "[" + ",".join(f"{value:.7g}" for value in vector.tolist()) + "]"

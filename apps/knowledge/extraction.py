@@ -1,0 +1,324 @@
+"""Text out of a document, as a list of structural blocks (headings, paragraphs, list items, rows)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Literal
+
+from django.utils.translation import gettext as _
+
+from apps.knowledge.exceptions import DocumentCorrupt, DocumentEmpty, DocumentEncrypted, DocumentUnsupported
+from apps.knowledge.formats import Kind, text_decode, zip_check
+
+BlockKind = Literal["heading", "paragraph", "item", "row", "qa"]
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: BlockKind
+    text: str
+    level: int = 0  # heading level, 1 = top
+    page: int | None = None
+
+
+_SPACES = re.compile(r"[ \t\u00a0]+")
+_BLANK_LINES = re.compile(r"\n\s*\n")
+
+
+def _clean(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
+
+
+def _paragraphs(text: str, page: int | None = None) -> list[Block]:
+    blocks = []
+    for part in _BLANK_LINES.split(text.replace("\r\n", "\n")):
+        cleaned = _clean(part.replace("\n", " "))
+        if cleaned:
+            blocks.append(Block("paragraph", cleaned, page=page))
+    return blocks
+
+
+# --- PDF ----------------------------------------------------------------------------------
+
+
+def _pdf(data: bytes) -> list[Block]:
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise DocumentEncrypted(_("The PDF is protected by a password. Upload an unprotected copy."))
+        blocks: list[Block] = []
+        for number, page in enumerate(reader.pages, start=1):
+            blocks.extend(_paragraphs(page.extract_text() or "", page=number))
+    except FileNotDecryptedError as exc:
+        raise DocumentEncrypted(_("The PDF is protected by a password. Upload an unprotected copy.")) from exc
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DocumentCorrupt(_("The PDF is damaged and could not be read."), extra={"detail": str(exc)[:200]}) from exc
+    return blocks
+
+
+# --- DOCX ---------------------------------------------------------------------------------
+
+_HEADING_STYLE = re.compile(r"^(Heading|Titre|Título|Überschrift)\s*(\d)", re.IGNORECASE)
+
+
+def _docx(data: bytes) -> list[Block]:
+    import docx
+    from docx.table import Table
+
+    zip_check(data)
+    try:
+        document = docx.Document(io.BytesIO(data))
+        blocks: list[Block] = []
+        for item in document.iter_inner_content():
+            if isinstance(item, Table):
+                for row in item.rows:
+                    cells = [_clean(cell.text) for cell in row.cells]
+                    # Merged cells repeat their text in every grid cell they span.
+                    unique = [c for i, c in enumerate(cells) if c and (i == 0 or c != cells[i - 1])]
+                    if unique:
+                        blocks.append(Block("row", " | ".join(unique)))
+                continue
+            text = _clean(item.text)
+            if not text:
+                continue
+            style = item.style.name if item.style is not None and item.style.name else ""
+            heading = _HEADING_STYLE.match(style)
+            if style == "Title":
+                blocks.append(Block("heading", text, level=1))
+            elif heading:
+                blocks.append(Block("heading", text, level=int(heading.group(2))))
+            elif style.startswith("List") or (item._p.pPr is not None and item._p.pPr.numPr is not None):
+                blocks.append(Block("item", text))
+            else:
+                blocks.append(Block("paragraph", text))
+    except (KeyError, ValueError, AttributeError) as exc:
+        raise DocumentCorrupt(_("The Word document is damaged and could not be read.")) from exc
+    except Exception as exc:  # lxml's XMLSyntaxError and docx's own errors share no base class
+        if type(exc).__module__.startswith(("lxml", "docx")):
+            raise DocumentCorrupt(_("The Word document is damaged and could not be read.")) from exc
+        raise
+    return blocks
+
+
+# --- Markdown -----------------------------------------------------------------------------
+
+
+def _markdown(data: bytes) -> list[Block]:
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark").enable("table")
+    tokens = parser.parse(text_decode(data))
+    blocks: list[Block] = []
+    list_depth = 0
+    heading_level = 0
+    row: list[str] = []
+    in_cell = False
+    for token in tokens:
+        if token.type in {"bullet_list_open", "ordered_list_open"}:
+            list_depth += 1
+        elif token.type in {"bullet_list_close", "ordered_list_close"}:
+            list_depth -= 1
+        elif token.type == "heading_open":
+            heading_level = int(token.tag[1])
+        elif token.type == "heading_close":
+            heading_level = 0
+        elif token.type in {"th_open", "td_open"}:
+            in_cell = True
+        elif token.type in {"th_close", "td_close"}:
+            in_cell = False
+        elif token.type == "tr_open":
+            row = []
+        elif token.type == "tr_close" and any(row):
+            blocks.append(Block("row", " | ".join(cell for cell in row if cell)))
+        elif token.type in {"fence", "code_block"}:
+            if token.content.strip():
+                blocks.append(Block("paragraph", token.content.strip()))
+        elif token.type == "inline":
+            text = _clean(token.content.replace("\n", " "))
+            if in_cell:
+                row.append(text)
+            elif not text:
+                continue
+            elif heading_level:
+                blocks.append(Block("heading", text, level=heading_level))
+            elif list_depth:
+                blocks.append(Block("item", text))
+            else:
+                blocks.append(Block("paragraph", text))
+    return blocks
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+
+class _HtmlBlocks(HTMLParser):
+    SKIP = {"script", "style", "noscript", "template", "head", "svg", "nav", "footer"}
+    HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+    BLOCKS = {"p", "div", "section", "article", "blockquote", "pre", "dd", "dt", "main", "header", "body"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[Block] = []
+        self.text: list[str] = []
+        self.kind: tuple[str, int] = ("paragraph", 0)
+        self.skipping = 0
+        self.cells: list[str] | None = None
+
+    def _flush(self) -> None:
+        text = _clean(" ".join(self.text))
+        self.text = []
+        if not text:
+            return
+        if self.cells is not None:
+            self.cells.append(text)
+            return
+        kind, level = self.kind
+        block_kind: BlockKind = "heading" if kind == "heading" else "item" if kind == "item" else "paragraph"
+        self.blocks.append(Block(block_kind, text, level=level))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self.skipping += 1
+        elif tag in self.HEADINGS:
+            self._flush()
+            self.kind = ("heading", self.HEADINGS[tag])
+        elif tag == "li":
+            self._flush()
+            self.kind = ("item", 0)
+        elif tag == "tr":
+            self._flush()
+            self.cells = []
+        elif tag in {"td", "th"} or tag in self.BLOCKS or tag == "br":
+            self._flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self.HEADINGS or tag == "li":
+            self._flush()
+            self.kind = ("paragraph", 0)
+        elif tag in {"td", "th"}:
+            self._flush()
+        elif tag == "tr":
+            self._flush()
+            if self.cells:
+                self.blocks.append(Block("row", " | ".join(self.cells)))
+            self.cells = None
+        elif tag in self.BLOCKS:
+            self._flush()
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.text.append(data)
+
+    def close(self) -> None:
+        super().close()
+        self._flush()
+
+
+def _html(data: bytes) -> list[Block]:
+    parser = _HtmlBlocks()
+    parser.feed(text_decode(data))
+    parser.close()
+    return parser.blocks
+
+
+# --- CSV and text -------------------------------------------------------------------------
+
+QUESTION_COLUMNS = {"question", "questions", "q", "query", "swali", "maswali", "pergunta", "pregunta", "faq"}
+ANSWER_COLUMNS = {"answer", "answers", "a", "response", "reply", "jibu", "majibu", "resposta", "réponse", "reponse"}
+
+
+def _csv(data: bytes) -> list[Block]:
+    text = text_decode(data)
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    return _table_blocks([[_clean(cell) for cell in row] for row in csv.reader(io.StringIO(text), dialect)])
+
+
+MAX_SHEET_ROWS = 20_000
+
+
+def _xlsx(data: bytes) -> list[Block]:
+    from openpyxl import load_workbook
+
+    zip_check(data)
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (KeyError, ValueError, OSError) as exc:
+        raise DocumentCorrupt(_("The spreadsheet is damaged and could not be read.")) from exc
+    blocks: list[Block] = []
+    try:
+        for sheet in workbook.worksheets:
+            rows: list[list[str]] = []
+            for row in sheet.iter_rows(values_only=True, max_row=MAX_SHEET_ROWS):
+                rows.append([_clean(str(cell)) if cell is not None else "" for cell in row])
+            sheet_blocks = _table_blocks(rows)
+            if sheet_blocks and len(workbook.worksheets) > 1:
+                blocks.append(Block("heading", sheet.title, level=1))
+            blocks.extend(sheet_blocks)
+    finally:
+        workbook.close()
+    return blocks
+
+
+def _table_blocks(rows: list[list[str]]) -> list[Block]:
+    """Rows with a header: question/answer pairs when it has those columns, else 'column: value' rows."""
+    rows = [row for row in rows if any(row)]
+    if not rows:
+        return []
+    header = [cell.lower() for cell in rows[0]]
+    question = next((i for i, name in enumerate(header) if name in QUESTION_COLUMNS), None)
+    answer = next((i for i, name in enumerate(header) if name in ANSWER_COLUMNS), None)
+    blocks: list[Block] = []
+    if question is not None and answer is not None:
+        for row in rows[1:]:
+            q = row[question] if question < len(row) else ""
+            a = row[answer] if answer < len(row) else ""
+            if q and a:
+                blocks.append(Block("qa", f"Q: {q}\nA: {a}"))
+        return blocks
+    for row in rows[1:]:
+        pairs = [f"{rows[0][i]}: {cell}" for i, cell in enumerate(row) if cell and i < len(rows[0])]
+        if pairs:
+            blocks.append(Block("row", "; ".join(pairs)))
+    return blocks
+
+
+def _txt(data: bytes) -> list[Block]:
+    return _paragraphs(text_decode(data))
+
+
+_READERS: dict[str, Callable[[bytes], list[Block]]] = {
+    Kind.PDF: _pdf,
+    Kind.DOCX: _docx,
+    Kind.MARKDOWN: _markdown,
+    Kind.HTML: _html,
+    Kind.CSV: _csv,
+    Kind.TXT: _txt,
+    Kind.XLSX: _xlsx,
+}
+
+
+def blocks_extract(data: bytes, kind: str) -> list[Block]:
+    """The blocks of a document of this kind; raises a DocumentError when there are none to index."""
+    reader = _READERS.get(kind)
+    if reader is None:
+        raise DocumentUnsupported(
+            _("This file type is not supported. Upload PDF, DOCX, XLSX, TXT, CSV, Markdown or HTML."),
+            extra={"kind": kind},
+        )
+    blocks = reader(data)
+    if not any(block.text.strip() for block in blocks):
+        raise DocumentEmpty(_("No text was found in this document (a scanned PDF needs OCR first)."))
+    return blocks

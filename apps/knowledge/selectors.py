@@ -1,0 +1,136 @@
+"""Reads of the knowledge base: hybrid retrieval (HNSW vectors + full text, fused by RRF) and lists."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import QuerySet
+
+from apps.ai.language import detect_language
+from apps.knowledge.embedding import DIM, query_embed, vector_literal
+from apps.knowledge.indexing import SIMPLE, search_config_for
+from apps.knowledge.models import Article, ArticleVersion, Chunk, Document, KnowledgeGap
+
+# Reciprocal rank fusion constant (Cormack et al. 2009): damps the head of each list.
+RRF_K = 60
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_QUERY_TERMS = 32
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk: Chunk
+    score: float  # fused RRF score
+    similarity: float  # cosine similarity of the question and the passage, -1..1
+    vector_rank: int | None
+    text_rank: int | None
+
+
+def _or_terms(question: str) -> str:
+    # Words only (\w+), so nothing in them is tsquery syntax; OR-ed, so that a passage
+    # matching some of a natural-language question's words still ranks.
+    words = list(dict.fromkeys(word.lower() for word in _WORD.findall(question)))[:MAX_QUERY_TERMS]
+    return " | ".join(words)
+
+
+def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
+    filters = ""
+    if filter_category:
+        filters += " AND category_id = %(category)s"
+    if filter_tags:
+        filters += " AND tags && %(tags)s::varchar(50)[]"
+    return f"""
+        WITH vec AS (
+            SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
+            FROM (
+                SELECT id, embedding::vector({DIM}) <=> %(q)s::vector({DIM}) AS distance
+                FROM knowledge_chunk
+                WHERE is_live{filters}
+                ORDER BY embedding::vector({DIM}) <=> %(q)s::vector({DIM})
+                LIMIT %(k)s
+            ) nearest
+        ),
+        fts AS (
+            SELECT to_tsquery(%(config)s::regconfig, %(terms)s) || to_tsquery('simple', %(terms)s) AS query
+        ),
+        txt AS (
+            SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank
+            FROM (
+                SELECT id, ts_rank_cd(search_vector, fts.query) AS score
+                FROM knowledge_chunk, fts
+                WHERE is_live AND search_vector @@ fts.query{filters}
+                ORDER BY score DESC, id
+                LIMIT %(k)s
+            ) matched
+        )
+        SELECT c.id,
+               COALESCE(1.0 / ({RRF_K} + vec.rank), 0) + COALESCE(1.0 / ({RRF_K} + txt.rank), 0) AS score,
+               1 - (c.embedding::vector({DIM}) <=> %(q)s::vector({DIM})) AS similarity,
+               vec.rank,
+               txt.rank
+        FROM vec
+        FULL OUTER JOIN txt ON txt.id = vec.id
+        JOIN knowledge_chunk c ON c.id = COALESCE(vec.id, txt.id)
+        ORDER BY score DESC, similarity DESC
+        LIMIT %(k)s
+    """  # noqa: S608 - the interpolated parts are fixed SQL fragments; values are parameters
+
+
+def chunk_search(
+    *,
+    query: str,
+    k: int = 5,
+    category_id: int | None = None,
+    tags: Sequence[str] = (),
+    language: str = "",
+) -> list[SearchHit]:
+    """The k best live passages for a question: vector top-k and full-text top-k, fused (RRF)."""
+    if not query.strip() or k < 1:
+        return []
+    if not language:
+        detected = detect_language(query)
+        language = detected.code if detected.reliable else ""
+    params: dict[str, str | int | list[str] | None] = {
+        "q": vector_literal(query_embed(query)),
+        "k": k,
+        "config": search_config_for(language) if language else SIMPLE,
+        "terms": _or_terms(query),
+        "category": category_id,
+        "tags": [tag.lower() for tag in tags],
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        # pgvector ≥ 0.8: keep scanning the HNSW graph until k rows pass the filters (is_live,
+        # category, tags), instead of returning fewer. relaxed_order: the rank is re-sorted above.
+        cursor.execute(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true)",
+            [str(max(40, 2 * k))],
+        )
+        cursor.execute(_search_sql(filter_category=category_id is not None, filter_tags=bool(tags)), params)
+        rows = cursor.fetchall()
+    chunks = Chunk.objects.select_related("document", "article").in_bulk([row[0] for row in rows])
+    return [
+        SearchHit(
+            chunk=chunks[row[0]], score=float(row[1]), similarity=float(row[2]), vector_rank=row[3], text_rank=row[4]
+        )
+        for row in rows
+        if row[0] in chunks
+    ]
+
+
+def document_list() -> QuerySet[Document]:
+    return Document.objects.select_related("category", "uploaded_by").order_by("-created")
+
+
+def document_get(*, document_id: int) -> Document | None:
+    return document_list().filter(pk=document_id).first()
+
+
+def article_versions(*, article: Article) -> QuerySet[ArticleVersion]:
+    return ArticleVersion.objects.filter(article=article).select_related("author").order_by("-number")
+
+
+def knowledge_gap_list_open() -> QuerySet[KnowledgeGap]:
+    return KnowledgeGap.objects.filter(resolved=False).order_by("-count", "-last_asked")

@@ -1,0 +1,169 @@
+"""Format detection by content, extraction of every format, structure-aware chunking (no database)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.test import override_settings
+
+from apps.knowledge.chunking import passages_build, token_count
+from apps.knowledge.exceptions import (
+    DocumentCorrupt,
+    DocumentEmpty,
+    DocumentEncrypted,
+    DocumentUnsupported,
+    DocumentZipBomb,
+)
+from apps.knowledge.extraction import Block, blocks_extract
+from apps.knowledge.formats import Kind, kind_detect
+from tests.knowledge import samples
+
+MARKDOWN = b"""# Billing
+
+Invoices are sent on the first day of each month.
+
+## Refunds
+
+- Refunds take five working days.
+- Refunds go back to the original M-Pesa number.
+
+| Plan | Price |
+|------|-------|
+| Basic | 10 USD |
+"""
+
+HTML = b"""<!doctype html><html><head><title>t</title><style>p{}</style><script>var x=1;</script></head>
+<body><nav>Home | About</nav><h1>Delivery</h1><p>We deliver in Nairobi &amp; Mombasa.</p>
+<ul><li>Same day before noon</li><li>Next day otherwise</li></ul>
+<table><tr><th>Zone</th><th>Fee</th></tr><tr><td>CBD</td><td>200 KES</td></tr></table></body></html>"""
+
+
+def test_kinds_are_detected_from_content_not_extension() -> None:
+    assert kind_detect(samples.pdf_bytes([["Hello"]]), "notes.txt") == Kind.PDF
+    assert kind_detect(samples.docx_bytes([("p", "Hi")]), "report.txt") == Kind.DOCX
+    assert kind_detect(samples.PNG, "manual.pdf") == Kind.UNKNOWN
+    assert kind_detect(HTML, "page.txt") == Kind.HTML
+    assert kind_detect(MARKDOWN, "faq.txt") == Kind.MARKDOWN
+    assert kind_detect(b"question,answer\nWhat?,That.\nWhy?,Because.\n", "faq.csv") == Kind.CSV
+    assert kind_detect(b"Just a plain note.\n\nSecond paragraph.", "note.bin") == Kind.TXT
+    assert kind_detect(b"\x00\x01\x02binary\x00", "x.txt") == Kind.UNKNOWN
+
+
+def test_pdf_pages_are_extracted_with_page_numbers() -> None:
+    data = samples.pdf_bytes([["Opening hours are 8am to 5pm."], ["Closed on public holidays (Madaraka Day)."]])
+    blocks = blocks_extract(data, Kind.PDF)
+    assert [b.page for b in blocks] == [1, 2]
+    assert "8am to 5pm" in blocks[0].text and "Madaraka Day" in blocks[1].text
+
+
+def test_docx_headings_lists_and_tables() -> None:
+    data = samples.docx_bytes(
+        [("h1", "Returns"), ("p", "Keep the receipt."), ("li", "Unopened items only"), ("table", "Item|Days;Phone|14")]
+    )
+    blocks = blocks_extract(data, Kind.DOCX)
+    assert Block("heading", "Returns", level=1) in blocks
+    assert Block("paragraph", "Keep the receipt.") in blocks
+    assert Block("item", "Unopened items only") in blocks
+    assert Block("row", "Phone | 14") in blocks
+
+
+def test_markdown_structure() -> None:
+    blocks = blocks_extract(MARKDOWN, Kind.MARKDOWN)
+    assert blocks[0] == Block("heading", "Billing", level=1)
+    assert Block("heading", "Refunds", level=2) in blocks
+    assert Block("item", "Refunds take five working days.") in blocks
+    assert Block("row", "Basic | 10 USD") in blocks
+
+
+def test_html_skips_scripts_and_navigation() -> None:
+    blocks = blocks_extract(HTML, Kind.HTML)
+    texts = [b.text for b in blocks]
+    assert Block("heading", "Delivery", level=1) in blocks
+    assert "We deliver in Nairobi & Mombasa." in texts
+    assert Block("item", "Same day before noon") in blocks
+    assert "CBD | 200 KES" in texts
+    assert not any("var x" in t or "Home" in t for t in texts)
+
+
+def test_csv_question_answer_pairs_and_plain_rows() -> None:
+    qa = blocks_extract(b"Question;Answer\nHow do I pay?;Use M-Pesa paybill 123.\nOpen on Sunday?;No.\n", Kind.CSV)
+    assert [b.kind for b in qa] == ["qa", "qa"]
+    assert qa[0].text == "Q: How do I pay?\nA: Use M-Pesa paybill 123."
+    rows = blocks_extract(b"city,fee\nNairobi,200\nKisumu,350\n", Kind.CSV)
+    assert rows == [Block("row", "city: Nairobi; fee: 200"), Block("row", "city: Kisumu; fee: 350")]
+
+
+def test_xlsx_sheets_rows_and_question_answer_pairs() -> None:
+    data = samples.xlsx_bytes(
+        {"FAQ": [["Question", "Answer"], ["Open on Sunday?", "No."]], "Fees": [["city", "fee"], ["Nairobi", 200]]}
+    )
+    assert kind_detect(data, "book.csv") == Kind.XLSX
+    assert blocks_extract(data, Kind.XLSX) == [
+        Block("heading", "FAQ", level=1),
+        Block("qa", "Q: Open on Sunday?\nA: No."),
+        Block("heading", "Fees", level=1),
+        Block("row", "city: Nairobi; fee: 200"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "error"),
+    [
+        (samples.pdf_encrypted([["Secret plan"]]), Kind.PDF, DocumentEncrypted),
+        (b"%PDF-1.4\n1 0 obj garbage", Kind.PDF, DocumentCorrupt),
+        (samples.pdf_bytes([[]]), Kind.PDF, DocumentEmpty),
+        (b"   \n\n  ", Kind.TXT, DocumentEmpty),
+        (b"PK\x03\x04 not really a zip", Kind.DOCX, DocumentCorrupt),
+        (samples.PNG, Kind.UNKNOWN, DocumentUnsupported),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(data: bytes, kind: str, error: type[Exception]) -> None:
+    with pytest.raises(error) as raised:
+        blocks_extract(data, kind)
+    assert str(raised.value)
+
+
+@override_settings(KNOWLEDGE_ZIP_MAX_RATIO=50)
+def test_docx_zip_bomb_is_refused_before_inflating() -> None:
+    bomb = samples.docx_bomb(4 * 1024 * 1024)
+    assert len(bomb) < 64 * 1024
+    with pytest.raises(DocumentZipBomb):
+        kind_detect(bomb, "cv.docx")
+    with pytest.raises(DocumentZipBomb):
+        blocks_extract(bomb, Kind.DOCX)
+
+
+@override_settings(KNOWLEDGE_ZIP_MAX_UNCOMPRESSED_BYTES=1024 * 1024)
+def test_docx_total_uncompressed_cap() -> None:
+    with pytest.raises(DocumentZipBomb):
+        kind_detect(samples.docx_bomb(2 * 1024 * 1024), "cv.docx")
+
+
+def test_chunks_follow_headings_and_keep_their_path() -> None:
+    blocks = blocks_extract(MARKDOWN, Kind.MARKDOWN)
+    passages = passages_build(blocks, max_tokens=200, overlap_tokens=20)
+    assert [p.heading_path for p in passages] == ["Billing", "Billing > Refunds"]
+    assert passages[1].text.startswith("- Refunds take five working days.")
+    assert passages[1].embed_text.startswith("Billing > Refunds\n")
+
+
+def test_chunks_are_token_bounded_with_overlap() -> None:
+    sentences = [f"Sentence number {i} talks about topic {i}." for i in range(40)]
+    passages = passages_build([Block("paragraph", " ".join(sentences))], max_tokens=40, overlap_tokens=10)
+    assert len(passages) > 3
+    assert all(p.token_count <= 40 + 10 for p in passages)
+    for previous, following in itertools.pairwise(passages):
+        last_sentence = previous.text.split(". ")[-1]
+        assert following.text.startswith(last_sentence.rstrip("."))  # the overlap carries the tail
+    assert token_count("Hello, world!") == 4
+
+
+def test_qa_rows_are_one_passage_each_and_pages_split_passages() -> None:
+    qa = [Block("qa", "Q: a?\nA: b."), Block("qa", "Q: c?\nA: d.")]
+    assert [p.text for p in passages_build(qa, max_tokens=100, overlap_tokens=10)] == ["Q: a?\nA: b.", "Q: c?\nA: d."]
+    paged = [Block("paragraph", "one", page=1), Block("paragraph", "two", page=2)]
+    assert [(p.text, p.page) for p in passages_build(paged, max_tokens=100, overlap_tokens=10)] == [
+        ("one", 1),
+        ("two", 2),
+    ]

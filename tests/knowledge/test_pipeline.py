@@ -1,0 +1,159 @@
+"""Upload → extract → chunk → embed → ready/failed, on the real database."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from apps.core.tenancy import tenant_context
+from apps.knowledge import embedding, indexing
+from apps.knowledge.exceptions import DocumentTooLarge
+from apps.knowledge.models import Chunk, Document
+from apps.knowledge.services import document_delete, document_replace, document_update, knowledge_index_sweep
+from tests.conftest import TenantSetup
+from tests.knowledge import samples
+from tests.knowledge.conftest import upload
+
+pytestmark = pytest.mark.django_db
+
+MD_V1 = b"""# Shipping
+We ship to every county in Kenya.
+
+# Returns
+Returns are accepted within 14 days with the receipt.
+
+# Warranty
+Phones carry a one year warranty.
+"""
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "kind", "needle"),
+    [
+        (samples.pdf_bytes([["Opening hours are 8am to 5pm."], ["Closed on Sundays."]]), "hours.pdf", "pdf", "Sundays"),
+        (samples.docx_bytes([("h1", "Returns"), ("p", "Keep your receipt.")]), "returns.docx", "docx", "receipt"),
+        (b"Our office is on Moi Avenue.\n\nCall us on 0700 000 000.", "office.txt", "txt", "Moi Avenue"),
+        (b"question,answer\nHow do I pay?,Use paybill 123456.\n", "faq.csv", "csv", "paybill"),
+        (b"# Fees\n\n- Delivery costs 200 KES.\n", "fees.md", "md", "200 KES"),
+        (b"<html><body><h2>Contact</h2><p>Email help@example.com</p></body></html>", "c.html", "html", "help@"),
+        (samples.xlsx_bytes({"Prices": [["item", "price"], ["Jug", "900 KES"]]}), "p.xlsx", "xlsx", "900 KES"),
+    ],
+)
+def test_every_format_is_indexed(tenant_a: TenantSetup, data: bytes, filename: str, kind: str, needle: str) -> None:
+    with tenant_context(tenant_a.organization):
+        document = upload(data, filename)
+        assert (document.status, document.progress, document.kind, document.error_message) == ("ready", 100, kind, "")
+        chunks = list(Chunk.objects.filter(document=document))
+        assert chunks and any(needle in chunk.text for chunk in chunks)
+        assert all(chunk.is_live and chunk.search_vector for chunk in chunks)
+        assert document.file.name.startswith("knowledge/") and filename not in document.file.name
+        if kind == "pdf":
+            assert sorted({c.page or 0 for c in chunks}) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "code"),
+    [
+        (samples.pdf_encrypted([["Secret"]]), "locked.pdf", "document_encrypted"),
+        (b"%PDF-1.7\n" + b"\x00garbage" * 20, "broken.pdf", "document_corrupt"),
+        (b"\n\n   \n", "empty.txt", "document_empty"),
+        (samples.PNG, "photo.pdf", "document_unsupported"),
+        (samples.docx_bomb(4 * 1024 * 1024), "cv.docx", "document_zip_bomb"),
+    ],
+)
+def test_bad_documents_fail_with_a_message_and_no_chunks(
+    tenant_a: TenantSetup, settings: Any, data: bytes, filename: str, code: str
+) -> None:
+    settings.KNOWLEDGE_ZIP_MAX_RATIO = 50
+    with tenant_context(tenant_a.organization):
+        document = upload(data, filename)
+        document.refresh_from_db()
+        assert (document.status, document.error_code) == ("failed", code)
+        assert document.error_message
+        assert not Chunk.objects.filter(document=document).exists()
+
+
+def test_too_large_upload_is_refused_and_nothing_is_stored(tenant_a: TenantSetup, settings: Any) -> None:
+    settings.KNOWLEDGE_MAX_UPLOAD_BYTES = 100
+    with tenant_context(tenant_a.organization):
+        with pytest.raises(DocumentTooLarge):
+            upload(b"x" * 101, "big.txt")
+        assert not Document.objects.exists()
+
+
+def test_pipeline_walks_through_its_states(tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, int]] = []
+    monkeypatch.setattr(indexing, "document_progress_publish", lambda d: seen.append((d.status, d.progress)))
+    with tenant_context(tenant_a.organization):
+        upload(MD_V1, "policies.md")
+    states = [status for status, _progress in seen]
+    assert states[0] == "extracting" and "chunking" in states and "embedding" in states
+    assert seen[-1] == ("ready", 100)
+    progress = [p for _s, p in seen]
+    assert progress == sorted(progress)
+
+
+def test_reupload_embeds_only_changed_chunks(tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch) -> None:
+    embedded: list[str] = []
+    original = embedding.passages_embed
+
+    def counting(texts: list[str]) -> np.ndarray[Any, Any]:
+        embedded.extend(texts)
+        return original(texts)
+
+    monkeypatch.setattr("apps.knowledge.indexing.passages_embed", counting)
+    with tenant_context(tenant_a.organization):
+        document = upload(MD_V1, "policies.md")
+        assert (document.chunks_embedded, document.chunks_reused) == (3, 0)
+        first_ids = set(Chunk.objects.filter(document=document).values_list("id", flat=True))
+        embedded.clear()
+
+        changed = MD_V1.replace(b"14 days", b"30 days")
+        document_replace(document=document, upload=io.BytesIO(changed), filename="policies-v2.md")
+        document = indexing.document_index(document_id=document.pk)  # type: ignore[assignment]
+        assert document is not None
+        assert (document.chunks_embedded, document.chunks_reused) == (1, 2)
+        assert len(embedded) == 1 and "30 days" in embedded[0]
+        chunks = list(Chunk.objects.filter(document=document).order_by("ordinal"))
+        assert [c.heading_path for c in chunks] == ["Shipping", "Returns", "Warranty"]
+        assert len(first_ids & {c.pk for c in chunks}) == 2
+
+
+def test_delete_removes_chunks_and_file(tenant_a: TenantSetup, django_capture_on_commit_callbacks: Any) -> None:
+    with tenant_context(tenant_a.organization):
+        document = upload(b"Parking is free for customers.", "parking.txt")
+        name = document.file.name
+        assert default_storage.exists(name)
+        with django_capture_on_commit_callbacks(execute=True):
+            document_delete(document=document)
+        assert not Chunk.objects.exists()
+        assert not default_storage.exists(name)
+        assert not Path(default_storage.path(name)).exists()
+
+
+def test_unpublishing_and_tags_follow_to_chunks_without_reembedding(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        document = upload(b"Gift cards never expire.", "gifts.txt")
+        document_update(document=document, title="Gifts", category=None, tags=["Cards", "cards "], published=False)
+        chunk = Chunk.objects.get(document=document)
+        assert (chunk.is_live, chunk.tags) == (False, ["cards"])
+
+
+def test_stuck_indexing_is_queued_again(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        stuck = upload(b"Stuck text.", "stuck.txt")
+        fresh = upload(b"Fresh text.", "fresh.txt")
+        long_ago = timezone.now() - timedelta(hours=1)
+        Document.objects.filter(pk=stuck.pk).update(status="embedding", progress=60, updated=long_ago)
+        Document.objects.filter(pk=fresh.pk).update(status="embedding", progress=60)
+        assert knowledge_index_sweep(stuck_after_seconds=900) == 1
+        stuck.refresh_from_db()
+        fresh.refresh_from_db()
+        assert (stuck.status, stuck.progress, fresh.status) == ("uploaded", 0, "embedding")
