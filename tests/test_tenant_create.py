@@ -175,6 +175,12 @@ def test_demo_setup_is_idempotent(cleanup_orgs: list[str], capsys: pytest.Captur
         assert Organization.objects.filter(slug="demo").count() == 1
         with schema_context("demo"):
             assert User.objects.filter(groups__name="Agent").count() == 2
+            # The demo knowledge base, imported once and indexed, for the bot's answers.
+            from apps.knowledge.models import Chunk, Document
+
+            assert Document.objects.filter(status="ready").count() == 1
+            assert Chunk.objects.filter(is_live=True).count() >= 5
+        assert "already has content" in out
         client = Client(HTTP_HOST="demo.localhost")
         response = client.post("/admin/login/", {"username": "admin@demo.localhost", "password": "imaradesk-demo"})
         assert response.status_code == 302

@@ -21,3 +21,4 @@ class SignInView(LoginView):
     form_class = EmailSignInForm
     template_name = "accounts/sign_in.html"
     redirect_authenticated_user = True
+    next_page = "inbox"

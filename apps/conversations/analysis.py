@@ -21,6 +21,7 @@ from apps.ai.router import classify_intent, translate
 from apps.ai.sentiment import analyse_sentiment
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import conversation_routing
+from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
 from apps.core.tenancy import current_schema
 from apps.tenants.models import Organization
@@ -125,10 +126,14 @@ def message_analyse(*, message_id: int) -> Message | None:
             },
         )
     handoff_reason = _handoff_reason(message)
-    if handoff_reason:
-        from apps.conversations.lifecycle import conversation_handoff
+    with transaction.atomic():
+        if handoff_reason:
+            from apps.conversations.lifecycle import conversation_handoff
 
-        conversation_handoff(conversation=message.conversation, reason=handoff_reason)
+            conversation_handoff(conversation=message.conversation, reason=handoff_reason)
+        from apps.conversations.tasks import message_automation_task
+
+        enqueue_on_commit(message_automation_task, message.pk)  # the bot, tickets, flows: see hooks.py
     return message
 
 

@@ -45,3 +45,21 @@ def conversations_unsnooze_due_task() -> int:
     from apps.conversations.lifecycle import conversations_unsnooze_due
 
     return conversations_unsnooze_due()
+
+
+@shared_task(bind=True, max_retries=5, acks_late=True)
+def message_automation_task(self: Task, message_id: int) -> str:  # type: ignore[type-arg]
+    """Run what higher apps registered for an analysed message (the bot's answer, rules, flows)."""
+    from apps.conversations.hooks import after_analysis_handlers
+    from apps.conversations.models import Message
+
+    message = Message.objects.select_related("conversation", "conversation__contact").filter(pk=message_id).first()
+    if message is None:
+        return "missing"
+    try:
+        for handler in after_analysis_handlers():
+            handler(message)
+    except Exception as exc:  # handlers are idempotent: the retry runs them again
+        logger.exception("automation of message %s failed", message_id)
+        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 2)) from exc
+    return "done"

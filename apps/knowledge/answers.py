@@ -119,19 +119,28 @@ def knowledge_gap_record(*, question: str, confidence: float, conversation: Conv
     return KnowledgeGap.objects.get(key=key)
 
 
-def knowledge_answer(*, question: str, conversation: Conversation | None = None) -> KnowledgeAnswer:
-    """Answer a customer's question from published knowledge, or signal a handoff and log the gap."""
+def knowledge_answer(
+    *, question: str, conversation: Conversation | None = None, record_gap: bool = True
+) -> KnowledgeAnswer:
+    """Answer a customer's question from published knowledge, or signal a handoff and log the gap.
+
+    `record_gap=False` for an agent's copilot: only customers' unanswered questions are gaps.
+    """
     language = conversation.language if conversation is not None else ""
     hits = chunk_search(query=question, k=settings.KNOWLEDGE_SEARCH_K, language=language)
     best = max(hits, key=lambda hit: (confidence_of(hit), hit.score), default=None)
     confidence = confidence_of(best) if best is not None else 0.0
     if best is None or confidence < settings.KNOWLEDGE_ANSWER_MIN_CONFIDENCE:
-        gap = knowledge_gap_record(question=question, confidence=confidence, conversation=conversation)
+        gap = (
+            knowledge_gap_record(question=question, confidence=confidence, conversation=conversation)
+            if record_gap
+            else None
+        )
         return KnowledgeAnswer(
             text=_("I don't have an answer to that yet. Let me connect you with a member of our team."),
             confidence=confidence,
             handoff=True,
-            gap_id=gap.pk,
+            gap_id=gap.pk if gap is not None else None,
         )
     supporting = [hit for hit in hits if hit is not best and hit.similarity >= best.similarity - CITATION_MARGIN][:2]
     return KnowledgeAnswer(

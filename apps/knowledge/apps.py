@@ -9,6 +9,10 @@ class KnowledgeConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.accounts.roles import KNOWLEDGE_EDITOR, SUPPORT_MANAGER, grant_model_permissions
+        from apps.conversations.hooks import after_analysis_register
+        from apps.knowledge.autoreply import conversation_autoreply
+
+        after_analysis_register(conversation_autoreply)
 
         editable = ("document", "article", "category")
         grant_model_permissions(

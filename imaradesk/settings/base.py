@@ -217,7 +217,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "inbox"
+LOGIN_REDIRECT_URL = "/"  # tenant hosts redirect / to the inbox, the platform host to its admin
 LOGOUT_REDIRECT_URL = "login"
 
 # --- API ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.accounts.models import AgentProfile, Team, User
@@ -97,12 +98,17 @@ class Command(BaseCommand):
             },
         )
 
+        # The demo's knowledge base, for the bot's first answers. By name: the knowledge app
+        # sits above this one (layering), and the command is a no-op once content exists.
+        call_command("kb_demo", tenant=DEMO_SLUG, stdout=self.stdout)
+
         port = options["port"]
         self.stdout.write(self.style.SUCCESS("Demo ready."))
         self.stdout.write(f"  Demo tenant back office: http://{demo_domain}:{port}/admin/  ({demo_email} / {password})")
         self.stdout.write(
             f"  Platform back office:    http://{public_domain}:{port}/admin/  ({platform_email} / {password})"
         )
+        self.stdout.write(f"  Agents' inbox:           http://{demo_domain}:{port}/inbox/")
         self.stdout.write(f"  WhatsApp simulator:      http://{demo_domain}:{port}/simulator/  (sign in first)")
         self.stdout.write(f"  Health:                  http://{public_domain}:{port}/healthz")
         self.stdout.write(f"  Demo team (same password): {', '.join(team)}")
