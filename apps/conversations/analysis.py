@@ -19,6 +19,7 @@ from apps.ai.language import UNKNOWN as UNKNOWN_LANGUAGE
 from apps.ai.language import detect_language
 from apps.ai.router import classify_intent, translate
 from apps.ai.sentiment import analyse_sentiment
+from apps.conversations.context import conversation_summary_refresh
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import conversation_routing
 from apps.core.queue import enqueue_on_commit
@@ -125,6 +126,7 @@ def message_analyse(*, message_id: int) -> Message | None:
                 "sentiment": message.sentiment,
             },
         )
+    conversation_summary_refresh(conversation=message.conversation)
     handoff_reason = _handoff_reason(message)
     with transaction.atomic():
         if handoff_reason:

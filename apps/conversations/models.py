@@ -53,6 +53,9 @@ class Conversation(models.Model):
     waiting_since = models.DateTimeField(_("waiting since"), null=True, blank=True)
     assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    # Rolling summary of the messages before the context window (see context.py).
+    summary = models.TextField(_("summary"), blank=True)
+    summary_upto = models.PositiveBigIntegerField(default=0, help_text=_("Id of the last message summarised."))
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

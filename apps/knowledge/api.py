@@ -7,6 +7,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotAuthenticated, NotFound
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -14,9 +15,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import User
+from apps.conversations.selectors import conversation_get_for_user
 from apps.core.exceptions import NotFoundError
 from apps.knowledge.answers import knowledge_answer
-from apps.knowledge.models import Category, Document
+from apps.knowledge.copilot import copilot_outcome_record, copilot_suggest
+from apps.knowledge.models import Category, CopilotSuggestion, Document
 from apps.knowledge.selectors import chunk_search, document_get, document_list
 from apps.knowledge.services import document_create, document_delete, document_update
 
@@ -52,6 +55,12 @@ class DocumentOutputSerializer(serializers.ModelSerializer[Document]):
             "indexed_at", "created", "updated",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+def _member(request: Request) -> User:
+    if not isinstance(request.user, User):  # IsAuthenticated refused anonymous callers already
+        raise NotAuthenticated()
+    return request.user
 
 
 def _category(category_id: int | None) -> Category | None:
@@ -213,3 +222,50 @@ class KnowledgeAnswerApi(APIView):
         payload.is_valid(raise_exception=True)
         answer = knowledge_answer(question=payload.validated_data["question"])
         return Response(self.AnswerOutputSerializer(answer).data)
+
+
+class CopilotSuggestionSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+    origin = serializers.CharField(source="source")  # "knowledge" or "provider"
+    provider = serializers.CharField()
+    confidence = serializers.FloatField(allow_null=True)
+    citations = serializers.JSONField()
+    outcome = serializers.CharField()
+
+
+class CopilotSuggestApi(APIView):
+    """Suggested replies for the agent, from the knowledge base and (when configured) a provider."""
+
+    @extend_schema(request=None, responses=CopilotSuggestionSerializer(many=True))
+    def post(self, request: Request, conversation_id: int) -> Response:
+        user = _member(request)
+        conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+        suggestions = copilot_suggest(conversation=conversation, by=user)
+        return Response(CopilotSuggestionSerializer(suggestions, many=True).data, status=201)
+
+
+class CopilotOutcomeApi(APIView):
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        class Meta:
+            ref_name = "CopilotOutcomeInput"  # unique OpenAPI component name
+
+        outcome = serializers.ChoiceField(choices=["accepted", "edited", "ignored"])
+        reply = serializers.IntegerField(required=False)
+
+    @extend_schema(request=InputSerializer, responses=CopilotSuggestionSerializer)
+    def post(self, request: Request, suggestion_id: int) -> Response:
+        user = _member(request)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        suggestion = CopilotSuggestion.objects.filter(pk=suggestion_id).first()
+        if suggestion is None:
+            raise NotFound()
+        conversation = conversation_get_for_user(user=user, conversation_id=suggestion.conversation_id)
+        reply = None
+        if "reply" in payload.validated_data:
+            reply = conversation.messages.filter(pk=payload.validated_data["reply"]).first()
+        suggestion = copilot_outcome_record(
+            suggestion=suggestion, outcome=payload.validated_data["outcome"], by=user, reply=reply
+        )
+        return Response(CopilotSuggestionSerializer(suggestion).data)

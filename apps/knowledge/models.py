@@ -227,3 +227,47 @@ class KnowledgeGap(models.Model):
 
     def __str__(self) -> str:
         return self.question[:80]
+
+
+class CopilotSuggestion(models.Model):
+    """A reply suggested to an agent, and what the agent did with it (for analytics)."""
+
+    class Source(models.TextChoices):
+        KNOWLEDGE = "knowledge", _("Knowledge base")
+        PROVIDER = "provider", _("AI provider")
+
+    class Outcome(models.TextChoices):
+        SHOWN = "shown", _("Shown")
+        ACCEPTED = "accepted", _("Sent as suggested")
+        EDITED = "edited", _("Sent after editing")
+        IGNORED = "ignored", _("Ignored")
+
+    conversation = models.ForeignKey(
+        "conversations.Conversation", on_delete=models.CASCADE, related_name="copilot_suggestions"
+    )
+    for_message = models.ForeignKey(
+        "conversations.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    text = models.TextField()
+    source = models.CharField(max_length=10, choices=Source.choices)
+    provider = models.CharField(max_length=20, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    citations = models.JSONField(default=list, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.SHOWN)
+    reply = models.ForeignKey(
+        "conversations.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("copilot suggestion")
+        verbose_name_plural = _("copilot suggestions")
+        indexes = [models.Index(fields=["outcome", "created"], name="knowledge_copilot_outcome_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()}: {self.text[:50]}"

@@ -12,6 +12,8 @@
   let retry = 0;
   let refreshTimer = null;
   let windowTimer = null;
+  let shownSuggestions = [];
+  let chosenSuggestion = null;
 
   async function api(path, options) {
     const response = await fetch(cfg.api + path, Object.assign({
@@ -205,18 +207,52 @@
     }
   }
 
+  async function suggest() {
+    if (!openId) return;
+    const box = $("suggestions");
+    box.replaceChildren();
+    try {
+      const suggestions = await api("conversations/" + openId + "/suggestions/", {method: "POST", body: "{}"});
+      shownSuggestions = suggestions.map((s) => s.id);
+      if (!suggestions.length) box.appendChild(el("p", "muted", L.noSuggestion));
+      for (const s of suggestions) {
+        const button = el("button", "suggestion");
+        button.type = "button";
+        button.appendChild(el("span", "label", s.origin === "knowledge" ? L.fromKnowledge : L.fromProvider));
+        button.appendChild(el("span", "", s.text));
+        if (s.citations && s.citations.length) button.appendChild(el("span", "muted", "📄 " + s.citations[0].title));
+        button.addEventListener("click", () => { $("reply").value = s.text; chosenSuggestion = s.id; $("reply").focus(); });
+        box.appendChild(button);
+      }
+    } catch (error) {
+      showError(error.message);
+    }
+  }
+
+  async function recordOutcomes(replyId) {
+    for (const id of shownSuggestions) {
+      const outcome = id === chosenSuggestion ? "accepted" : "ignored";
+      const body = id === chosenSuggestion && replyId ? {outcome: outcome, reply: replyId} : {outcome: outcome};
+      api("copilot/suggestions/" + id + "/outcome/", {method: "POST", body: JSON.stringify(body)}).catch(() => {});
+    }
+    shownSuggestions = [];
+    chosenSuggestion = null;
+    $("suggestions").replaceChildren();
+  }
+
   async function send(event) {
     event.preventDefault();
     const text = $("reply").value;
     if (!text.trim() || !openId) return;
     $("send").disabled = true;
     try {
-      await api("conversations/" + openId + "/messages/", {
+      const sent = await api("conversations/" + openId + "/messages/", {
         method: "POST",
         body: JSON.stringify({text: text, note: $("note").checked, client_id: "web-" + Date.now() + "-" + Math.random().toString(36).slice(2, 8)}),
       });
       $("reply").value = "";
       showError("");
+      if (!$("note").checked) recordOutcomes(sent.id);
       await Promise.all([loadThread(), loadList()]);
     } catch (error) {
       showError(error.message);  // the text stays in the box: nothing typed is lost
@@ -300,6 +336,7 @@
   $("reply").addEventListener("input", () => {
     if (socket && socket.readyState === WebSocket.OPEN && openId) socket.send(JSON.stringify({type: "typing", conversation: openId}));
   });
+  $("suggest").addEventListener("click", suggest);
   $("takeover").addEventListener("click", () => act("takeover/"));
   $("return-to-bot").addEventListener("click", () => act("return-to-bot/"));
   $("resolve").addEventListener("click", () => act("resolve/"));
