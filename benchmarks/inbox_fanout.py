@@ -1,0 +1,261 @@
+"""Inbox fan-out: from a signed webhook POST to the event on every connected agent's socket.
+
+    python -m benchmarks.inbox_fanout [--agents 200] [--messages 30]
+
+Starts the ASGI server (uvicorn, one process, as `make run` does) and a Celery worker,
+creates a throwaway tenant with `--agents` agents, opens one `/ws/inbox/` socket per agent,
+then measures in one run:
+  1. the baseline: the websocket layer alone, a channel-layer `group_send` to the tenant's
+     events group until every socket has the event;
+  2. the product path: a signed webhook POST (verify, store, ack), the worker (parse,
+     contact, conversation, message), the `message.created` event, the visibility filter
+     of each socket, until every socket has it.
+Prints p50/p99 over all (message, socket) arrivals and the ratio to the baseline.
+Everything it created is removed afterwards. Needs the services of `scripts/stack.py up`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imaradesk.settings.base")
+os.environ.setdefault("DJANGO_DEBUG", "1")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ["CELERY_DEFAULT_QUEUE"] = "benchmark-inbox-fanout"
+django.setup()
+
+import httpx  # noqa: E402
+import websockets  # noqa: E402
+from channels.layers import get_channel_layer  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY  # noqa: E402
+from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
+
+from apps.accounts.models import AgentProfile  # noqa: E402
+from apps.accounts.roles import AGENT  # noqa: E402
+from apps.accounts.services import user_create  # noqa: E402
+from apps.core.realtime import EVENTS_TOPIC, event_message, tenant_group  # noqa: E402
+from apps.core.tenancy import tenant_context  # noqa: E402
+from apps.tenants.models import Organization, WhatsAppAccount  # noqa: E402
+from apps.tenants.services import organization_create  # noqa: E402
+from apps.whatsapp.webhooks import sign  # noqa: E402
+from benchmarks._setup import database_ready  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+QUEUE = os.environ["CELERY_DEFAULT_QUEUE"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"CELERY_DEFAULT_QUEUE": QUEUE, "LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "1"})
+    return env
+
+
+def _start(port: int) -> list[subprocess.Popen[bytes]]:
+    bin_dir = Path(sys.executable).parent
+    server = subprocess.Popen(
+        [str(bin_dir / "uvicorn"), "imaradesk.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5"],
+        cwd=ROOT, env=_env(),
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "imaradesk", "worker", "-Q", QUEUE, "-P", "threads", "-c", "4",
+         "-n", f"fanout-{uuid.uuid4().hex[:6]}@%h", "-l", "warning", "--without-mingle", "--without-gossip"],
+        cwd=ROOT, env=_env(),
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                return [server, worker]
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    for process in (server, worker):
+        process.kill()
+    raise RuntimeError("the server did not start")
+
+
+def _sessions(organization: Organization, count: int) -> list[str]:
+    keys = []
+    with tenant_context(organization):
+        for i in range(count):
+            user = user_create(email=f"agent{i}@fanout.test", password=None, role=AGENT)
+            session = SessionStore()
+            session[SESSION_KEY] = str(user.pk)
+            session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+            session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+            session.create()
+            keys.append(str(session.session_key))
+        AgentProfile.objects.update(status=AgentProfile.Status.OFFLINE)  # nobody auto-assigned
+    return keys
+
+
+class Sockets:
+    """N agent sockets; `arrivals[token]` collects the time each socket saw an event with `token`."""
+
+    def __init__(self) -> None:
+        self.connections: list[Any] = []
+        self.arrivals: dict[str, list[float]] = {}
+        self.done: dict[str, asyncio.Event] = {}
+        self.expected = 0
+
+    def expect(self, token: str) -> asyncio.Event:
+        self.arrivals[token] = []
+        self.done[token] = asyncio.Event()
+        return self.done[token]
+
+    async def open(self, url: str, host: str, keys: list[str]) -> None:
+        for key in keys:
+            connection = await websockets.connect(
+                url,
+                additional_headers={"Host": host, "Origin": f"http://{host}", "Cookie": f"sessionid={key}"},
+                max_queue=None,
+            )
+            hello = json.loads(await connection.recv())
+            if hello["type"] != "hello":
+                raise RuntimeError(f"unexpected first frame {hello}")
+            self.connections.append(connection)
+            asyncio.get_running_loop().create_task(self._read(connection))
+        self.expected = len(self.connections)
+
+    async def _read(self, connection: Any) -> None:
+        async for frame in connection:
+            now = time.perf_counter()
+            event = json.loads(frame)
+            token = str(event.get("data", {}).get("preview") or event.get("data", {}).get("token") or "")
+            if token in self.arrivals:
+                self.arrivals[token].append(now)
+                if len(self.arrivals[token]) >= self.expected:
+                    self.done[token].set()
+
+    async def close(self) -> None:
+        for connection in self.connections:
+            await connection.close()
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def _webhook(phone_number_id: str, token: str) -> bytes:
+    message = {"from": "254711000001", "id": f"wamid.fanout.{token}", "timestamp": str(int(time.time())),
+               "type": "text", "text": {"body": token}}  # fmt: skip
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "254700000000", "phone_number_id": phone_number_id},
+        "contacts": [{"profile": {"name": "Fan-out"}, "wa_id": "254711000001"}],
+        "messages": [message],
+    }
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": value}]}],
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, number: str, keys: list[str]) -> None:
+    sockets = Sockets()
+    await sockets.open(f"ws://127.0.0.1:{port}/ws/inbox/", f"{host}:{port}", keys)
+    layer = get_channel_layer()
+    assert layer is not None
+    group = tenant_group(schema, EVENTS_TOPIC)
+    results: dict[str, list[float]] = {"baseline": [], "webhook": []}
+    acks: list[float] = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        for round_ in range(args.messages + 3):  # the first rounds warm caches and connections
+            for kind in ("baseline", "webhook"):
+                token = f"{kind}-{round_}-{uuid.uuid4().hex[:8]}"
+                done = sockets.expect(token)
+                started = time.perf_counter()
+                if kind == "baseline":
+                    await layer.group_send(group, {**event_message("bench.ping", {"token": token}), "id": ""})
+                else:
+                    body = _webhook(number, token)
+                    signature = sign(body, settings.WHATSAPP_APP_SECRET)
+                    headers = {"Host": settings.PUBLIC_DOMAIN, "X-Hub-Signature-256": signature}
+                    response = await client.post(
+                        f"http://127.0.0.1:{port}/webhooks/whatsapp/", content=body, headers=headers
+                    )
+                    acks.append((time.perf_counter() - started) * 1000)
+                    if response.status_code != 200:
+                        raise RuntimeError(f"webhook answered {response.status_code}: {response.text}")
+                await asyncio.wait_for(done.wait(), timeout=30)
+                if round_ >= 3:
+                    results[kind].extend((t - started) * 1000 for t in sockets.arrivals[token])
+                await asyncio.sleep(0.05)
+    await sockets.close()
+    print(f"inbox fan-out: {len(keys)} agent sockets on one tenant, {args.messages} messages, uvicorn 1 process, "
+          "Celery worker 4 threads, all on this machine")  # fmt: skip
+    for kind, label in (
+        ("baseline", "baseline: group_send → every socket"),
+        ("webhook", "webhook POST → every socket"),
+    ):
+        values = results[kind]
+        print(f"  {label:38s} p50 {statistics.median(values):7.1f} ms  p99 {_pct(values, 99):7.1f} ms  "
+              f"max {max(values):7.1f} ms  ({len(values)} arrivals)")  # fmt: skip
+    print(
+        f"  webhook ack (POST → 200)               p50 {statistics.median(acks):7.1f} ms  p99 {_pct(acks, 99):7.1f} ms"
+    )
+    ratio = _pct(results["webhook"], 99) / _pct(results["baseline"], 99)
+    print(
+        f"  ratio (p99 webhook / p99 baseline): {ratio:.1f}x; target p99 ≤ 100 ms: "
+        f"{'met' if _pct(results['webhook'], 99) <= 100 else 'NOT met'}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=30)
+    args = parser.parse_args()
+
+    database_ready()
+    tag = uuid.uuid4().hex[:8]
+    host = f"fanout-{tag}.localhost"
+    created = organization_create(slug=f"fanout-{tag}", name="Fan-out benchmark", domain=host)
+    number = f"fanout{tag}"
+    WhatsAppAccount.objects.create(
+        tenant=created.organization, name="bench", phone_number_id=number, transport=WhatsAppAccount.Transport.SANDBOX
+    )
+    keys = _sessions(created.organization, args.agents)
+    port = _free_port()
+    processes = _start(port)
+    try:
+        asyncio.run(_measure(args, port, host, created.organization.schema_name, number, keys))
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        Organization.objects.get(pk=created.organization.pk).delete(force_drop=True)
+        from imaradesk.celery import app
+
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(QUEUE)  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()
