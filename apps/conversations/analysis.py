@@ -19,6 +19,7 @@ from apps.ai.language import UNKNOWN as UNKNOWN_LANGUAGE
 from apps.ai.language import detect_language
 from apps.ai.router import classify_intent, translate
 from apps.ai.sentiment import analyse_sentiment
+from apps.conversations.hooks import hooks_fire, on_message_analysed
 from apps.conversations.models import Conversation, Message
 from apps.core.realtime import event_publish
 from apps.core.tenancy import current_schema
@@ -128,6 +129,7 @@ def message_analyse(*, message_id: int) -> Message | None:
         from apps.conversations.lifecycle import conversation_handoff
 
         conversation_handoff(conversation=message.conversation, reason=handoff_reason)
+    hooks_fire(on_message_analysed, message)  # after the built-in hand-off: rules see the new status
     return message
 
 

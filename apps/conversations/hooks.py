@@ -1,0 +1,52 @@
+"""Registries through which higher apps (tickets, flows) react to conversation events.
+
+Conversations sit below tickets and never import them: a higher app appends its handler
+to one of these lists in `AppConfig.ready()`. Handlers run after the transaction that made
+the change commits, in the schema it ran in; one failing handler is logged and never
+undoes the change nor stops the other handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from apps.core.tenancy import current_schema, schema_context
+
+if TYPE_CHECKING:
+    from apps.conversations.models import Conversation, Message
+    from apps.whatsapp.payloads import InboundMessage
+
+logger = logging.getLogger(__name__)
+
+# A conversation was handed off to people: (conversation, reason).
+on_handoff: list[Callable[[Conversation, str], None]] = []
+# An inbound message has been analysed (language, intent, sentiment): (message).
+on_message_analysed: list[Callable[[Message], None]] = []
+# An agent's reply was queued to the customer: (message).
+on_agent_reply: list[Callable[[Message], None]] = []
+# A conversation was resolved: (conversation).
+on_resolved: list[Callable[[Conversation], None]] = []
+# Predicates, called synchronously while an inbound message is recorded: True keeps a
+# resolved conversation resolved (the message answers something the resolve sent).
+keeps_resolved: list[Callable[[InboundMessage], bool]] = []
+
+
+def hooks_fire(handlers: list[Callable[..., None]], *args: Any) -> None:
+    """Call each handler after the current transaction commits, in this tenant's schema."""
+    if not handlers:
+        return
+    schema = current_schema()
+
+    def run() -> None:
+        with schema_context(schema):
+            for handler in list(handlers):
+                try:
+                    handler(*args)
+                except Exception:  # a ticket failure never undoes the conversation's change
+                    logger.exception("conversation hook %s failed in %s", getattr(handler, "__name__", handler), schema)
+
+    transaction.on_commit(run)
