@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", tenant_admin_site.urls),
     path("api/v1/", include("apps.accounts.urls")),
     path("api/v1/", include("apps.conversations.api_urls")),
+    path("api/v1/", include("apps.tickets.api_urls")),
     path("", include("apps.conversations.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("i18n/", include("django.conf.urls.i18n")),

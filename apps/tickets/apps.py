@@ -16,6 +16,7 @@ class TicketsConfig(AppConfig):
         hooks.on_message_analysed.append(receivers.message_analysed_received)
         hooks.on_agent_reply.append(receivers.agent_reply_received)
         hooks.on_resolved.append(receivers.conversation_resolved_received)
+        hooks.keeps_resolved.append(receivers.csat_claims_inbound)
         grant_model_permissions(
             SUPPORT_MANAGER,
             "tickets.view_ticket",

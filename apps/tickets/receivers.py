@@ -9,9 +9,18 @@ from __future__ import annotations
 from apps.conversations.models import Conversation, Message
 from apps.tickets.models import Ticket
 from apps.tickets.selectors import ticket_active_for_conversation
-from apps.tickets.services.csat import csat_reply_record, csat_request
+from apps.tickets.services.csat import csat_claims_inbound, csat_reply_record, csat_request
 from apps.tickets.services.rules import escalation_rules_apply
 from apps.tickets.services.tickets import ticket_agent_replied, ticket_create_from_conversation, ticket_customer_wrote
+
+
+__all__ = [
+    "agent_reply_received",
+    "conversation_resolved_received",
+    "csat_claims_inbound",
+    "handoff_received",
+    "message_analysed_received",
+]
 
 
 def handoff_received(conversation: Conversation, reason: str) -> None:

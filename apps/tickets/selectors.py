@@ -99,7 +99,9 @@ def ticket_customer_signals(*, ticket: Ticket) -> tuple[int, bool]:
         .order_by("-sent_at")
         .values_list("sentiment", flat=True)[:NEGATIVE_STREAK]
     )
-    streak = len(latest) == NEGATIVE_STREAK and all(score is not None and score <= NEGATIVE_SENTIMENT for score in latest)
+    streak = len(latest) == NEGATIVE_STREAK and all(
+        score is not None and score <= NEGATIVE_SENTIMENT for score in latest
+    )
     return unanswered.count(), streak
 
 

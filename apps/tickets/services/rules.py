@@ -107,10 +107,12 @@ def escalation_rules_apply(*, message: Message) -> list[EscalationRuleFiring]:
     for rule in rules:
         if not rule_matches(rule=rule, message=message, contact=contact):
             continue
+        if EscalationRuleFiring.objects.filter(rule=rule, message=message).exists():
+            if rule.stop_processing:  # a re-analysed message: same outcome, nothing done twice
+                break
+            continue
         try:
             with transaction.atomic():
-                if EscalationRuleFiring.objects.filter(rule=rule, message=message).exists():
-                    continue  # a re-analysed message
                 conversation = Conversation.objects.get(pk=message.conversation_id)
                 result, ticket = _rule_act(rule, conversation)
                 firing = EscalationRuleFiring.objects.create(
