@@ -13,7 +13,6 @@ from apps.tickets.services.csat import csat_claims_inbound, csat_reply_record, c
 from apps.tickets.services.rules import escalation_rules_apply
 from apps.tickets.services.tickets import ticket_agent_replied, ticket_create_from_conversation, ticket_customer_wrote
 
-
 __all__ = [
     "agent_reply_received",
     "conversation_resolved_received",

@@ -239,6 +239,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Multi-tenant WhatsApp AI helpdesk. Every path is served on a tenant's own host.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Conversations and tickets both have a "priority" and a "status" with different choices.
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationPriorityEnum": "apps.conversations.models.Conversation.Priority",
+        "ConversationStatusEnum": "apps.conversations.models.Conversation.Status",
+        "TicketPriorityEnum": "apps.tickets.models.Priority",
+        "TicketStatusEnum": "apps.tickets.models.Ticket.Status",
+    },
 }
 
 # --- I18N ---------------------------------------------------------------------------------
