@@ -8,7 +8,7 @@ class TicketsConfig(AppConfig):
     verbose_name = _("Tickets and SLAs")
 
     def ready(self) -> None:
-        from apps.accounts.roles import AGENT, SUPPORT_MANAGER, grant_model_permissions
+        from apps.accounts.roles import SUPPORT_MANAGER, grant_model_permissions
         from apps.conversations import hooks
         from apps.tickets import receivers
 
@@ -17,6 +17,7 @@ class TicketsConfig(AppConfig):
         hooks.on_agent_reply.append(receivers.agent_reply_received)
         hooks.on_resolved.append(receivers.conversation_resolved_received)
         hooks.keeps_resolved.append(receivers.csat_claims_inbound)
+        # Agents work through the inbox and the API (capabilities), not the admin.
         grant_model_permissions(
             SUPPORT_MANAGER,
             "tickets.view_ticket",
@@ -44,4 +45,3 @@ class TicketsConfig(AppConfig):
             "tickets.view_slaevent",
             "tickets.view_csatsurvey",
         )
-        grant_model_permissions(AGENT, "tickets.view_ticket", "tickets.add_ticket", "tickets.change_ticket")
