@@ -422,3 +422,91 @@ def test_agents_see_their_tickets_and_their_queue_only(tenant_a: TenantSetup) ->
         ids = {row["id"] for row in _client(tenant_a, agent).get("/api/v1/tickets/").json()["results"]}
         assert mine.pk in ids and theirs.pk not in ids
         assert _client(tenant_a, agent).get("/api/v1/tickets/csat/").status_code == 403
+
+
+# --- hooks from conversations -------------------------------------------------------------
+
+
+def test_agent_replies_stop_the_response_clocks_and_customer_messages_start_the_next(
+    tenant_a: TenantSetup, graph_api: FakeGraphApi, django_capture_on_commit_callbacks: Capture
+) -> None:
+    from apps.conversations.services import conversation_reply
+
+    with tenant_context(tenant_a.organization):
+        _policy("medium")
+        agent = _user(AGENT)
+        conversation = _conversation(tenant_a)
+        ticket = ticket_create(title="Where is my order", by=None, conversations=[conversation])
+        with django_capture_on_commit_callbacks(execute=True):
+            conversation_reply(conversation=conversation, agent=agent, text="Let me check.", translate=False)
+        ticket.refresh_from_db()
+        assert ticket.first_responded_at is not None and ticket.first_response_due_at is None
+        assert ticket.status == "open" and ticket.next_response_due_at is None
+
+        message_analysed_received(_inbound(conversation, "Thanks, and the invoice?"))
+        ticket.refresh_from_db()
+        assert ticket.next_response_started_at is not None
+        assert ticket.next_response_due_at is not None
+        assert ticket.next_response_due_at - ticket.next_response_started_at == timedelta(minutes=30)
+
+
+def test_a_failing_hook_never_undoes_the_conversation_change(
+    tenant_a: TenantSetup, django_capture_on_commit_callbacks: Capture
+) -> None:
+    from apps.conversations import hooks
+    from apps.core.tenancy import current_schema
+
+    seen: list[str] = []
+
+    def broken(conversation: Conversation, reason: str) -> None:
+        raise RuntimeError("boom")
+
+    def recorder(conversation: Conversation, reason: str) -> None:
+        seen.append(f"{current_schema()}:{reason}")
+
+    hooks.on_handoff.extend([broken, recorder])
+    try:
+        with tenant_context(tenant_a.organization):
+            AgentProfile.objects.update(status=AgentProfile.Status.OFFLINE)
+            conversation = _conversation(tenant_a)
+            with django_capture_on_commit_callbacks(execute=True):
+                conversation_handoff(conversation=conversation, reason="help")
+            conversation.refresh_from_db()
+            assert conversation.status == "waiting"
+            assert seen == [f"{tenant_a.schema}:help"]  # the next handler still ran, in the tenant
+            assert Ticket.objects.filter(conversations=conversation).exists()
+    finally:
+        hooks.on_handoff.remove(broken)
+        hooks.on_handoff.remove(recorder)
+
+
+def test_the_admin_lists_tickets_with_filters(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        ticket_create(title="Admin sees me", by=None, priority="high")
+    client = tenant_a.client()
+    login = client.post("/admin/login/", {"username": tenant_a.admin_email, "password": tenant_a.password})
+    assert login.status_code == 302
+    page = client.get("/admin/tickets/ticket/?priority__exact=high")
+    assert page.status_code == 200 and b"Admin sees me" in page.content
+    for path in ["slapolicy", "businesscalendar", "escalationrule", "slaevent", "csatsurvey", "escalationrulefiring"]:
+        assert client.get(f"/admin/tickets/{path}/").status_code == 200, path
+    assert client.get("/admin/tickets/ticket/add/").status_code == 200
+    added = client.post(
+        "/admin/tickets/ticket/add/",
+        {
+            "title": "Made in the admin",
+            "description": "",
+            "status": "new",
+            "priority": "urgent",
+            "tags": "vip,Billing",
+            "conversations": "",
+            "events-TOTAL_FORMS": "0",
+            "events-INITIAL_FORMS": "0",
+        },
+    )
+    assert added.status_code == 302, added.content[:2000]
+    with tenant_context(tenant_a.organization):
+        ticket = Ticket.objects.get(title="Made in the admin")
+        assert ticket.priority == "urgent" and ticket.tags == ["billing", "vip"]
+        created = ticket.events.get()
+        assert created.kind == "created" and created.actor is not None

@@ -29,7 +29,7 @@ from .models import (
     Ticket,
     TicketEvent,
 )
-from .services.tickets import ticket_create, ticket_merge, ticket_update
+from .services.tickets import ticket_conversation_link, ticket_create, ticket_merge, ticket_update
 
 SLA_READONLY = [
     "sla_policy",
@@ -103,9 +103,23 @@ class TicketAdmin(admin.ModelAdmin[Ticket]):
             self.message_user(request, error.message, level=messages.ERROR)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        # Links go through the model's M2M (the ticket row itself was saved by the service).
+        # The ticket row was saved by the service; links are audited too.
         ticket = Ticket.objects.get(pk=form.instance.pk)
-        ticket.conversations.set(form.cleaned_data.get("conversations", []))
+        user = request.user if isinstance(request.user, User) else None
+        wanted = set(form.cleaned_data.get("conversations", []))
+        current = set(ticket.conversations.all())
+        for conversation in wanted - current:
+            ticket_conversation_link(ticket=ticket, conversation=conversation, by=user)
+        if current - wanted:
+            ticket.conversations.remove(*(current - wanted))
+            TicketEvent.objects.create(
+                ticket=ticket,
+                kind=TicketEvent.Kind.LINKED,
+                actor=user,
+                changes={"unlinked": sorted(c.pk for c in current - wanted)},
+            )
+        for formset in formsets:  # the history inline is read-only: this saves nothing
+            self.save_formset(request, form, formset, change=change)
 
     @admin.action(description=_("Merge the selected tickets into the oldest"))
     def merge_into_oldest(self, request: HttpRequest, queryset: QuerySet[Ticket]) -> None:
