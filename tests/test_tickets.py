@@ -510,3 +510,22 @@ def test_the_admin_lists_tickets_with_filters(tenant_a: TenantSetup) -> None:
         assert ticket.priority == "urgent" and ticket.tags == ["billing", "vip"]
         created = ticket.events.get()
         assert created.kind == "created" and created.actor is not None
+
+
+def test_rules_run_after_the_real_message_analysis(
+    tenant_a: TenantSetup, django_capture_on_commit_callbacks: Capture
+) -> None:
+    from apps.conversations.analysis import message_analyse
+
+    with tenant_context(tenant_a.organization):
+        EscalationRule.objects.all().delete()
+        rule = EscalationRule.objects.create(
+            name="legal", position=1, trigger="keyword", pattern="lawyer, court", action="tag", tag="legal"
+        )
+        conversation = _conversation(tenant_a)
+        message = _inbound(conversation, "I will take you to court over this order")
+        with django_capture_on_commit_callbacks(execute=True):
+            assert message_analyse(message_id=message.pk) is not None
+        assert EscalationRuleFiring.objects.filter(rule=rule, message=message).exists()
+        conversation.refresh_from_db()
+        assert "legal" in conversation.tags
