@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("apps.accounts.page_urls")),
     path("api/v1/knowledge/", include("apps.knowledge.urls")),
     path("api/v1/", include("apps.knowledge.copilot_urls")),
+    path("api/v1/", include("apps.tickets.api_urls")),
     path("", include("apps.conversations.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("i18n/", include("django.conf.urls.i18n")),

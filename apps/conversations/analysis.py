@@ -20,6 +20,7 @@ from apps.ai.language import detect_language
 from apps.ai.router import classify_intent, translate
 from apps.ai.sentiment import analyse_sentiment
 from apps.conversations.context import conversation_summary_refresh
+from apps.conversations.hooks import hooks_fire, on_message_analysed
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import conversation_routing
 from apps.core.queue import enqueue_on_commit
@@ -133,9 +134,12 @@ def message_analyse(*, message_id: int) -> Message | None:
             from apps.conversations.lifecycle import conversation_handoff
 
             conversation_handoff(conversation=message.conversation, reason=handoff_reason)
+        # At commit, in this order: the rules (tickets) see the new status first, then the
+        # bot's automation is queued and sees what the rules did (see hooks.py).
+        hooks_fire(on_message_analysed, message)
         from apps.conversations.tasks import message_automation_task
 
-        enqueue_on_commit(message_automation_task, message.pk)  # the bot, tickets, flows: see hooks.py
+        enqueue_on_commit(message_automation_task, message.pk)
     return message
 
 

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import Team, User
 from apps.accounts.selectors import user_has_capability
+from apps.conversations import hooks
 from apps.conversations.exceptions import (
     AgentUnavailable,
     ConversationActionDenied,
@@ -115,6 +116,7 @@ def conversation_handoff(*, conversation: Conversation, reason: str, by: User | 
     conversation.handoff_reason = reason[:200]
     conversation.save()
     _record(conversation, kind=Kind.HANDOFF, actor=by, from_status=before, reason=reason)
+    hooks.hooks_fire(hooks.on_handoff, conversation, reason)
     from apps.conversations.assignment import conversation_assign_auto
 
     return conversation_assign_auto(conversation=conversation) or conversation
@@ -226,6 +228,7 @@ def conversation_resolve(*, conversation: Conversation, by: User | None, reason:
     conversation.snoozed_until = None
     conversation.save()
     _record(conversation, kind=Kind.RESOLVED, actor=by, from_status=before, reason=reason)
+    hooks.hooks_fire(hooks.on_resolved, conversation)
     if before == Status.ASSIGNED:
         from apps.conversations.assignment import assignment_queue_drain_on_commit
 
@@ -310,12 +313,12 @@ def conversations_unsnooze_due() -> int:
 def conversation_update(
     *,
     conversation: Conversation,
-    by: User,
+    by: User | None,
     priority: str | None = None,
     team: Team | bool | None = False,
     tags: list[str] | None = None,
 ) -> Conversation:
-    """Change priority, team (None: no team) or tags; each change is audited."""
+    """Change priority, team (None: no team) or tags; each change is audited. `by=None`: automation."""
     _require(by, "respond_to_conversations")
     conversation = _locked(conversation)
     changes: list[tuple[str, dict[str, Any]]] = []

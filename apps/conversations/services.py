@@ -16,6 +16,7 @@ from apps.accounts.models import User
 from apps.contacts.keywords import CONFIRMATIONS, consent_keyword
 from apps.contacts.models import Contact
 from apps.contacts.services import contact_consent_set, contact_seen
+from apps.conversations import hooks
 from apps.conversations.lifecycle import conversation_reopen_on_inbound
 from apps.conversations.selectors import conversation_routing
 from apps.conversations.tasks import message_analyse_task
@@ -54,8 +55,14 @@ def _content(message: InboundMessage) -> dict[str, Any]:
     return dict(_json_safe(data))
 
 
-def conversation_for_inbound(*, contact: Contact, account: WhatsAppAccount) -> Conversation:
-    """The contact's open conversation on this number (a resolved one reopens, a snooze ends), or a new one."""
+def conversation_for_inbound(
+    *, contact: Contact, account: WhatsAppAccount, inbound: InboundMessage | None = None
+) -> Conversation:
+    """The contact's open conversation on this number (a resolved one reopens, a snooze ends), or a new one.
+
+    A message that a higher app claims through `hooks.keeps_resolved` (a satisfaction
+    rating) does not reopen it.
+    """
     conversation = (
         Conversation.objects.select_for_update()
         .filter(contact=contact, account=account)
@@ -64,7 +71,7 @@ def conversation_for_inbound(*, contact: Contact, account: WhatsAppAccount) -> C
     )
     if conversation is None:
         conversation = Conversation.objects.create(contact=contact, account=account, language=contact.language)
-    else:
+    elif inbound is None or not any(claims(inbound) for claims in hooks.keeps_resolved):
         conversation_reopen_on_inbound(conversation=conversation)
     return conversation
 
@@ -75,7 +82,7 @@ def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage)
     if Message.objects.filter(wamid=inbound.wamid).exists():
         return None  # a replay or a duplicate delivery: nothing to do twice
     contact = contact_seen(wa_id=inbound.from_wa_id, profile_name=inbound.profile_name, at=inbound.timestamp)
-    conversation = conversation_for_inbound(contact=contact, account=account)
+    conversation = conversation_for_inbound(contact=contact, account=account, inbound=inbound)
     media = media_register(account=account, kind=inbound.type, ref=inbound.media) if inbound.media else None
     message = Message.objects.create(
         conversation=conversation,
@@ -208,6 +215,7 @@ def conversation_reply(
         message.content = {**message.content, **content}
         message.save(update_fields=["content"])
     Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
+    hooks.hooks_fire(hooks.on_agent_reply, message)
     event_publish(
         event_type="message.created",
         data={**conversation_routing(conversation), "message": message.pk, "direction": "out", "preview": text[:200]},

@@ -71,6 +71,7 @@ TENANT_APPS = [
     "apps.conversations",
     "apps.ai",
     "apps.knowledge",
+    "apps.tickets",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -206,6 +207,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 300.0,
         "args": ["apps.knowledge.tasks.knowledge_index_sweep_task"],
     },
+    "tickets-sla-sweep": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 60.0,
+        "args": ["apps.tickets.tasks.tickets_sla_sweep_task"],
+    },
+    "tickets-risk-refresh": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 300.0,
+        "args": ["apps.tickets.tasks.tickets_risk_refresh_task"],
+    },
 }
 
 # --- Auth ---------------------------------------------------------------------------------
@@ -236,6 +247,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Multi-tenant WhatsApp AI helpdesk. Every path is served on a tenant's own host.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Conversations and tickets both have a "priority" and a "status" with different choices.
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationPriorityEnum": "apps.conversations.models.Conversation.Priority",
+        "ConversationStatusEnum": "apps.conversations.models.Conversation.Status",
+        "TicketPriorityEnum": "apps.tickets.models.Priority",
+        "TicketStatusEnum": "apps.tickets.models.Ticket.Status",
+    },
 }
 
 # --- I18N ---------------------------------------------------------------------------------
@@ -333,6 +351,17 @@ AI_DETECT_LANGUAGES = env_list(
 # Hand-off rules applied to each analysed message while the bot owns the conversation.
 HANDOFF_MIN_CONFIDENCE = float(env_str("HANDOFF_MIN_CONFIDENCE", "0.5"))
 HANDOFF_SENTIMENT_BELOW = float(env_str("HANDOFF_SENTIMENT_BELOW", "-0.6"))
+
+# --- Tickets and SLAs -------------------------------------------------------------------------
+# SLA times closer than this get a precise countdown task; later ones are found by the sweep
+# (below Redis' 1-hour visibility timeout, after which an unacked countdown task is redelivered).
+SLA_ETA_HORIZON_SECONDS = env_int("SLA_ETA_HORIZON_SECONDS", 45 * 60)
+# The approved template that asks for a rating outside the 24-hour window; its five
+# quick-reply buttons carry the payloads csat:<survey>:1 … csat:<survey>:5.
+CSAT_TEMPLATE_NAME = env_str("CSAT_TEMPLATE_NAME", "csat_request")
+CSAT_ENABLED = env_bool("CSAT_ENABLED", True)
+# A text the customer sends within this time after rating is kept as the rating's comment.
+CSAT_COMMENT_WINDOW_SECONDS = env_int("CSAT_COMMENT_WINDOW_SECONDS", 3600)
 
 # --- Product ------------------------------------------------------------------------------
 HEALTHCHECK_TIMEOUT = float(env_str("HEALTHCHECK_TIMEOUT", "2.0"))

@@ -1,0 +1,268 @@
+"""The tickets API: thin views over the services and the visibility-checked selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import Team, User
+from apps.conversations.models import Conversation
+from apps.conversations.selectors import conversation_get_for_user
+from apps.tickets.models import Priority, Ticket
+from apps.tickets.selectors import csat_summary, ticket_get_for_user, ticket_list_for_user
+from apps.tickets.services.tickets import ticket_create, ticket_create_from_conversation, ticket_merge, ticket_update
+
+
+def _user(request: Request) -> User:
+    user = request.user
+    if not isinstance(user, User):
+        raise NotAuthenticated()
+    return user
+
+
+class TicketPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 200
+
+
+class TicketSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    status = serializers.CharField()
+    priority = serializers.CharField()
+    created_via = serializers.CharField(source="source")
+    assignee = serializers.IntegerField(source="assignee_id", allow_null=True)
+    team = serializers.IntegerField(source="team_id", allow_null=True)
+    contact = serializers.IntegerField(source="contact_id", allow_null=True)
+    tags = serializers.ListField(child=serializers.CharField())
+    intent = serializers.CharField()
+    conversations = serializers.SerializerMethodField()
+    merged_into = serializers.IntegerField(source="merged_into_id", allow_null=True)
+    sla_policy = serializers.IntegerField(source="sla_policy_id", allow_null=True)
+    first_response_due_at = serializers.DateTimeField(allow_null=True)
+    first_responded_at = serializers.DateTimeField(allow_null=True)
+    next_response_due_at = serializers.DateTimeField(allow_null=True)
+    resolution_due_at = serializers.DateTimeField(allow_null=True)
+    sla_paused_at = serializers.DateTimeField(allow_null=True)
+    sla_breached = serializers.BooleanField()
+    risk_score = serializers.IntegerField()
+    risk_factors = serializers.JSONField()
+    created = serializers.DateTimeField()
+    updated = serializers.DateTimeField()
+
+    def get_conversations(self, ticket: Ticket) -> list[int]:
+        return sorted(c.pk for c in ticket.conversations.all())
+
+
+class TicketEventSerializer(serializers.Serializer[Any]):
+    kind = serializers.CharField()
+    actor = serializers.IntegerField(source="actor_id", allow_null=True)
+    changes = serializers.JSONField()
+    note = serializers.CharField()
+    created = serializers.DateTimeField()
+
+
+class TicketDetailSerializer(TicketSerializer):
+    history = TicketEventSerializer(many=True)
+
+
+def _team(team_id: int | None) -> Team | None:
+    if team_id is None:
+        return None
+    team = Team.objects.filter(pk=team_id).first()
+    if team is None:
+        raise serializers.ValidationError({"team": ["No such team."]})
+    return team
+
+
+def _agent(user_id: int | None) -> User | None:
+    if user_id is None:
+        return None
+    agent = User.objects.filter(pk=user_id, is_active=True).first()
+    if agent is None:
+        raise serializers.ValidationError({"assignee": ["No such user."]})
+    return agent
+
+
+class TicketListCreateApi(APIView):
+    class FilterSerializer(serializers.Serializer[dict[str, Any]]):
+        status = serializers.ChoiceField(choices=Ticket.Status.choices, required=False)
+        priority = serializers.ChoiceField(choices=Priority.choices, required=False)
+        assignee = serializers.IntegerField(required=False)
+        team = serializers.IntegerField(required=False)
+        mine = serializers.BooleanField(required=False, default=False)
+        breached = serializers.BooleanField(required=False, allow_null=True, default=None)
+        q = serializers.CharField(required=False, max_length=100)
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        class Meta:
+            ref_name = "TicketCreateInput"
+
+        title = serializers.CharField(max_length=200)
+        description = serializers.CharField(required=False, default="", allow_blank=True)
+        priority = serializers.ChoiceField(choices=Priority.choices, required=False, default=Priority.MEDIUM)
+        conversations = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
+        team = serializers.IntegerField(required=False, allow_null=True, default=None)
+        assignee = serializers.IntegerField(required=False, allow_null=True, default=None)
+        tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
+
+    @extend_schema(parameters=[FilterSerializer], responses=TicketSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        values = filters.validated_data
+        tickets = ticket_list_for_user(
+            user=_user(request),
+            status=values.get("status"),
+            priority=values.get("priority"),
+            assignee_id=values.get("assignee"),
+            team_id=values.get("team"),
+            mine=values["mine"],
+            breached=values.get("breached"),
+            search=values.get("q"),
+        )
+        paginator = TicketPagination()
+        page = paginator.paginate_queryset(tickets, request, view=self) or []
+        return paginator.get_paginated_response(TicketSerializer(page, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: TicketSerializer})
+    def post(self, request: Request) -> Response:
+        user = _user(request)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        values = payload.validated_data
+        conversations: list[Conversation] = [
+            conversation_get_for_user(user=user, conversation_id=pk) for pk in values["conversations"]
+        ]
+        ticket = ticket_create(
+            title=values["title"],
+            description=values["description"],
+            priority=values["priority"],
+            by=user,
+            source=Ticket.Source.API,
+            conversations=conversations,
+            team=_team(values["team"]),
+            assignee=_agent(values["assignee"]),
+            tags=values["tags"],
+        )
+        return Response(TicketSerializer(ticket).data, status=201)
+
+
+class TicketFromConversationApi(APIView):
+    """Open a ticket from a conversation, its title and description written from the thread."""
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        class Meta:
+            ref_name = "TicketFromConversationInput"
+
+        conversation = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses={201: TicketSerializer})
+    def post(self, request: Request) -> Response:
+        user = _user(request)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        conversation = conversation_get_for_user(user=user, conversation_id=payload.validated_data["conversation"])
+        ticket = ticket_create_from_conversation(conversation=conversation, by=user, source=Ticket.Source.API)
+        return Response(TicketSerializer(ticket).data, status=201)
+
+
+class TicketDetailApi(APIView):
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        class Meta:
+            ref_name = "TicketUpdateInput"
+
+        title = serializers.CharField(max_length=200, required=False)
+        description = serializers.CharField(required=False, allow_blank=True)
+        status = serializers.ChoiceField(choices=Ticket.Status.choices, required=False)
+        priority = serializers.ChoiceField(choices=Priority.choices, required=False)
+        assignee = serializers.IntegerField(required=False, allow_null=True)
+        team = serializers.IntegerField(required=False, allow_null=True)
+        tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+        note = serializers.CharField(max_length=300, required=False, default="", allow_blank=True)
+
+    @extend_schema(responses=TicketDetailSerializer)
+    def get(self, request: Request, ticket_id: int) -> Response:
+        ticket = ticket_get_for_user(user=_user(request), ticket_id=ticket_id)
+        data = dict(TicketSerializer(ticket).data)
+        data["history"] = TicketEventSerializer(ticket.events.all(), many=True).data
+        return Response(data)
+
+    @extend_schema(request=InputSerializer, responses=TicketSerializer)
+    def patch(self, request: Request, ticket_id: int) -> Response:
+        user = _user(request)
+        payload = self.InputSerializer(data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        values = payload.validated_data
+        ticket = ticket_get_for_user(user=user, ticket_id=ticket_id)
+        changes: dict[str, Any] = {
+            key: values[key] for key in ("title", "description", "status", "priority", "tags") if key in values
+        }
+        if "assignee" in values:
+            changes["assignee"] = _agent(values["assignee"])
+        if "team" in values:
+            changes["team"] = _team(values["team"])
+        ticket = ticket_update(ticket=ticket, by=user, note=values.get("note", ""), **changes)
+        return Response(TicketSerializer(ticket).data)
+
+
+class TicketMergeApi(APIView):
+    """Merge this ticket (a duplicate) into another."""
+
+    class InputSerializer(serializers.Serializer[dict[str, Any]]):
+        class Meta:
+            ref_name = "TicketMergeInput"
+
+        into = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses=TicketSerializer)
+    def post(self, request: Request, ticket_id: int) -> Response:
+        user = _user(request)
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        source = ticket_get_for_user(user=user, ticket_id=ticket_id)
+        target = ticket_get_for_user(user=user, ticket_id=payload.validated_data["into"])
+        return Response(TicketSerializer(ticket_merge(source=source, target=target, by=user)).data)
+
+
+class CsatSummarySerializer(serializers.Serializer[Any]):
+    agent = serializers.IntegerField(required=False, allow_null=True)
+    team = serializers.IntegerField(required=False, allow_null=True)
+    period = serializers.DateTimeField(required=False)
+    responses = serializers.IntegerField()
+    average = serializers.FloatField()
+    csat_percent = serializers.FloatField()
+
+
+class CsatSummaryApi(APIView):
+    class FilterSerializer(serializers.Serializer[dict[str, Any]]):
+        group_by = serializers.ChoiceField(choices=["agent", "team", "none"], required=False, default="agent")
+        period = serializers.ChoiceField(choices=["day", "week", "month"], required=False)
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+
+    @extend_schema(parameters=[FilterSerializer], responses=CsatSummarySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        from apps.accounts.selectors import user_has_capability
+        from apps.tickets.exceptions import TicketActionDenied
+
+        if not user_has_capability(user=_user(request), capability="view_analytics"):
+            raise TicketActionDenied("Your role does not allow this.", extra={"capability": "view_analytics"})
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        values = filters.validated_data
+        rows = csat_summary(
+            group_by=values["group_by"],
+            period=values.get("period"),
+            since=values.get("since"),
+            until=values.get("until"),
+        )
+        return Response(CsatSummarySerializer(rows, many=True).data)

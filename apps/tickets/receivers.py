@@ -1,0 +1,46 @@
+"""The tickets app's answers to conversation events (registered in TicketsConfig.ready).
+
+They run after the conversation's transaction commits (apps.conversations.hooks): a
+failure here is logged there and never undoes the conversation's change.
+"""
+
+from __future__ import annotations
+
+from apps.conversations.models import Conversation, Message
+from apps.tickets.models import Ticket
+from apps.tickets.selectors import ticket_active_for_conversation
+from apps.tickets.services.csat import csat_claims_inbound, csat_reply_record, csat_request
+from apps.tickets.services.rules import escalation_rules_apply
+from apps.tickets.services.tickets import ticket_agent_replied, ticket_create_from_conversation, ticket_customer_wrote
+
+__all__ = [
+    "agent_reply_received",
+    "conversation_resolved_received",
+    "csat_claims_inbound",
+    "handoff_received",
+    "message_analysed_received",
+]
+
+
+def handoff_received(conversation: Conversation, reason: str) -> None:
+    fresh = Conversation.objects.select_related("contact").get(pk=conversation.pk)
+    ticket_create_from_conversation(conversation=fresh, by=None, source=Ticket.Source.HANDOFF, reason=reason)
+
+
+def message_analysed_received(message: Message) -> None:
+    if csat_reply_record(message=message) is not None:
+        return  # a rating or its comment: not a support request
+    escalation_rules_apply(message=message)
+    ticket = ticket_active_for_conversation(conversation_id=message.conversation_id)
+    if ticket is not None:
+        ticket_customer_wrote(ticket=ticket, message=message)
+
+
+def agent_reply_received(message: Message) -> None:
+    ticket = ticket_active_for_conversation(conversation_id=message.conversation_id)
+    if ticket is not None:
+        ticket_agent_replied(ticket=ticket, message=message)
+
+
+def conversation_resolved_received(conversation: Conversation) -> None:
+    csat_request(conversation=conversation)

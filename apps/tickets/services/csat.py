@@ -1,0 +1,148 @@
+"""Customer satisfaction: a 1-5 rating asked on WhatsApp when a conversation is resolved.
+
+Inside the 24-hour window the question is an interactive list (five choices do not fit in
+three reply buttons); outside it, only an approved template may be sent (131047), whose
+quick-reply buttons carry the same payloads. Never free-form text outside the window.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import override
+
+from apps.conversations.models import Conversation, Message
+from apps.conversations.services import message_send
+from apps.core.realtime import event_publish
+from apps.core.tenancy import current_schema
+from apps.tenants.models import Organization
+from apps.tickets.models import CsatSurvey, TicketEvent
+from apps.tickets.selectors import ticket_latest_for_conversation
+from apps.whatsapp import messages as wa
+from apps.whatsapp.payloads import InboundMessage
+
+REPLY_ID = re.compile(r"^csat:(\d+):([1-5])$")
+# Resolving, reopening and resolving again within this time asks only once.
+ASK_AGAIN_AFTER = timedelta(hours=12)
+LABELS = {5: "😀 Excellent", 4: "🙂 Good", 3: "😐 Okay", 2: "🙁 Poor", 1: "😞 Very poor"}
+
+
+def csat_reply_id(survey_id: int, score: int) -> str:
+    return f"csat:{survey_id}:{score}"
+
+
+def csat_claims_inbound(inbound: InboundMessage) -> bool:
+    """A rating tap answers the resolve: it must not reopen the conversation."""
+    return inbound.reply is not None and REPLY_ID.match(inbound.reply.id) is not None
+
+
+def _language(conversation: Conversation) -> str:
+    if conversation.language:
+        return conversation.language
+    default = Organization.objects.filter(schema_name=current_schema()).values_list("default_language", flat=True)
+    return default.first() or "en"
+
+
+@transaction.atomic
+def csat_request(*, conversation: Conversation) -> CsatSurvey | None:
+    """Ask the customer to rate the conversation; None when not asked (off, or asked recently)."""
+    if not settings.CSAT_ENABLED:
+        return None
+    conversation = Conversation.objects.select_for_update().select_related("contact", "account").get(pk=conversation.pk)
+    now = timezone.now()
+    if CsatSurvey.objects.filter(conversation=conversation, asked_at__gt=now - ASK_AGAIN_AFTER).exists():
+        return None
+    window = conversation.contact.window_expires_at
+    inside = window is not None and window > now
+    ticket = ticket_latest_for_conversation(conversation_id=conversation.pk)
+    survey = CsatSurvey.objects.create(
+        conversation=conversation,
+        ticket=ticket,
+        agent_id=conversation.assigned_agent_id,
+        team_id=conversation.team_id,
+        channel=CsatSurvey.Channel.INTERACTIVE if inside else CsatSurvey.Channel.TEMPLATE,
+        asked_at=now,
+    )
+    language = _language(conversation)
+    if inside:
+        with override(language):
+            outgoing = wa.list_message(
+                _("How would you rate the help you received?"),
+                _("Rate us"),
+                [wa.Section("", [wa.Row(csat_reply_id(survey.pk, n), LABELS[n]) for n in (5, 4, 3, 2, 1)])],
+            )
+    else:
+        outgoing = wa.template(
+            settings.CSAT_TEMPLATE_NAME,
+            language,
+            button_payloads=[csat_reply_id(survey.pk, n) for n in (5, 4, 3, 2, 1)],
+        )
+    message = message_send(
+        conversation=conversation,
+        outgoing=outgoing,
+        author_kind=Message.Author.SYSTEM,
+        idempotency_key=f"csat:{survey.pk}",
+    )
+    survey.message = message
+    survey.save(update_fields=["message"])
+    return survey
+
+
+@transaction.atomic
+def csat_reply_record(*, message: Message) -> CsatSurvey | None:
+    """Record a rating (a list or template button tap) or the comment that follows it."""
+    if message.direction != Message.Direction.INBOUND:
+        return None
+    reply = message.content.get("reply") if isinstance(message.content, dict) else None
+    match = REPLY_ID.match(str(reply.get("id", ""))) if isinstance(reply, dict) else None
+    if match is not None:
+        survey = (
+            CsatSurvey.objects.select_for_update()
+            .filter(pk=int(match.group(1)), conversation_id=message.conversation_id)
+            .first()
+        )
+        if survey is None:
+            return None
+        first_answer = survey.score is None
+        survey.score = int(match.group(2))
+        survey.answered_at = message.sent_at
+        survey.save(update_fields=["score", "answered_at"])
+        if survey.ticket_id is not None:
+            TicketEvent.objects.create(
+                ticket_id=survey.ticket_id, kind=TicketEvent.Kind.CSAT, changes={"score": survey.score}
+            )
+        event_publish(
+            event_type="csat.answered",
+            data={"survey": survey.pk, "conversation": survey.conversation_id, "score": survey.score},
+        )
+        if first_answer:
+            conversation = Conversation.objects.select_related("contact", "account").get(pk=message.conversation_id)
+            with override(_language(conversation)):
+                thanks = _("Thank you for your rating! If you want to tell us more, just write it here.")
+            message_send(
+                conversation=conversation,
+                outgoing=wa.text(thanks),
+                author_kind=Message.Author.SYSTEM,
+                idempotency_key=f"csat-thanks:{survey.pk}",
+            )
+        return survey
+    if message.type != "text" or not message.text.strip():
+        return None
+    cutoff = message.sent_at - timedelta(seconds=settings.CSAT_COMMENT_WINDOW_SECONDS)
+    survey = (
+        CsatSurvey.objects.select_for_update()
+        .filter(conversation_id=message.conversation_id, score__isnull=False, comment="", answered_at__gte=cutoff)
+        .filter(answered_at__lte=message.sent_at)
+        .order_by("-answered_at")
+        .first()
+    )
+    if survey is None:
+        return None
+    survey.comment = message.text.strip()[:2000]
+    survey.save(update_fields=["comment"])
+    return survey

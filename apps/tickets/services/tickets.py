@@ -1,0 +1,388 @@
+"""Tickets: creation (by hand, by API, from a conversation), changes with history, merging."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.accounts.models import Team, User
+from apps.accounts.selectors import user_has_capability
+from apps.ai.router import generate, summarize
+from apps.conversations.models import Conversation, Message
+from apps.core.realtime import event_publish
+from apps.tickets.exceptions import TicketActionDenied, TicketInvalid, TicketMergeInvalid, TicketTransitionInvalid
+from apps.tickets.models import Priority, Ticket, TicketEvent
+from apps.tickets.selectors import ticket_active_for_conversation
+from apps.tickets.services.risk import ticket_risk_refresh
+from apps.tickets.services.sla import SLA_FIELDS, sla_apply, sla_checks_schedule, sla_pause, sla_resume
+
+Status = Ticket.Status
+
+# Conversation priorities map onto ticket priorities ("normal" is "medium").
+PRIORITY_FROM_CONVERSATION = {
+    "low": Priority.LOW,
+    "normal": Priority.MEDIUM,
+    "high": Priority.HIGH,
+    "urgent": Priority.URGENT,
+}
+TRANSITIONS: dict[str, set[str]] = {
+    Status.NEW: {Status.OPEN, Status.PENDING, Status.ON_HOLD, Status.SOLVED, Status.CLOSED},
+    Status.OPEN: {Status.PENDING, Status.ON_HOLD, Status.SOLVED, Status.CLOSED},
+    Status.PENDING: {Status.OPEN, Status.ON_HOLD, Status.SOLVED, Status.CLOSED},
+    Status.ON_HOLD: {Status.OPEN, Status.PENDING, Status.SOLVED, Status.CLOSED},
+    Status.SOLVED: {Status.OPEN, Status.CLOSED},
+    Status.CLOSED: set(),
+}
+TRANSCRIPT_MESSAGES = 20
+
+
+def _require(user: User | None, capability: str) -> None:
+    if user is not None and not user_has_capability(user=user, capability=capability):
+        raise TicketActionDenied(_("Your role does not allow this."), extra={"capability": capability})
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (User, Team)):
+        return value.pk
+    return value
+
+
+def ticket_event_payload(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "ticket": ticket.pk,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "assignee": ticket.assignee_id,
+        "team": ticket.team_id,
+        "risk_score": ticket.risk_score,
+    }
+
+
+def _record(
+    ticket: Ticket, *, kind: str, actor: User | None, changes: dict[str, Any] | None = None, note: str = ""
+) -> TicketEvent:
+    event = TicketEvent.objects.create(ticket=ticket, kind=kind, actor=actor, changes=changes or {}, note=note[:300])
+    payload = ticket_event_payload(ticket)
+    payload.update(change=kind, actor=actor.pk if actor else None)
+    event_publish(event_type="ticket.updated", data=payload)
+    return event
+
+
+def _clean_tags(tags: Iterable[str]) -> list[str]:
+    return sorted({tag.strip().lower()[:50] for tag in tags if tag.strip()})
+
+
+def _after_change(ticket: Ticket) -> None:
+    """The SLA checks to queue and the risk to recompute after any change."""
+    sla_checks_schedule(ticket=ticket)
+    ticket_risk_refresh(ticket=ticket)
+
+
+@transaction.atomic
+def ticket_create(
+    *,
+    title: str,
+    by: User | None,
+    description: str = "",
+    priority: str = Priority.MEDIUM,
+    source: str = Ticket.Source.AGENT,
+    conversations: Iterable[Conversation] = (),
+    team: Team | None = None,
+    assignee: User | None = None,
+    tags: Iterable[str] = (),
+    intent: str = "",
+) -> Ticket:
+    """Open a ticket; its SLA clocks start now."""
+    _require(by, "respond_to_conversations")
+    title = title.strip()
+    if not title:
+        raise TicketInvalid(_("A ticket needs a title."), extra={"field": "title"})
+    if priority not in Priority.values:
+        raise TicketInvalid(_("Unknown priority."), extra={"field": "priority", "priority": priority})
+    linked = list(conversations)
+    now = timezone.now()
+    ticket = Ticket.objects.create(
+        title=title[:200],
+        description=description,
+        priority=priority,
+        source=source,
+        team=team,
+        assignee=assignee,
+        tags=_clean_tags(tags),
+        intent=intent[:64],
+        contact=linked[0].contact if linked else None,
+        created_by=by,
+        last_activity_at=now,
+    )
+    if linked:
+        ticket.conversations.add(*linked)
+    sla_apply(ticket=ticket)
+    ticket.save(update_fields=SLA_FIELDS)
+    _record(
+        ticket,
+        kind=TicketEvent.Kind.CREATED,
+        actor=by,
+        changes={"source": source, "priority": priority, "conversations": [c.pk for c in linked]},
+    )
+    _after_change(ticket)
+    return ticket
+
+
+def _transcript(conversation: Conversation) -> list[Message]:
+    recent = (Message.objects.filter(conversation=conversation).exclude(type="note").order_by("-sent_at", "-id"))[
+        :TRANSCRIPT_MESSAGES
+    ]
+    return list(reversed(recent))
+
+
+def ticket_text_from_conversation(*, conversation: Conversation) -> tuple[str, str, str]:
+    """(title, description, intent) written by the provider when one is configured, else extractive."""
+    messages = _transcript(conversation)
+    lines = [f"{'Customer' if m.direction == 'in' else 'Agent'}: {m.text}" for m in messages if m.text.strip()]
+    customer = [m for m in messages if m.direction == Message.Direction.INBOUND and m.text.strip()]
+    intents = [m.intent for m in customer if m.intent and m.intent != "unknown"]
+    intent = intents[-1] if intents else ""
+    summary = summarize(lines, max_sentences=3, language=conversation.language or None)
+    description = summary.text.strip() or (customer[-1].text if customer else "")
+    title = ""
+    if not summary.extractive:
+        written = generate(
+            "Write a support ticket title of at most 10 words for this conversation. "
+            "Answer with the title only.\n\n" + "\n".join(lines[-10:]),
+            max_tokens=30,
+            temperature=0.2,
+        )
+        if written.available:
+            title = written.text.strip().strip('"').splitlines()[0] if written.text.strip() else ""
+    if not title:
+        first = (
+            customer[0].text.strip().splitlines()[0] if customer else _("Conversation %(id)s") % {"id": conversation.pk}
+        )
+        label = intent.replace("_", " ").capitalize()
+        title = f"{label}: {first}" if label else first
+    if intent:
+        description = f"{description}\n\n{_('Intent')}: {intent}"
+    return title[:200], description, intent
+
+
+def ticket_create_from_conversation(
+    *,
+    conversation: Conversation,
+    by: User | None,
+    source: str = Ticket.Source.AGENT,
+    reason: str = "",
+) -> Ticket:
+    """The conversation's open ticket, or a new one with a generated title and description."""
+    existing = ticket_active_for_conversation(conversation_id=conversation.pk)
+    if existing is not None:
+        return existing
+    title, description, intent = ticket_text_from_conversation(conversation=conversation)
+    if reason:
+        description = f"{description}\n\n{_('Hand-off reason')}: {reason}"
+    with transaction.atomic():
+        # Two hand-offs racing for the same conversation: the conversation row lock serialises them.
+        Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+        existing = ticket_active_for_conversation(conversation_id=conversation.pk)
+        if existing is not None:
+            return existing
+        return ticket_create(
+            title=title,
+            description=description,
+            by=by,
+            priority=PRIORITY_FROM_CONVERSATION.get(conversation.priority, Priority.MEDIUM),
+            source=source,
+            conversations=[conversation],
+            team=conversation.team,
+            assignee=conversation.assigned_agent,
+            tags=conversation.tags,
+            intent=intent,
+        )
+
+
+_UNSET: Any = object()
+
+
+@transaction.atomic
+def ticket_update(
+    *,
+    ticket: Ticket,
+    by: User | None,
+    title: str | None = None,
+    description: str | None = None,
+    status: str | None = None,
+    priority: str | None = None,
+    assignee: User | None = _UNSET,
+    team: Team | None = _UNSET,
+    tags: Iterable[str] | None = None,
+    note: str = "",
+) -> Ticket:
+    """Change any of the ticket's fields; each change goes into its history."""
+    _require(by, "respond_to_conversations")
+    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    changes: dict[str, dict[str, Any]] = {}
+    now = timezone.now()
+
+    def change(field: str, new: Any) -> None:
+        old = getattr(ticket, field)
+        if old != new:
+            changes[field.removesuffix("_id")] = {"from": _value(old), "to": _value(new)}
+            setattr(ticket, field, new)
+
+    if title is not None:
+        if not title.strip():
+            raise TicketInvalid(_("A ticket needs a title."), extra={"field": "title"})
+        change("title", title.strip()[:200])
+    if description is not None:
+        change("description", description)
+    if priority is not None:
+        if priority not in Priority.values:
+            raise TicketInvalid(_("Unknown priority."), extra={"field": "priority", "priority": priority})
+        change("priority", priority)
+    if assignee is not _UNSET and (assignee.pk if assignee else None) != ticket.assignee_id:
+        if not (by is None or (assignee is not None and assignee.pk == by.pk and ticket.assignee_id is None)):
+            _require(by, "assign_conversations")
+        change("assignee_id", assignee.pk if assignee else None)
+    if team is not _UNSET:
+        change("team_id", team.pk if team else None)
+    if tags is not None:
+        change("tags", _clean_tags(tags))
+    scope_changed = bool({"priority", "team", "tags"} & changes.keys())
+    if status is not None and status != ticket.status:
+        changes["status"] = {"from": ticket.status, "to": status}
+        _status_change(ticket, status, now)
+    elif scope_changed and ticket.sla_paused_at is None:
+        sla_apply(ticket=ticket)  # a new priority, team or tag may mean another policy
+    if not changes:
+        return ticket
+    ticket.last_activity_at = now
+    ticket.save()
+    _record(ticket, kind=TicketEvent.Kind.CHANGED, actor=by, changes=changes, note=note)
+    _after_change(ticket)
+    return ticket
+
+
+def _status_change(ticket: Ticket, status: str, now: datetime) -> None:
+    before = ticket.status
+    if status not in Status.values or status not in TRANSITIONS[before]:
+        raise TicketTransitionInvalid(
+            _("A %(before)s ticket cannot become %(after)s.") % {"before": before, "after": status},
+            extra={"from": before, "to": status, "allowed": sorted(TRANSITIONS[before])},
+        )
+    ticket.status = status
+    if status in Ticket.PAUSED_STATUSES:
+        sla_pause(ticket=ticket, now=now)
+    elif status in (Status.NEW, Status.OPEN):
+        if before == Status.SOLVED:
+            ticket.solved_at = None
+        if ticket.sla_paused_at is not None:
+            sla_resume(ticket=ticket, now=now)
+        else:
+            sla_apply(ticket=ticket)
+    if status == Status.SOLVED:
+        ticket.solved_at = now
+        sla_apply(ticket=ticket)  # inactive: the clocks stop
+    if status == Status.CLOSED:
+        ticket.closed_at = now
+        sla_apply(ticket=ticket)
+
+
+@transaction.atomic
+def ticket_conversation_link(*, ticket: Ticket, conversation: Conversation, by: User | None) -> Ticket:
+    if ticket.conversations.filter(pk=conversation.pk).exists():
+        return ticket
+    ticket.conversations.add(conversation)
+    if ticket.contact_id is None:
+        Ticket.objects.filter(pk=ticket.pk).update(contact=conversation.contact_id)
+    _record(ticket, kind=TicketEvent.Kind.LINKED, actor=by, changes={"conversation": conversation.pk})
+    return ticket
+
+
+@transaction.atomic
+def ticket_merge(*, source: Ticket, target: Ticket, by: User | None) -> Ticket:
+    """Merge a duplicate into another ticket: conversations and tags move, the duplicate closes."""
+    _require(by, "respond_to_conversations")
+    if source.pk == target.pk:
+        raise TicketMergeInvalid(_("A ticket cannot be merged into itself."), extra={"ticket": source.pk})
+    # Lock both in id order, so two opposite merges cannot deadlock.
+    locked = {t.pk: t for t in Ticket.objects.select_for_update().filter(pk__in=[source.pk, target.pk]).order_by("pk")}
+    source, target = locked[source.pk], locked[target.pk]
+    if source.status == Status.CLOSED or target.status == Status.CLOSED:
+        raise TicketMergeInvalid(
+            _("Closed tickets cannot be merged."), extra={"source": source.pk, "target": target.pk}
+        )
+    moved = list(source.conversations.exclude(tickets=target))
+    target.conversations.add(*moved)
+    target.tags = _clean_tags([*target.tags, *source.tags])
+    if Priority.values.index(source.priority) > Priority.values.index(target.priority):
+        target.priority = source.priority  # the merged ticket keeps the more urgent priority
+        sla_apply(ticket=target)
+    if target.contact_id is None:
+        target.contact_id = source.contact_id
+    target.last_activity_at = timezone.now()
+    target.save()
+    source.status = Status.CLOSED
+    source.merged_into = target
+    source.closed_at = timezone.now()
+    sla_apply(ticket=source)
+    source.save()
+    _record(
+        target,
+        kind=TicketEvent.Kind.MERGED,
+        actor=by,
+        changes={"merged": source.pk, "conversations": [c.pk for c in moved]},
+    )
+    _record(source, kind=TicketEvent.Kind.MERGED, actor=by, changes={"into": target.pk, "status": {"to": "closed"}})
+    _after_change(target)
+    ticket_risk_refresh(ticket=source)
+    return target
+
+
+# --- reactions to the conversation (called by apps.tickets.receivers) ---------------------
+
+
+@transaction.atomic
+def ticket_customer_wrote(*, ticket: Ticket, message: Message) -> Ticket:
+    """A customer message: a ticket pending on them reopens, and the next-response clock starts."""
+    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    changes: dict[str, Any] = {}
+    now = timezone.now()
+    if ticket.status == Status.PENDING:
+        _status_change(ticket, Status.OPEN, now)
+        changes["status"] = {"from": Status.PENDING, "to": Status.OPEN}
+    if ticket.first_responded_at is not None and ticket.next_response_started_at is None:
+        ticket.next_response_started_at = message.sent_at
+        if ticket.sla_paused_at is None:
+            sla_apply(ticket=ticket)
+    ticket.last_activity_at = now
+    ticket.save()
+    if changes:
+        _record(ticket, kind=TicketEvent.Kind.CHANGED, actor=None, changes=changes, note=_("customer replied"))
+    _after_change(ticket)
+    return ticket
+
+
+@transaction.atomic
+def ticket_agent_replied(*, ticket: Ticket, message: Message) -> Ticket:
+    """An agent answered: the first-response (or next-response) clock stops."""
+    ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+    if ticket.first_responded_at is None:
+        ticket.first_responded_at = message.sent_at
+    ticket.next_response_started_at = None
+    if ticket.status == Status.NEW:
+        ticket.status = Status.OPEN
+    if ticket.sla_paused_at is None:
+        sla_apply(ticket=ticket)
+    else:
+        ticket.first_response_due_at = ticket.first_response_risk_at = None
+        ticket.next_response_due_at = ticket.next_response_risk_at = None
+    ticket.last_activity_at = timezone.now()
+    ticket.save()
+    _after_change(ticket)
+    return ticket

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import logging
+
+from celery import Task, shared_task
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, max_retries=3, acks_late=True)
+def ticket_sla_check_task(self: Task, ticket_id: int) -> int:  # type: ignore[type-arg]
+    """The precise check queued for an at-risk or due time (idempotent)."""
+    from apps.tickets.services.sla import ticket_sla_check
+
+    try:
+        return len(ticket_sla_check(ticket_id=ticket_id))
+    except Exception as exc:  # the sweep would find it too; retry sooner
+        logger.exception("SLA check of ticket %s failed", ticket_id)
+        raise self.retry(exc=exc, countdown=5 * (self.request.retries + 1)) from exc
+
+
+@shared_task
+def tickets_sla_sweep_task() -> int:
+    """Record every reached at-risk or due time whose precise task was lost (Beat, per tenant)."""
+    from apps.tickets.selectors import tickets_sla_check_due
+    from apps.tickets.services.sla import ticket_sla_check
+
+    now = timezone.now()
+    recorded = 0
+    for ticket_id in tickets_sla_check_due(now=now):
+        recorded += len(ticket_sla_check(ticket_id=ticket_id, now=now))
+    return recorded
+
+
+@shared_task
+def tickets_risk_refresh_task() -> int:
+    """Recompute the escalation risk of active tickets: time alone moves it (Beat, per tenant)."""
+    from apps.tickets.services.risk import tickets_risk_refresh_all
+
+    return tickets_risk_refresh_all()
