@@ -303,3 +303,17 @@ def browser() -> Iterator[Any]:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def tenant_conversations_wipe(tenant: TenantSetup) -> None:
+    """Empty a tenant's contacts, conversations, messages and outbox after a committed test.
+
+    One TRUNCATE ... CASCADE: a Celery worker may still be adding a bot reply or a status,
+    and row-by-row deletes would race it (a message inserted after its conversation's delete
+    was planned breaks the foreign key at commit).
+    """
+    from django.db import transaction
+
+    tables = ["contacts_contact", "conversations_conversation", "conversations_message", "whatsapp_outboxmessage"]
+    with schema_context(tenant.schema), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")

@@ -19,13 +19,12 @@ from django.db import connections
 from apps.accounts.models import AgentProfile, User
 from apps.accounts.roles import AGENT
 from apps.accounts.services import user_create
-from apps.contacts.models import Contact
-from apps.conversations.models import Conversation, Message
+from apps.conversations.models import CannedResponse, Conversation
 from apps.core.tenancy import tenant_context, use_public_schema
 from apps.tenants.models import WebhookEvent
 from apps.whatsapp.models import OutboxMessage
 from tests import whatsapp_payloads as wp
-from tests.conftest import PASSWORD, LiveServer, TenantSetup
+from tests.conftest import PASSWORD, LiveServer, TenantSetup, tenant_conversations_wipe
 from tests.fakes.graph_api import FakeGraphApi
 
 pytestmark = pytest.mark.usefixtures("committed_db")
@@ -43,12 +42,10 @@ class Agents:
 def _cleanup(tenant: TenantSetup) -> None:
     use_public_schema()
     WebhookEvent.objects.filter(tenant=tenant.organization).delete()
+    tenant_conversations_wipe(tenant)
     with tenant_context(tenant.organization):
-        Message.objects.all().delete()
-        OutboxMessage.objects.all().delete()
-        Conversation.objects.all().delete()
-        Contact.objects.all().delete()
         User.objects.filter(email__startswith="inbox-").delete()
+        CannedResponse.objects.all().delete()
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +61,7 @@ def agents(tenant_a: TenantSetup, tenant_b: TenantSetup) -> Iterator[Agents]:
         baraka = user_create(email="inbox-baraka@alpha.test", password=PASSWORD, role=AGENT, first_name="Baraka")
         # Nobody is online for automatic assignment: the agents act themselves.
         AgentProfile.objects.update(status=AgentProfile.Status.OFFLINE)
+        CannedResponse.objects.create(shortcut="karibu", title="Welcome", text="Karibu Neema! Oda yako imetumwa leo.")
     with tenant_context(tenant_b.organization):
         other = user_create(email="inbox-zuri@beta.test", password=PASSWORD, role=AGENT, first_name="Zuri")
     yield Agents(amina, baraka, other)
@@ -127,7 +125,11 @@ def test_a_live_conversation_across_two_agents_and_another_tenant(
         # Amina opens it and replies; the reply goes through the outbox to the Graph API.
         amina.locator("#conversations li", has_text="Neema").click()
         amina.locator("#messages li.customer", has_text="Habari, oda yangu iko wapi?").wait_for(timeout=20_000)
-        amina.fill("#reply", "Karibu Neema! Oda yako imetumwa leo.")
+        # A canned response by its shortcut: "/kar" + Enter inserts it (it is not sent as "/kar").
+        amina.locator("#reply").press_sequentially("/kar")
+        amina.locator("#suggestions .canned").wait_for(timeout=10_000)
+        amina.press("#reply", "Enter")
+        assert amina.input_value("#reply") == "Karibu Neema! Oda yako imetumwa leo."
         amina.press("#reply", "Enter")
         amina.locator("#messages li.agent", has_text="Oda yako imetumwa leo").wait_for(timeout=20_000)
         _eventually(lambda: any("imetumwa" in str(m.body) for m in graph_api.sent_messages()))

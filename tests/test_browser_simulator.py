@@ -13,14 +13,12 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from apps.contacts.models import Contact
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import message_send
 from apps.core.tenancy import tenant_context, use_public_schema
 from apps.tenants.models import WebhookEvent, WhatsAppAccount
 from apps.whatsapp import messages as wa
-from apps.whatsapp.models import OutboxMessage
-from tests.conftest import LiveServer, TenantSetup
+from tests.conftest import LiveServer, TenantSetup, tenant_conversations_wipe
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 
@@ -41,11 +39,7 @@ def sandbox_tenant(tenant_a: TenantSetup) -> Iterator[TenantSetup]:
     yield tenant_a
     use_public_schema()
     WebhookEvent.objects.filter(tenant=tenant_a.organization).delete()
-    with tenant_context(tenant_a.organization):
-        Message.objects.all().delete()
-        OutboxMessage.objects.all().delete()
-        Conversation.objects.all().delete()
-        Contact.objects.all().delete()
+    tenant_conversations_wipe(tenant_a)
     WhatsAppAccount.objects.filter(pk=tenant_a.whatsapp.pk).update(transport=WhatsAppAccount.Transport.CLOUD)
 
 

@@ -183,3 +183,16 @@ def test_a_token_of_one_tenant_opens_nothing_on_another(tenant_a: TenantSetup, t
     other.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     assert other.get("/api/v1/conversations/").status_code == 401
     assert other.get(f"/api/v1/conversations/{conversation.pk}/").status_code == 401
+
+
+def test_canned_responses_by_shortcut(tenant_a: TenantSetup) -> None:
+    from apps.conversations.models import CannedResponse
+
+    with tenant_context(tenant_a.organization):
+        agent = _user(AGENT)
+        CannedResponse.objects.create(shortcut="refund", title="Refund times", text="Refunds take 3 working days.")
+        CannedResponse.objects.create(shortcut="hours", title="Opening hours", text="We open at 8 am.")
+        CannedResponse.objects.create(shortcut="old", title="Retired", text="x", is_active=False)
+        client = _client(tenant_a, agent)
+        assert [r["shortcut"] for r in client.get("/api/v1/canned-responses/?q=/ref").json()] == ["refund"]
+        assert [r["shortcut"] for r in client.get("/api/v1/canned-responses/").json()] == ["hours", "refund"]

@@ -168,3 +168,30 @@ def test_a_provider_outage_still_analyses_the_message_offline(tenant_a: TenantSe
     assert message.analysed_at is not None
     assert message.analysis["provider"] == "local"
     assert message.analysis["translation"]["status"] == "untranslated"
+
+
+def test_a_tenants_own_intent_is_learnt_from_a_few_phrases(tenant_a: TenantSetup, tenant_b: TenantSetup) -> None:
+    from django.core.exceptions import ValidationError
+
+    from apps.ai.models import CustomIntent
+    from apps.ai.selectors import custom_intents_forget
+
+    with tenant_context(tenant_a.organization):
+        CustomIntent.objects.create(
+            name="loan_application",
+            examples="I want to apply for a loan\nHow do I get a loan from you?\nNataka mkopo\nCan I borrow money?",
+        )
+        custom_intents_forget()
+        message = _analysed(
+            _text(tenant_a, "I would like to apply for a loan of 50,000 shillings", wa_id="254711000792")
+        )
+        assert message.intent == "loan_application"
+        reserved = CustomIntent(name="greeting", examples="hi\nhello\nhey")
+        with pytest.raises(ValidationError):
+            reserved.full_clean()
+        with pytest.raises(ValidationError):
+            CustomIntent(name="refund_status", examples="only one").full_clean()
+    with tenant_context(tenant_b.organization):
+        custom_intents_forget()
+        other = _analysed(_text(tenant_b, "I would like to apply for a loan of 50,000 shillings", wa_id="254711000793"))
+        assert other.intent != "loan_application"  # tenant A's intent is A's alone

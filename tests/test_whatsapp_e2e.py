@@ -27,7 +27,7 @@ from apps.whatsapp.processing import webhook_events_stuck_requeue
 from apps.whatsapp.webhooks import sign
 from imaradesk.asgi import application
 from tests import whatsapp_payloads as wp
-from tests.conftest import TenantSetup
+from tests.conftest import TenantSetup, tenant_conversations_wipe
 from tests.fakes.graph_api import FakeGraphApi
 
 pytestmark = pytest.mark.usefixtures("committed_db")
@@ -38,10 +38,7 @@ def clean_tenant_a(tenant_a: TenantSetup) -> Iterator[TenantSetup]:
     yield tenant_a
     use_public_schema()
     WebhookEvent.objects.filter(tenant=tenant_a.organization).delete()
-    with tenant_context(tenant_a.organization):
-        Message.objects.all().delete()
-        OutboxMessage.objects.all().delete()
-        Contact.objects.all().delete()
+    tenant_conversations_wipe(tenant_a)
     WhatsAppAccount.objects.filter(pk=tenant_a.whatsapp.pk).update(transport=WhatsAppAccount.Transport.CLOUD)
 
 

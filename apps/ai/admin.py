@@ -11,7 +11,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from apps.ai.models import SINGLETON_ID, AISettings, AIUsage
+from apps.ai.models import SINGLETON_ID, AISettings, AIUsage, CustomIntent
+from apps.ai.selectors import custom_intents_forget
 from apps.core.admin_sites import tenant_admin_site
 
 KEY_FIELDS = ("openai_api_key", "anthropic_api_key", "google_api_key")
@@ -109,3 +110,20 @@ class AIUsageAdmin(admin.ModelAdmin[AIUsage]):
 
 tenant_admin_site.register(AISettings, AISettingsAdmin)
 tenant_admin_site.register(AIUsage, AIUsageAdmin)
+
+
+class CustomIntentAdmin(admin.ModelAdmin[CustomIntent]):
+    list_display = ["name", "description", "is_active", "updated"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "description", "examples"]
+
+    def save_model(self, request: HttpRequest, obj: CustomIntent, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        custom_intents_forget()
+
+    def delete_model(self, request: HttpRequest, obj: CustomIntent) -> None:
+        super().delete_model(request, obj)
+        custom_intents_forget()
+
+
+tenant_admin_site.register(CustomIntent, CustomIntentAdmin)

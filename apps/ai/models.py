@@ -151,3 +151,44 @@ class AICacheEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} {self.provider}/{self.model} {self.key[:12]}"
+
+
+INTENT_NAME = r"^[a-z][a-z0-9_]{1,62}$"
+
+
+class CustomIntent(models.Model):
+    """A business's own intent, learnt from a few example phrases (no training step to run)."""
+
+    name = models.CharField(
+        _("name"),
+        max_length=64,
+        unique=True,
+        help_text=_("Lower case letters, digits and underscores, for example loan_application."),
+    )
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    examples = models.TextField(
+        _("example phrases"),
+        help_text=_("One phrase per line, at least three, in the languages your customers write in."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("custom intent")
+        verbose_name_plural = _("custom intents")
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=Q(name__regex=INTENT_NAME), name="ai_customintent_name_format")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def example_list(self) -> list[str]:
+        return [line.strip() for line in self.examples.splitlines() if line.strip()]
+
+    def clean(self) -> None:
+        from apps.ai.intents import DEFAULT_INTENTS, UNKNOWN
+
+        if self.name in (*DEFAULT_INTENTS, UNKNOWN):
+            raise ValidationError({"name": _("This is one of the built-in intents; choose another name.")})
+        if len(self.example_list()) < 3:
+            raise ValidationError({"examples": _("Give at least three example phrases, one per line.")})

@@ -65,3 +65,23 @@ def ai_cache_get(key: str) -> Any | None:
     except Exception:
         logger.warning("AI cache: Redis write failed", exc_info=True)
     return row
+
+
+def custom_intent_examples() -> dict[str, list[str]]:
+    """The tenant's active custom intents and their phrases (cached briefly; edits show within a minute)."""
+    from django.core.cache import cache
+
+    from apps.ai.models import CustomIntent
+
+    key = "ai:custom-intents"  # the cache's key function prefixes the tenant's schema
+    cached = cache.get(key)
+    if cached is None:
+        cached = {intent.name: intent.example_list() for intent in CustomIntent.objects.filter(is_active=True)}
+        cache.set(key, cached, 60)
+    return dict(cached)
+
+
+def custom_intents_forget() -> None:
+    from django.core.cache import cache
+
+    cache.delete("ai:custom-intents")

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from apps.core.admin_sites import tenant_admin_site
 
-from .models import Conversation, Message
+from .models import CannedResponse, Conversation, Message
 
 MESSAGE_COLUMNS = ["sent_at", "direction", "author_kind", "type", "text", "delivery", "language", "intent", "sentiment"]
 
@@ -65,3 +65,12 @@ class MessageAdmin(admin.ModelAdmin[Message]):
 
 tenant_admin_site.register(Conversation, ConversationAdmin)
 tenant_admin_site.register(Message, MessageAdmin)
+
+
+class CannedResponseAdmin(admin.ModelAdmin[CannedResponse]):
+    list_display = ["shortcut", "title", "is_active", "updated"]
+    list_filter = ["is_active"]
+    search_fields = ["shortcut", "title", "text"]
+
+
+tenant_admin_site.register(CannedResponse, CannedResponseAdmin)

@@ -18,6 +18,7 @@ from django.utils import timezone
 from apps.ai.language import UNKNOWN as UNKNOWN_LANGUAGE
 from apps.ai.language import detect_language
 from apps.ai.router import classify_intent, translate
+from apps.ai.selectors import custom_intent_examples
 from apps.ai.sentiment import analyse_sentiment
 from apps.conversations.context import conversation_summary_refresh
 from apps.conversations.hooks import hooks_fire, on_message_analysed
@@ -74,7 +75,7 @@ def message_analyse(*, message_id: int) -> Message | None:
         message.language = message.conversation.language
     else:
         language = detect_language(text, _history_languages(message), languages=tuple(settings.AI_DETECT_LANGUAGES))
-        intent = classify_intent(text)
+        intent = classify_intent(text, intents=custom_intent_examples() or None)
         sentiment = analyse_sentiment(text)
         message.language = "" if language.code == UNKNOWN_LANGUAGE else language.code
         message.intent = intent.intent

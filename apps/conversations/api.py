@@ -23,6 +23,7 @@ from apps.conversations.lifecycle import (
 )
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import (
+    canned_response_list,
     contact_history_for_user,
     conversation_get_for_user,
     conversation_list_for_user,
@@ -258,3 +259,19 @@ class ConversationAssignApi(APIView):
             raise serializers.ValidationError({"agent": ["No such agent."]})
         conversation = conversation_assign(conversation=conversation, agent=agent, by=user)
         return Response(ConversationSerializer(conversation).data)
+
+
+class CannedResponseSerializer(serializers.Serializer[Any]):
+    shortcut = serializers.CharField()
+    title = serializers.CharField()
+    text = serializers.CharField()
+
+
+class CannedResponseListApi(APIView):
+    """The saved replies, matching `q` in the shortcut or title (the composer's `/` menu)."""
+
+    @extend_schema(responses=CannedResponseSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        _user(request)
+        query = str(request.query_params.get("q", "")).strip().lstrip("/")[:40]
+        return Response(CannedResponseSerializer(canned_response_list(query=query)[:20], many=True).data)

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from apps.conversations.api import (
+    CannedResponseListApi,
     ConversationAssignApi,
     ConversationDetailApi,
     ConversationEscalateApi,
@@ -35,5 +36,6 @@ urlpatterns = [
         name="conversation-return-to-bot",
     ),
     path("conversations/<int:conversation_id>/assign/", ConversationAssignApi.as_view(), name="conversation-assign"),
+    path("canned-responses/", CannedResponseListApi.as_view(), name="canned-response-list"),
     path("customers/<int:contact_id>/history/", CustomerHistoryApi.as_view(), name="customer-history"),
 ]

@@ -175,3 +175,28 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.type}: {self.text[:50]}"
+
+
+class CannedResponse(models.Model):
+    """A saved reply an agent inserts by typing its shortcut (`/refund`) in the composer."""
+
+    shortcut = models.CharField(
+        _("shortcut"), max_length=40, unique=True, help_text=_("Letters, digits and dashes, typed after a slash.")
+    )
+    title = models.CharField(_("title"), max_length=100)
+    text = models.TextField(_("text"), max_length=4096)
+    is_active = models.BooleanField(_("active"), default=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("canned response")
+        verbose_name_plural = _("canned responses")
+        ordering = ["shortcut"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(shortcut__regex=r"^[a-z0-9][a-z0-9-]{0,39}$"), name="conversations_canned_shortcut"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"

@@ -15,7 +15,7 @@ from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery
 from apps.accounts.models import User
 from apps.accounts.selectors import user_has_capability
 from apps.conversations.exceptions import ConversationNotFound
-from apps.conversations.models import Conversation, ConversationEvent, Message
+from apps.conversations.models import CannedResponse, Conversation, ConversationEvent, Message
 
 ACTIVE_STATUSES = (Conversation.Status.WAITING, Conversation.Status.ASSIGNED)
 
@@ -170,3 +170,10 @@ def contact_history_for_user(*, user: User, contact_id: int) -> QuerySet[Convers
         .filter(contact_id=contact_id)
         .order_by("-last_message_at", "-pk")
     )
+
+
+def canned_response_list(*, query: str = "") -> QuerySet[CannedResponse]:
+    responses = CannedResponse.objects.filter(is_active=True)
+    if query:
+        responses = responses.filter(Q(shortcut__istartswith=query) | Q(title__icontains=query))
+    return responses.order_by("shortcut")

@@ -13,6 +13,8 @@
   let refreshTimer = null;
   let windowTimer = null;
   let shownSuggestions = [];
+  let cannedTimer = null;
+  let cannedFirst = null;
   let chosenSuggestion = null;
 
   async function api(path, options) {
@@ -331,9 +333,45 @@
   $("composer").addEventListener("submit", send);
   $("note").addEventListener("change", renderWindow);
   $("reply").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("composer").requestSubmit(); }
+    if (event.key !== "Enter" || event.shiftKey) return;
+    event.preventDefault();
+    if (cannedFirst && /^\/[a-z0-9-]*$/.test($("reply").value)) {
+      $("reply").value = cannedFirst.text;  // Enter on "/refund" inserts the saved reply, never sends "/refund"
+      cannedFirst = null;
+      $("suggestions").replaceChildren();
+      return;
+    }
+    $("composer").requestSubmit();
+  });
+  // Canned responses: "/shortcut" at the start of the reply opens the menu; Tab or a click inserts.
+  async function canned() {
+    const box = $("suggestions");
+    const match = $("reply").value.match(/^\/([a-z0-9-]*)$/);
+    if (!match) { if (box.dataset.kind === "canned") { box.replaceChildren(); box.dataset.kind = ""; } cannedFirst = null; return; }
+    const items = await api("canned-responses/?q=" + encodeURIComponent(match[1])).catch(() => []);
+    box.replaceChildren();
+    box.dataset.kind = "canned";
+    cannedFirst = items.length ? items[0] : null;
+    for (const item of items) {
+      const button = el("button", "suggestion canned");
+      button.type = "button";
+      button.appendChild(el("span", "label", "/" + item.shortcut + " · " + item.title));
+      button.appendChild(el("span", "", item.text));
+      button.addEventListener("click", () => { $("reply").value = item.text; box.replaceChildren(); $("reply").focus(); });
+      box.appendChild(button);
+    }
+  }
+  $("reply").addEventListener("keydown", (event) => {
+    if (event.key === "Tab" && cannedFirst) {
+      event.preventDefault();
+      $("reply").value = cannedFirst.text;
+      cannedFirst = null;
+      $("suggestions").replaceChildren();
+    }
   });
   $("reply").addEventListener("input", () => {
+    clearTimeout(cannedTimer);
+    cannedTimer = setTimeout(canned, 120);
     if (socket && socket.readyState === WebSocket.OPEN && openId) socket.send(JSON.stringify({type: "typing", conversation: openId}));
   });
   $("suggest").addEventListener("click", suggest);
