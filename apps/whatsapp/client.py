@@ -55,7 +55,9 @@ class WhatsAppClient:
         self.phone_number_id = phone_number_id
         self.base_url = (base_url or settings.WHATSAPP_GRAPH_URL).rstrip("/")
         self.version = version or settings.WHATSAPP_GRAPH_VERSION
-        self._http = http or httpx.Client(timeout=timeout or settings.WHATSAPP_GRAPH_TIMEOUT)
+        # The timeout goes with each request, so a shared (pooled, keep-alive) client obeys it too.
+        self._timeout = timeout or settings.WHATSAPP_GRAPH_TIMEOUT
+        self._http = http or httpx.Client(timeout=self._timeout)
         self._headers = {"Authorization": f"Bearer {access_token}"}
 
     def _url(self, path: str) -> str:
@@ -63,7 +65,7 @@ class WhatsAppClient:
 
     def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, url, headers=self._headers, **kwargs)
+            response = self._http.request(method, url, headers=self._headers, timeout=self._timeout, **kwargs)
         except httpx.HTTPError as exc:
             raise GraphApiError(status=0, code=None, title=f"{type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
@@ -104,7 +106,7 @@ class WhatsAppClient:
     def media_download(self, url: str, *, max_bytes: int) -> bytes:
         """Download a media URL with the bearer token, refusing anything over max_bytes."""
         try:
-            with self._http.stream("GET", url, headers=self._headers) as response:
+            with self._http.stream("GET", url, headers=self._headers, timeout=self._timeout) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _error_from(response)
