@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from collections import Counter
@@ -16,7 +18,7 @@ from django.utils import timezone
 from apps.core.tenancy import current_schema, tenant_context
 from apps.whatsapp import governor
 from apps.whatsapp import messages as wa
-from apps.whatsapp.client import GraphApiError
+from apps.whatsapp.client import GraphApiError, GraphSendPool
 from apps.whatsapp.models import OutboxMessage
 from apps.whatsapp.outbox import (
     outbox_deliver,
@@ -25,6 +27,7 @@ from apps.whatsapp.outbox import (
     outbox_drain_release,
     outbox_enqueue,
     outbox_stuck_requeue,
+    scheduling,
     sending,
 )
 from apps.whatsapp.tasks import outbox_drain_task
@@ -141,10 +144,11 @@ def test_retries_and_permanent_failures_in_one_batch(tenant_a: TenantSetup) -> N
 
 @pytest.mark.django_db
 def test_a_drain_that_ends_with_retries_sets_a_wake_up(
-    tenant_a: TenantSetup, drains: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    tenant_a: TenantSetup, drains: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     with tenant_context(tenant_a.organization):
         outbox_drain_release(account_id=tenant_a.whatsapp.pk, schema=current_schema())
+        scheduling._redis(settings.REDIS_URL).delete(scheduling._wake_key(current_schema(), tenant_a.whatsapp.pk))
         _row(tenant_a, "retry-wake")
         sender = RecordingSender()
         monkeypatch.setattr(sending, "_sender_for", lambda account: sender)
@@ -286,3 +290,35 @@ def test_the_drain_task_sends_through_the_fake_graph_api(
     assert sent.path == f"/v21.0/{tenant.whatsapp.phone_number_id}/messages"
     assert sent.headers["Authorization"] == "Bearer token-alpha"
     assert sent.body["messaging_product"] == "whatsapp"
+
+
+# --- the send pool ------------------------------------------------------------------------
+
+
+def test_the_send_pool_replaces_a_connection_the_server_closed() -> None:
+    """A kept-alive connection closed by the server is noticed before the next POST, not after."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    accepted: list[int] = []
+
+    def serve() -> None:
+        for n in range(2):
+            conn, _ = server.accept()
+            accepted.append(n)
+            conn.recv(65536)
+            body = json.dumps({"messages": [{"id": f"wamid.{n}"}]}).encode()
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            conn.sendall(head.encode() + body)
+            time.sleep(0.05)
+            conn.close()  # an idle keep-alive timeout on the server's side, without "Connection: close"
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    pool = GraphSendPool(base_url=f"http://127.0.0.1:{port}", version="v21.0")
+    payload = {"to": "254711000001", "type": "text", "text": {"body": "hi"}}
+    assert pool.send(phone_number_id="1", access_token="t", payload=payload) == "wamid.0"
+    time.sleep(0.2)
+    assert pool.send(phone_number_id="1", access_token="t", payload=payload) == "wamid.1"
+    thread.join(5)
+    server.close()
+    assert accepted == [0, 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import select
+import socket
 import ssl
 import threading
 import urllib.request
@@ -183,7 +184,7 @@ class GraphSendPool:
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
         # A kept-alive connection the server has since closed reads as ready (EOF): replace it
         # before sending, rather than find out after a POST that may or may not have landed.
-        if conn is not None and conn.sock is not None and select.select([conn.sock], [], [], 0)[0]:
+        if conn is not None and conn.sock is not None and _readable(conn.sock):
             conn.close()
             conn = None
         if conn is None:
@@ -217,6 +218,13 @@ class GraphSendPool:
             details = str(content[:500])
             raise GraphApiError(status=200, code=None, title="The response is not JSON", details=details) from exc
         return _wamid_from(data)
+
+
+def _readable(sock: socket.socket) -> bool:
+    # poll, not select: select fails on descriptors above 1023, which a busy worker reaches.
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 @dataclass(frozen=True)
