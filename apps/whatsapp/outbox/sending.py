@@ -302,7 +302,9 @@ def _deliver_batch(
             report.released += len(waiting)
             throttled = True
             break
-        time.sleep(grant.wait)
+        # Wait for 20 ms' worth of tokens, not for the next single one: fewer governor calls.
+        rate = account.rate_limit_per_second
+        time.sleep(max(grant.wait, min(len(waiting), rate * 0.02) / rate))
     results = [(row, future.result()) for row, future in in_flight]
     for outcome in _record(claim, results, account).values():
         if outcome.state == "sent":
