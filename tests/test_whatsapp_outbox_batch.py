@@ -322,3 +322,17 @@ def test_the_send_pool_replaces_a_connection_the_server_closed() -> None:
     thread.join(5)
     server.close()
     assert accepted == [0, 1]
+
+
+@pytest.mark.django_db
+def test_the_sweeper_asks_for_drains_of_rows_left_pending(
+    tenant_a: TenantSetup, tenant_b: TenantSetup, drains: list[dict[str, Any]]
+) -> None:
+    with tenant_context(tenant_a.organization):
+        fresh = _row(tenant_a, "fresh")
+        assert outbox_stuck_requeue() == 0  # due just now: its own drain is on the way
+        OutboxMessage.objects.filter(pk=fresh.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=3))
+        assert outbox_stuck_requeue() == 1
+    with tenant_context(tenant_b.organization):
+        assert outbox_stuck_requeue() == 0  # another tenant's rows are not this schema's business
+    assert drains == [{"args": (tenant_a.whatsapp.pk,), "headers": {"_schema_name": tenant_a.schema}}]
