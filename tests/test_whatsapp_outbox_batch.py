@@ -31,7 +31,7 @@ from apps.whatsapp.outbox import (
     sending,
 )
 from apps.whatsapp.tasks import outbox_drain_task
-from tests.conftest import TenantSetup
+from tests.conftest import TenantSetup, outbox_drain_flags_clear
 from tests.fakes.graph_api import FakeGraphApi
 
 OPEN = timezone.now() + timedelta(hours=3)
@@ -73,7 +73,7 @@ class RecordingSender:
 
 
 @pytest.fixture
-def drains(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+def drains(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     """Drain tasks asked for, instead of queued (no worker runs in these tests)."""
     asked: list[dict[str, Any]] = []
 
@@ -81,7 +81,8 @@ def drains(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         asked.append(kwargs)
 
     monkeypatch.setattr(outbox_drain_task, "apply_async", record)
-    return asked
+    yield asked
+    outbox_drain_flags_clear()  # the flags of drains that were never queued
 
 
 # --- claims and priority ------------------------------------------------------------------

@@ -10,6 +10,7 @@ claims skip locked rows and a row's result is recorded only under its own claim.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from functools import cache
@@ -55,6 +56,8 @@ def outbox_drain_request(*, account_id: int, schema: str, force: bool = False) -
         outbox_drain_task.apply_async(args=(account_id,), headers={"_schema_name": schema})
     except Exception:  # the rows are stored: the sweeper asks again
         logger.exception("could not queue a drain of number %s in %s; the sweeper will retry", account_id, schema)
+        with contextlib.suppress(redis.RedisError):  # so that the next enqueue asks again
+            _redis(settings.REDIS_URL).delete(_flag_key(schema, account_id))
         return False
     return True
 
