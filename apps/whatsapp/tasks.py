@@ -1,15 +1,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import asdict
 
 from celery import Task, shared_task
-from django.utils import timezone
 
 from apps.whatsapp.client import GraphApiError
 from apps.whatsapp.media import media_download
-from apps.whatsapp.models import OutboxMessage
-from apps.whatsapp.outbox import outbox_deliver
+from apps.whatsapp.outbox import outbox_deliver, outbox_drain_cycle, outbox_stuck_requeue
 from apps.whatsapp.processing import EventRetry, webhook_event_fail, webhook_event_process, webhook_events_stuck_requeue
 
 logger = logging.getLogger(__name__)
@@ -31,8 +29,15 @@ def webhook_event_process_task(self: Task, event_id: int) -> str:  # type: ignor
         raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
 
 
+@shared_task(acks_late=True)
+def outbox_drain_task(account_id: int) -> dict[str, int | bool]:
+    """Send one number's due outbox rows in batches (what `outbox_enqueue` schedules)."""
+    return asdict(outbox_drain_cycle(account_id=account_id))
+
+
 @shared_task(bind=True, max_retries=None, acks_late=True)
 def outbox_send_task(self: Task, outbox_id: int) -> str:  # type: ignore[type-arg]
+    """Send one row by itself: for tasks queued before the batch sender, and for manual re-sends."""
     outcome = outbox_deliver(outbox_id=outbox_id)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
@@ -46,19 +51,8 @@ def webhook_events_sweep_task() -> int:
 
 @shared_task
 def outbox_sweep_task() -> int:
-    """Re-schedule outbox rows whose task was lost (runs per tenant)."""
-    cutoff = timezone.now() - timedelta(minutes=2)
-    due = list(
-        OutboxMessage.objects.filter(
-            status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING], next_attempt_at__lt=cutoff
-        ).values_list("pk", flat=True)[:1000]
-    )
-    for outbox_id in due:
-        OutboxMessage.objects.filter(pk=outbox_id).update(next_attempt_at=timezone.now())
-        outbox_send_task.apply_async(args=(outbox_id,))
-    if due:
-        logger.warning("re-scheduled %d stuck outbox messages", len(due))
-    return len(due)
+    """Queue drains for outbox rows whose task was lost or whose claim lapsed (runs per tenant)."""
+    return outbox_stuck_requeue()
 
 
 @shared_task

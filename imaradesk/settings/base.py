@@ -332,6 +332,14 @@ WHATSAPP_WEBHOOK_MAX_BYTES = env_int("WHATSAPP_WEBHOOK_MAX_BYTES", 1_000_000)
 WHATSAPP_SEND_MAX_ATTEMPTS = env_int("WHATSAPP_SEND_MAX_ATTEMPTS", 8)
 # Share of each number's rate kept for replies to live conversations when bulk sends run.
 WHATSAPP_LIVE_RESERVE = float(env_str("WHATSAPP_LIVE_RESERVE", "0.2"))
+# The batch sender: rows claimed per round (capped at a fifth of the number's rate), concurrent
+# Graph requests per worker process, how long a claim is held before the sweeper may hand the
+# rows to another worker (well above a batch's worst case: a few timeouts in a row), and how
+# long one drain task runs before it hands over to a fresh task.
+WHATSAPP_SEND_BATCH = env_int("WHATSAPP_SEND_BATCH", 100)
+WHATSAPP_SEND_CONCURRENCY = env_int("WHATSAPP_SEND_CONCURRENCY", 16)
+WHATSAPP_SEND_LEASE_SECONDS = env_int("WHATSAPP_SEND_LEASE_SECONDS", 120)
+WHATSAPP_DRAIN_SECONDS = float(env_str("WHATSAPP_DRAIN_SECONDS", "20"))
 # Where the customer simulator POSTs its signed webhooks; empty: hand them to the ingest in-process.
 WHATSAPP_SIMULATOR_URL = env_str("WHATSAPP_SIMULATOR_URL", "")
 WHATSAPP_MEDIA_MAX_BYTES = {

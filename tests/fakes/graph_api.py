@@ -3,17 +3,27 @@
 fake = FakeGraphApi().start()
 fake.script("messages", Reply(500), Reply(429, {"error": {"code": 130429, "message": "Rate limit"}}))
 ... then the next POST /{version}/{phone}/messages gets 500, then 429, then the default success.
+
+The server is a small asyncio HTTP/1.1 server with keep-alive, on an event loop of its own
+(a thread here; its own process with `python -m tests.fakes.graph_api`), so that it answers
+thousands of requests a second and a benchmark measures the sender, not the fake. A scripted
+delay sleeps on the loop, so a slow answer never holds up the others.
+
+In its own process, `GET /_fake/stats` answers {"messages": n, "distinct": n, "duplicates": n}
+(message requests counted by their body) and `POST /_fake/reset` forgets everything.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
 import itertools
 import json
 import threading
-import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from typing import Any
 
 
@@ -36,62 +46,85 @@ class Recorded:
 class FakeGraphApi:
     requests: list[Recorded] = field(default_factory=list)
     media_files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 0
     _scripts: dict[str, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _server: asyncio.Server | None = None
+    _thread: threading.Thread | None = None
+    _address: tuple[str, int] | None = None
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        assert self._address is not None
+        host, port = self._address
+        return f"http://{host}:{port}"
+
+    # --- life cycle ----------------------------------------------------------------------
 
     def start(self) -> FakeGraphApi:
-        fake = self
+        """Serve on a loop in a daemon thread; return once the port is bound."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._bind())
+            except BaseException as exc:  # surfaced to start()'s caller
+                failure.append(exc)
+                ready.set()
                 return
+            ready.set()
+            loop.run_forever()
+            loop.close()
 
-            def _answer(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body: Any = json.loads(raw) if raw else None
-                except ValueError:
-                    body = raw.decode(errors="replace")
-                with fake._lock:
-                    fake.requests.append(Recorded(method, self.path, dict(self.headers), body))
-                status, content, content_type = fake._route(method, self.path)
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            def do_GET(self) -> None:
-                self._answer("GET")
-
-            def do_POST(self) -> None:
-                self._answer("POST")
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                # A client that gave up (a timeout test) is expected, not an error.
-                return
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._thread = threading.Thread(target=run, name="fake-graph-api", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
         return self
 
+    async def _bind(self) -> None:
+        self._server = await asyncio.start_server(self._connection, self.host, self.port, backlog=1024)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self._address = (str(host), int(port))
+
+    def serve_forever(self) -> None:
+        """Serve on this thread until interrupted (the separate-process mode)."""
+
+        async def main() -> None:
+            await self._bind()
+            print(self.url, flush=True)
+            assert self._server is not None
+            await self._server.serve_forever()
+
+        asyncio.run(main())
+
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        loop, server = self._loop, self._server
+        if loop is None or server is None:
+            return
+
+        async def close() -> None:
+            # Finish every connection on the loop: a coroutine left to the garbage collector
+            # would run its clean-up later on whatever thread collects it.
+            server.close()
+            connections = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in connections:
+                task.cancel()
+            await asyncio.gather(*connections, return_exceptions=True)
+            loop.stop()
+
+        asyncio.run_coroutine_threadsafe(close(), loop)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    # --- scripting and recording ---------------------------------------------------------
 
     def reset(self) -> None:
         with self._lock:
@@ -108,16 +141,74 @@ class FakeGraphApi:
         with self._lock:
             return [r for r in self.requests if r.method == "POST" and r.path.endswith("/messages")]
 
+    def stats(self) -> dict[str, int]:
+        """Message requests seen, distinct bodies among them, and the surplus (duplicates)."""
+        bodies = Counter(json.dumps(r.body, sort_keys=True) for r in self.sent_messages())
+        total = sum(bodies.values())
+        return {"messages": total, "distinct": len(bodies), "duplicates": total - len(bodies)}
+
     def _next(self, route: str) -> Reply | None:
         with self._lock:
             queue = self._scripts.get(route)
             return queue.popleft() if queue else None
 
-    def _route(self, method: str, path: str) -> tuple[int, bytes, str]:
+    # --- HTTP ----------------------------------------------------------------------------
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _version = lines[0].split(" ", 2)
+                headers: dict[str, str] = {}
+                for line in lines[1:]:
+                    if line:
+                        name, _, value = line.partition(":")
+                        headers[name.strip()] = value.strip()
+                length = int(next((v for k, v in headers.items() if k.lower() == "content-length"), "0") or 0)
+                raw = await reader.readexactly(length) if length else b""
+                try:
+                    body: Any = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw.decode(errors="replace")
+                status, content, content_type = await self._answer(method, path, headers, body)
+                try:
+                    reason = HTTPStatus(status).phrase
+                except ValueError:
+                    reason = ""
+                writer.write(
+                    f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+                    f"Content-Length: {len(content)}\r\n\r\n".encode("latin-1")
+                    + content
+                )
+                await writer.drain()
+                if any(k.lower() == "connection" and v.lower() == "close" for k, v in headers.items()):
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return  # a client that gave up (a timeout test) is expected, not an error
+        except asyncio.CancelledError:
+            return  # stop(): end quietly (asyncio's stream callback logs a task that ends cancelled)
+        finally:
+            writer.close()
+
+    async def _answer(self, method: str, path: str, headers: dict[str, str], body: Any) -> tuple[int, bytes, str]:
+        if path == "/_fake/stats":
+            return 200, json.dumps(self.stats()).encode(), "application/json"
+        if path == "/_fake/reset":
+            self.reset()
+            return 200, b"{}", "application/json"
+        with self._lock:
+            self.requests.append(Recorded(method, path, headers, body))
+        return await self._route(path)
+
+    async def _route(self, path: str) -> tuple[int, bytes, str]:
         if path.startswith("/media-files/"):
             scripted = self._next("media-file")
             if scripted is not None:
-                time.sleep(scripted.delay)
+                await asyncio.sleep(scripted.delay)
                 return scripted.status, json.dumps(scripted.body or {}).encode(), "application/json"
             media_id = path.rsplit("/", 1)[-1]
             if media_id not in self.media_files:
@@ -127,7 +218,7 @@ class FakeGraphApi:
         route = "messages" if path.endswith("/messages") else "media-info"
         scripted = self._next(route)
         if scripted is not None:
-            time.sleep(scripted.delay)
+            await asyncio.sleep(scripted.delay)
             if scripted.body is not None or scripted.status != 200:
                 return scripted.status, json.dumps(scripted.body or {}).encode(), "application/json"
         if route == "messages":
@@ -141,11 +232,24 @@ class FakeGraphApi:
         if media_id not in self.media_files:
             return 404, b'{"error": {"message": "Unknown media", "code": 100}}', "application/json"
         content, mime = self.media_files[media_id]
-        body = {
+        info = {
             "url": f"{self.url}/media-files/{media_id}",
             "mime_type": mime,
             "sha256": "",
             "file_size": len(content),
             "id": media_id,
         }
-        return 200, json.dumps(body).encode(), "application/json"
+        return 200, json.dumps(info).encode(), "application/json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the fake Graph API in this process; print its URL.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        FakeGraphApi(host=args.host, port=args.port).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
