@@ -126,8 +126,10 @@ class Sockets:
     async def open(self, url: str, host: str, keys: list[str]) -> None:
         for key in keys:
             connection = await websockets.connect(
-                url,
-                additional_headers={"Host": host, "Origin": f"http://{host}", "Cookie": f"sessionid={key}"},
+                f"ws://{host}{url}",  # the tenant's host name in the URL (Host header), the socket to loopback
+                host="127.0.0.1",
+                port=int(host.rsplit(":", 1)[1]),
+                additional_headers={"Origin": f"http://{host}", "Cookie": f"sessionid={key}"},
                 max_queue=None,
             )
             hello = json.loads(await connection.recv())
@@ -157,13 +159,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def _webhook(phone_number_id: str, token: str) -> bytes:
-    message = {"from": "254711000001", "id": f"wamid.fanout.{token}", "timestamp": str(int(time.time())),
+def _webhook(phone_number_id: str, token: str, customer: str) -> bytes:
+    """A message from a new customer each time: an unassigned conversation every agent may see."""
+    message = {"from": customer, "id": f"wamid.fanout.{token}", "timestamp": str(int(time.time())),
                "type": "text", "text": {"body": token}}  # fmt: skip
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "254700000000", "phone_number_id": phone_number_id},
-        "contacts": [{"profile": {"name": "Fan-out"}, "wa_id": "254711000001"}],
+        "contacts": [{"profile": {"name": "Fan-out"}, "wa_id": customer}],
         "messages": [message],
     }
     payload = {
@@ -175,7 +178,7 @@ def _webhook(phone_number_id: str, token: str) -> bytes:
 
 async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, number: str, keys: list[str]) -> None:
     sockets = Sockets()
-    await sockets.open(f"ws://127.0.0.1:{port}/ws/inbox/", f"{host}:{port}", keys)
+    await sockets.open("/ws/inbox/", f"{host}:{port}", keys)
     layer = get_channel_layer()
     assert layer is not None
     group = tenant_group(schema, EVENTS_TOPIC)
@@ -190,7 +193,7 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
                 if kind == "baseline":
                     await layer.group_send(group, {**event_message("bench.ping", {"token": token}), "id": ""})
                 else:
-                    body = _webhook(number, token)
+                    body = _webhook(number, token, customer=f"2547{round_:08d}")
                     signature = sign(body, settings.WHATSAPP_APP_SECRET)
                     headers = {"Host": settings.PUBLIC_DOMAIN, "X-Hub-Signature-256": signature}
                     response = await client.post(
@@ -199,7 +202,11 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
                     acks.append((time.perf_counter() - started) * 1000)
                     if response.status_code != 200:
                         raise RuntimeError(f"webhook answered {response.status_code}: {response.text}")
-                await asyncio.wait_for(done.wait(), timeout=30)
+                try:
+                    await asyncio.wait_for(done.wait(), timeout=30)
+                except TimeoutError:
+                    got = len(sockets.arrivals[token])
+                    raise RuntimeError(f"{kind} event reached {got} of {sockets.expected} sockets in 30 s") from None
                 if round_ >= 3:
                     results[kind].extend((t - started) * 1000 for t in sockets.arrivals[token])
                 await asyncio.sleep(0.05)
