@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_process_init
 from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imaradesk.settings.base")
@@ -22,3 +22,11 @@ def _use_django_logging(**_kwargs: object) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+
+
+@worker_process_init.connect
+def _warm_offline_models(**_kwargs: object) -> None:
+    """Each worker process loads the offline AI models in the background as it starts."""
+    from apps.ai.warmup import analysers_warm_in_background
+
+    analysers_warm_in_background()
