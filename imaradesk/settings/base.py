@@ -146,9 +146,13 @@ CACHES = {
 # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis'
 # blocking BZPOPMIN: an idle socket's receive loop would die after 5 s. Read longer.
 CHANNEL_LAYER_SOCKET_TIMEOUT = 30
+# channels_redis's list-based layer; `channels_redis.pubsub.RedisPubSubChannelLayer` is the
+# alternative (one PUBLISH per event and process). Measured with benchmarks/inbox_fanout.py on
+# a loaded 2-core machine, neither was faster; see docs/architecture.md.
+CHANNEL_LAYER_BACKEND = env_str("CHANNEL_LAYER_BACKEND", "channels_redis.core.RedisChannelLayer")
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": CHANNEL_LAYER_BACKEND,
         "CONFIG": {
             "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}],
             "prefix": "imaradesk:asgi",
