@@ -1,6 +1,7 @@
-# Imaradesk production image. One image, three processes (see docs/operations.md):
+# Imaradesk production image. One image, four processes (see docs/operations.md):
 #   web     uvicorn imaradesk.asgi:application   (the default command: HTTP + websockets)
 #   worker  celery -A imaradesk worker -l info
+#   worker-ai  IMARADESK_WARM_AI=1 celery -A imaradesk worker -Q ai -n ai@%h -l info
 #   beat    celery -A imaradesk beat -l info     (exactly one per deployment)
 FROM python:3.11-slim
 

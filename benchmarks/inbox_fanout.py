@@ -35,6 +35,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imaradesk.settings.base")
 os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ["CELERY_DEFAULT_QUEUE"] = "benchmark-inbox-fanout"
+os.environ["CELERY_AI_QUEUE"] = "benchmark-inbox-fanout-ai"
 django.setup()
 
 import httpx  # noqa: E402
@@ -56,6 +57,7 @@ from benchmarks._setup import database_ready  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = os.environ["CELERY_DEFAULT_QUEUE"]
+AI_QUEUE = os.environ["CELERY_AI_QUEUE"]
 
 
 def _free_port() -> int:
@@ -66,7 +68,9 @@ def _free_port() -> int:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"CELERY_DEFAULT_QUEUE": QUEUE, "LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "1"})
+    env.update(
+        {"CELERY_DEFAULT_QUEUE": QUEUE, "CELERY_AI_QUEUE": AI_QUEUE, "LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "1"}
+    )
     return env
 
 
@@ -77,6 +81,11 @@ def _start(port: int) -> list[subprocess.Popen[bytes]]:
          "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5"],
         cwd=ROOT, env=_env(),
     )  # fmt: skip
+    ai_worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "imaradesk", "worker", "-Q", AI_QUEUE, "-P", "threads", "-c", "2",
+         "-n", f"fanout-ai-{uuid.uuid4().hex[:6]}@%h", "-l", "warning", "--without-mingle", "--without-gossip"],
+        cwd=ROOT, env={**_env(), "IMARADESK_WARM_AI": "1"},
+    )  # fmt: skip
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "imaradesk", "worker", "-Q", QUEUE, "-P", "threads", "-c", "4",
          "-n", f"fanout-{uuid.uuid4().hex[:6]}@%h", "-l", "warning", "--without-mingle", "--without-gossip"],
@@ -86,10 +95,10 @@ def _start(port: int) -> list[subprocess.Popen[bytes]]:
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
-                return [server, worker]
+                return [server, worker, ai_worker]
         except httpx.HTTPError:
             time.sleep(0.2)
-    for process in (server, worker):
+    for process in (server, worker, ai_worker):
         process.kill()
     raise RuntimeError("the server did not start")
 
@@ -212,7 +221,7 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
                 await asyncio.sleep(0.05)
     await sockets.close()
     print(f"inbox fan-out: {len(keys)} agent sockets on one tenant, {args.messages} messages, uvicorn 1 process, "
-          "Celery worker 4 threads, all on this machine")  # fmt: skip
+          "Celery workers (4 threads; AI queue 2 threads), all on this machine")  # fmt: skip
     for kind, label in (
         ("baseline", "baseline: group_send → every socket"),
         ("webhook", "webhook POST → every socket"),
@@ -261,7 +270,8 @@ def main() -> None:
         from imaradesk.celery import app
 
         with app.connection_for_write() as conn:
-            conn.default_channel.queue_purge(QUEUE)  # type: ignore[attr-defined]
+            for queue in (QUEUE, AI_QUEUE):
+                conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

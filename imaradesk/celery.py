@@ -26,7 +26,9 @@ def _use_django_logging(**_kwargs: object) -> None:
 
 @worker_process_init.connect
 def _warm_offline_models(**_kwargs: object) -> None:
-    """Each worker process loads the offline AI models in the background as it starts."""
+    """Each process of the AI worker (IMARADESK_WARM_AI=1) loads the offline models as it starts."""
+    if os.environ.get("IMARADESK_WARM_AI") != "1":
+        return
     from apps.ai.warmup import analysers_warm_in_background
 
     analysers_warm_in_background()

@@ -381,7 +381,7 @@ def exec_command(argv: list[str]) -> int:
 
 def _pump(name: str, stream: object) -> None:
     for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
-        sys.stdout.write(f"{name:>6} | {line}")
+        sys.stdout.write(f"{name:>9} | {line}")
         sys.stdout.flush()
 
 
@@ -412,13 +412,18 @@ def run() -> int:
                 "--timeout-graceful-shutdown", "5",
             ],
             "worker": [str(VENV_BIN / "celery"), "-A", "imaradesk", "worker", "-l", "info", "--concurrency", "2"],
+            # The AI queue's own worker: webhooks and sends never wait behind a model.
+            "ai-worker": [
+                str(VENV_BIN / "celery"), "-A", "imaradesk", "worker", "-l", "info", "--concurrency", "1",
+                "-Q", os.environ.get("CELERY_AI_QUEUE", "ai"), "-n", "ai@%h",
+            ],
             "beat": [str(VENV_BIN / "celery"), "-A", "imaradesk", "beat", "-l", "info"],
         }  # fmt: skip
         for name, cmd in commands.items():
             # Own sessions: Ctrl-C reaches only this supervisor, which stops the children in order.
             proc = subprocess.Popen(
                 cmd,
-                env=env,
+                env={**env, "IMARADESK_WARM_AI": "1"} if name == "ai-worker" else env,
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -162,6 +162,15 @@ CHANNEL_LAYERS = {
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "celery")
+# Slow AI work (analysis, the bot's answers, indexing) has a queue of its own, served by its own
+# worker, so that webhooks, sends and live events never wait behind a model.
+CELERY_AI_QUEUE = env_str("CELERY_AI_QUEUE", "ai")
+CELERY_TASK_ROUTES = {
+    "apps.conversations.tasks.message_analyse_task": {"queue": CELERY_AI_QUEUE},
+    "apps.conversations.tasks.message_automation_task": {"queue": CELERY_AI_QUEUE},
+    "apps.knowledge.tasks.document_index_task": {"queue": CELERY_AI_QUEUE},
+    "apps.knowledge.tasks.article_index_task": {"queue": CELERY_AI_QUEUE},
+}
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

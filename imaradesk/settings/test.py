@@ -34,6 +34,9 @@ LOGGING["handlers"]["console"]["formatter"] = "text"  # noqa: F405
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 # Tests run their own Celery worker on their own queue, so no other worker takes their tasks.
 CELERY_TASK_DEFAULT_QUEUE = "imaradesk-test"
+# The test worker serves every task from the one test queue (the AI queue split is production's).
+CELERY_AI_QUEUE = CELERY_TASK_DEFAULT_QUEUE
+CELERY_TASK_ROUTES = {}
 
 # No connection pool in tests: a pool opened before the test database exists keeps
 # handing out connections to the development database.
