@@ -246,6 +246,7 @@ def live_server_tenants(django_db_setup: Any, django_db_blocker: Any) -> Iterato
         host="127.0.0.1",
         port=port,
         log_level="warning",
+        loop="asyncio",  # the test process keeps plain asyncio loops everywhere
         lifespan="off",
     )
     server = uvicorn.Server(config)
