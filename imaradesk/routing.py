@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.accounts.consumers import EventsConsumer
 from apps.conversations.consumers import InboxConsumer
 
 websocket_urlpatterns = [
-    path("ws/events/", EventsConsumer.as_asgi()),
+    # Both sockets apply the conversations' visibility rule to what they forward (a Knowledge
+    # Editor's socket never carries conversation previews); /ws/events/ is the older name.
+    path("ws/events/", InboxConsumer.as_asgi()),
     path("ws/inbox/", InboxConsumer.as_asgi()),
 ]

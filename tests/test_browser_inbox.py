@@ -148,6 +148,12 @@ def test_a_live_conversation_across_two_agents_and_another_tenant(
         wp.post(wp.status(tenant_a.whatsapp.phone_number_id, wamid, "read", timestamp=int(time.time())))
         amina.locator("#messages li.agent .ticks.read").wait_for(timeout=30_000)
 
+        # The side pane shows the conversation's ticket; an agent opens one from the thread.
+        amina.locator("#ticket", has_text="No ticket yet.").wait_for(timeout=20_000)
+        amina.click("#ticket-open")
+        amina.locator("#ticket .risk").wait_for(timeout=20_000)
+        assert "Escalation risk" in amina.inner_text("#ticket")
+
         # The other business's agent saw nothing at all.
         assert zuri.locator("#conversations li").count() == 0
         assert "Neema" not in zuri.content()

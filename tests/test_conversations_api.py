@@ -196,3 +196,18 @@ def test_canned_responses_by_shortcut(tenant_a: TenantSetup) -> None:
         client = _client(tenant_a, agent)
         assert [r["shortcut"] for r in client.get("/api/v1/canned-responses/?q=/ref").json()] == ["refund"]
         assert [r["shortcut"] for r in client.get("/api/v1/canned-responses/").json()] == ["hours", "refund"]
+
+
+def test_the_tickets_of_one_conversation(tenant_a: TenantSetup) -> None:
+    from apps.tickets.services.tickets import ticket_create_from_conversation
+
+    with tenant_context(tenant_a.organization):
+        manager = _user(SUPPORT_MANAGER)
+        with_ticket = _conversation(tenant_a)
+        without = _conversation(tenant_a)
+        ticket = ticket_create_from_conversation(conversation=with_ticket, by=manager)
+        client = _client(tenant_a, manager)
+        found = client.get(f"/api/v1/tickets/?conversation={with_ticket.pk}").json()["results"]
+        assert [t["id"] for t in found] == [ticket.pk]
+        assert found[0]["conversations"] == [with_ticket.pk]
+        assert client.get(f"/api/v1/tickets/?conversation={without.pk}").json()["results"] == []

@@ -269,3 +269,42 @@ def test_the_event_rule_and_the_query_rule_agree(tenant_a: TenantSetup) -> None:
                 if viewer_can_see(viewer, assigned_agent_id=c.assigned_agent_id, team_id=c.team_id)
             }
             assert by_query == by_rule, user.email
+
+
+async def test_the_older_events_socket_applies_the_same_rule(tenant_a: TenantSetup, people: People) -> None:
+    """/ws/events/ must not carry conversation previews to a Knowledge Editor either."""
+
+    async def events_socket(user: User) -> WebsocketCommunicator:
+        def build() -> WebsocketCommunicator:
+            key = _session(tenant_a.schema, user)
+            headers = [
+                (b"host", tenant_a.domain.encode()),
+                (b"origin", f"http://{tenant_a.domain}".encode()),
+                (b"cookie", f"{settings.SESSION_COOKIE_NAME}={key}".encode()),
+            ]
+            return WebsocketCommunicator(application, "/ws/events/", headers=headers)
+
+        socket: WebsocketCommunicator = await database_sync_to_async(build)()
+        ok, _code = await socket.connect()
+        assert ok
+        assert (await socket.receive_json_from(timeout=5))["type"] == "hello"
+        return socket
+
+    editor = await events_socket(people.editor)
+    manager = await events_socket(people.manager)
+    try:
+        general = await _conversation(tenant_a)
+
+        def publish() -> None:
+            event_publish(
+                event_type="message.created",
+                data={"conversation": general.pk, "assigned_agent": None, "team": None, "preview": "my card number"},
+            )
+            event_publish(event_type="ticket.updated", data={"ticket": 1, "status": "open"})
+
+        await _in_tenant(tenant_a, publish)
+        assert {e["type"] for e in await _drain(manager)} == {"message.created", "ticket.updated"}
+        assert await _drain(editor) == []
+    finally:
+        await editor.disconnect()
+        await manager.disconnect()

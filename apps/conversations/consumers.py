@@ -58,6 +58,9 @@ class InboxConsumer(TenantEventsConsumer):
     def _may_see(self, user_id: int | None, data: dict[str, Any]) -> bool:
         if user_id is not None:
             return user_id == self.viewer.user_id  # sent to one person's sockets
+        if "ticket" in data and "conversation" not in data:
+            # Tickets follow the conversations' roles (the tickets API applies the full rule).
+            return self.viewer.sees_all or self.viewer.sees_assigned
         if "conversation" not in data:
             return not data.get("private", False)
         if data.get("previous_agent") == self.viewer.user_id:

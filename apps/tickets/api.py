@@ -101,6 +101,7 @@ class TicketListCreateApi(APIView):
         mine = serializers.BooleanField(required=False, default=False)
         breached = serializers.BooleanField(required=False, allow_null=True, default=None)
         q = serializers.CharField(required=False, max_length=100)
+        conversation = serializers.IntegerField(required=False)
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         class Meta:
@@ -128,6 +129,7 @@ class TicketListCreateApi(APIView):
             mine=values["mine"],
             breached=values.get("breached"),
             search=values.get("q"),
+            conversation_id=values.get("conversation"),
         )
         paginator = TicketPagination()
         page = paginator.paginate_queryset(tickets, request, view=self) or []

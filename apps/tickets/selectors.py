@@ -39,6 +39,7 @@ def ticket_list_for_user(
     mine: bool = False,
     breached: bool | None = None,
     search: str | None = None,
+    conversation_id: int | None = None,
 ) -> QuerySet[Ticket]:
     """The tickets a user may see, highest escalation risk first."""
     tickets = Ticket.objects.select_related("assignee", "team", "contact", "sla_policy").prefetch_related(
@@ -47,6 +48,8 @@ def ticket_list_for_user(
     visible = ticket_visibility_q(user=user)
     if visible is not None:
         tickets = tickets.filter(visible)
+    if conversation_id is not None:
+        tickets = tickets.filter(conversations=conversation_id)
     if status:
         tickets = tickets.filter(status=status)
     if priority:

@@ -179,6 +179,37 @@
     windowTimer = setInterval(update, 30000);
   }
 
+  function due(label, iso) {
+    if (!iso) return null;
+    const minutes = Math.round((new Date(iso) - Date.now()) / 60000);
+    return el("p", minutes < 0 ? "due overdue" : "due", label + ": " + (minutes < 0 ? minutes + " min" : "in " + minutes + " min"));
+  }
+
+  async function loadTicket(c) {
+    const box = $("ticket");
+    let tickets = [];
+    try {
+      tickets = (await api("tickets/?conversation=" + c.id)).results || [];
+    } catch (error) { /* tickets are a convenience here */ }
+    box.replaceChildren();
+    $("ticket-open").hidden = tickets.length > 0;
+    if (!tickets.length) { box.appendChild(el("p", "muted", L.noTicket)); return; }
+    const t = tickets[0];
+    box.appendChild(el("strong", "", "#" + t.id + " " + t.title));
+    const chips = el("p", "");
+    chips.appendChild(el("span", "chip", t.status));
+    chips.appendChild(el("span", "chip priority-" + t.priority, t.priority));
+    if (t.sla_breached) chips.appendChild(el("span", "chip priority-urgent", L.breached));
+    box.appendChild(chips);
+    for (const item of [due(L.firstResponse, !t.first_responded_at && t.first_response_due_at), due(L.resolution, t.resolution_due_at)]) {
+      if (item) box.appendChild(item);
+    }
+    box.appendChild(el("p", "risk", L.risk + ": " + t.risk_score + "/100"));
+    const reasons = el("ul", "reasons");
+    for (const factor of t.risk_factors || []) reasons.appendChild(el("li", "", factor.reason));
+    box.appendChild(reasons);
+  }
+
   async function loadSide(c) {
     $("side-pane").hidden = false;
     const details = $("contact-details");
@@ -196,6 +227,7 @@
         list.appendChild(el("li", "", (h.last_message_at || "").slice(0, 10) + " · " + h.status + " · " + h.last_message_preview));
       }
     } catch (error) { /* history is a convenience */ }
+    loadTicket(c);
   }
 
   async function act(path, body) {
@@ -289,6 +321,12 @@
       case "conversation.updated":
         scheduleRefresh(data.conversation);
         break;
+      case "ticket.updated":
+      case "ticket.risk":
+      case "ticket.sla_at_risk":
+      case "ticket.sla_breached":
+        if (openConversation) loadTicket(openConversation);
+        break;
       case "message.status":
         if (openId) scheduleRefresh(openId);
         break;
@@ -375,6 +413,13 @@
     if (socket && socket.readyState === WebSocket.OPEN && openId) socket.send(JSON.stringify({type: "typing", conversation: openId}));
   });
   $("suggest").addEventListener("click", suggest);
+  $("ticket-open").addEventListener("click", async () => {
+    if (!openConversation) return;
+    try {
+      await api("tickets/from-conversation/", {method: "POST", body: JSON.stringify({conversation: openConversation.id})});
+      loadTicket(openConversation);
+    } catch (error) { showError(error.message); }
+  });
   $("takeover").addEventListener("click", () => act("takeover/"));
   $("return-to-bot").addEventListener("click", () => act("return-to-bot/"));
   $("resolve").addEventListener("click", () => act("resolve/"));
