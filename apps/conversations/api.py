@@ -77,12 +77,25 @@ class MessageSerializer(serializers.Serializer[Any]):
     content = serializers.JSONField()
     sent_at = serializers.DateTimeField()
     delivery = serializers.SerializerMethodField()
+    media = serializers.SerializerMethodField()
     language = serializers.CharField()
     intent = serializers.CharField()
     intent_confidence = serializers.FloatField(allow_null=True)
     sentiment = serializers.FloatField(allow_null=True)
     translation = serializers.CharField()
     translated_to = serializers.CharField()
+
+    def get_media(self, message: Message) -> dict[str, Any] | None:
+        media = message.media
+        if media is None:
+            return None
+        return {
+            "kind": media.kind,
+            "status": media.status,
+            "mime_type": media.mime_type,
+            "filename": media.filename,
+            "url": f"/inbox/media/{message.pk}/" if media.status == "ready" else None,
+        }
 
     def get_delivery(self, message: Message) -> dict[str, Any] | None:
         row = message.outbox

@@ -177,3 +177,16 @@ def canned_response_list(*, query: str = "") -> QuerySet[CannedResponse]:
     if query:
         responses = responses.filter(Q(shortcut__istartswith=query) | Q(title__icontains=query))
     return responses.order_by("shortcut")
+
+
+def message_media_for_user(*, user: User, message_id: int) -> Message:
+    """A message with stored media, in a conversation the user may see; ConversationNotFound otherwise."""
+    visible = conversation_list_for_user(user=user).values("pk")
+    message = (
+        Message.objects.select_related("media")
+        .filter(pk=message_id, conversation__in=visible, media__isnull=False, media__status="ready")
+        .first()
+    )
+    if message is None:
+        raise ConversationNotFound("No such media.", extra={"message": message_id})
+    return message

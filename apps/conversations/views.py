@@ -4,7 +4,7 @@ from typing import Any
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.views import View
 from drf_spectacular.utils import extend_schema
@@ -15,7 +15,8 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import Team, User
 from apps.accounts.selectors import user_has_capability
-from apps.conversations.selectors import viewer_for
+from apps.conversations.exceptions import ConversationNotFound
+from apps.conversations.selectors import message_media_for_user, viewer_for
 from apps.conversations.simulator import (
     CustomerReply,
     SimulatorUnavailable,
@@ -57,6 +58,38 @@ class InboxPageView(LoginRequiredMixin, View):
             "socket": "/ws/inbox/",
         }
         return render(request, "conversations/inbox.html", {"config": config})
+
+
+# Shown in the page; anything else is downloaded, never rendered by the browser.
+INLINE_MEDIA_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/webp", "audio/ogg", "audio/mpeg", "audio/aac", "audio/mp4", "video/mp4"}
+)
+
+
+class MessageMediaView(LoginRequiredMixin, View):
+    """A customer's photo, voice note, video or document, for people who may see the conversation."""
+
+    def get(self, request: HttpRequest, message_id: int) -> HttpResponseBase:
+        user = request.user
+        if not isinstance(user, User):
+            return redirect_to_login(request.get_full_path())
+        try:
+            message = message_media_for_user(user=user, message_id=message_id)
+        except ConversationNotFound as exc:
+            raise Http404(exc.message) from exc
+        media = message.media
+        assert media is not None  # noqa: S101 - the selector only returns messages with media
+        mime = media.mime_type.split(";")[0].strip().lower()
+        inline = mime in INLINE_MEDIA_TYPES
+        response = FileResponse(
+            media.file.open("rb"),
+            content_type=mime if inline else "application/octet-stream",
+            as_attachment=not inline,
+            filename=media.filename or f"{media.kind}-{media.pk}",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
 
 
 class SimulatorPageView(LoginRequiredMixin, View):

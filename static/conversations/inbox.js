@@ -117,6 +117,27 @@
     loadSide(c);
   }
 
+  function mediaNode(media) {
+    if (!media.url) return el("p", "muted", "[" + media.kind + " · " + media.status + "]");
+    let node;
+    if (media.kind === "image" || media.kind === "sticker") {
+      node = document.createElement("img");
+      node.alt = media.filename || media.kind;
+      node.loading = "lazy";
+    } else if (media.kind === "audio" || media.kind === "video") {
+      node = document.createElement(media.kind);
+      node.controls = true;
+      node.preload = "none";
+    } else {
+      node = el("a", "", "📄 " + (media.filename || media.kind));
+      node.href = media.url;
+      return node;
+    }
+    node.src = media.url;
+    node.className = "media";
+    return node;
+  }
+
   function renderMessages(messages) {
     const list = $("messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
@@ -137,8 +158,12 @@
         pair.appendChild(el("p", "original", original));
         pair.appendChild(el("p", "translation", m.text));
         item.appendChild(pair);
-      } else {
+      } else if (!m.media) {
         item.appendChild(el("p", "text", m.text || "[" + m.type + "]"));
+      }
+      if (m.media) {
+        item.appendChild(mediaNode(m.media));
+        if (m.text && !m.translation && !original) item.appendChild(el("p", "text", m.text));
       }
       const meta = el("div", "meta");
       if (m.direction === "in") {
