@@ -215,6 +215,7 @@ class KnowledgeAnswerApi(APIView):
         confidence = serializers.FloatField()
         handoff = serializers.BooleanField()
         citations = CitationSerializer(many=True)
+        provider = serializers.CharField()
 
     @extend_schema(request=AnswerInputSerializer, responses=AnswerOutputSerializer)
     def post(self, request: Request) -> Response:
