@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from apps.ai.router import generate
 from apps.conversations.models import Conversation
 from apps.knowledge.embedding import passages_embed, query_embed
+from apps.knowledge.gaps import knowledge_gap_group_assign
 from apps.knowledge.models import KnowledgeGap
 from apps.knowledge.selectors import SearchHit, chunk_search
 
@@ -185,7 +186,7 @@ def knowledge_gap_record(*, question: str, confidence: float, conversation: Conv
             return KnowledgeGap.objects.get(key=key)
         try:
             with transaction.atomic():
-                return KnowledgeGap.objects.create(
+                gap = KnowledgeGap.objects.create(
                     key=key,
                     question=question[:1000],
                     best_confidence=confidence,
@@ -193,6 +194,7 @@ def knowledge_gap_record(*, question: str, confidence: float, conversation: Conv
                     last_asked=now,
                     last_conversation=conversation,
                 )
+                return knowledge_gap_group_assign(gap=gap, vector=query_embed(question))
         except IntegrityError:
             continue  # another worker created it between our UPDATE and INSERT: update it
     return KnowledgeGap.objects.get(key=key)
