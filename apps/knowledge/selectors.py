@@ -31,13 +31,9 @@ class SearchHit:
 
 
 def _words(question: str) -> list[str]:
-    # Words only (\w+), so nothing in them is tsquery syntax.
+    # Words only (\w+), so nothing in them is tsquery syntax; OR-ed in the query, so that a
+    # passage matching some of a natural-language question's words still ranks.
     return list(dict.fromkeys(word.lower() for word in _WORD.findall(question)))[:MAX_QUERY_TERMS]
-
-
-def _or_terms(question: str) -> str:
-    # OR-ed, so that a passage matching some of a natural-language question's words still ranks.
-    return " | ".join(_words(question))
 
 
 def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
@@ -58,13 +54,23 @@ def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
             ) nearest
         ),
         fts AS (
-            -- The `simple` half matches exact words (codes, names) whatever the language, but
-            -- not the language's stop words: "how", "do", "my" would match nearly every passage,
-            -- and ranking every match is what makes full text slow on a large base.
-            SELECT to_tsquery(%(config)s::regconfig, %(terms)s) || to_tsquery('simple', COALESCE((
-                SELECT string_agg(word, ' | ') FROM unnest(%(words)s::text[]) AS word
-                WHERE to_tsvector(%(config)s::regconfig, word) <> ''::tsvector
-            ), '')) AS query
+            -- One OR-query over distinct lexemes: the question's words in its language's
+            -- configuration (stemmed, stop words dropped) and as they are (`simple`: codes and
+            -- names match whatever the language), but not the language's stop words, which
+            -- would match nearly every passage. Ranking every match is what costs on a large
+            -- base, and the ranking cost grows with the number of operands.
+            SELECT COALESCE((
+                SELECT string_agg(DISTINCT quote_literal(lexeme), ' | ')
+                FROM (
+                    SELECT unnest(tsvector_to_array(
+                        to_tsvector(%(config)s::regconfig, array_to_string(%(words)s::text[], ' '))
+                    )) AS lexeme
+                    UNION
+                    SELECT unnest(tsvector_to_array(to_tsvector('simple', word)))
+                    FROM unnest(%(words)s::text[]) AS word
+                    WHERE to_tsvector(%(config)s::regconfig, word) <> ''::tsvector
+                ) lexemes
+            ), '')::tsquery AS query
         ),
         txt AS (
             SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank
@@ -107,7 +113,6 @@ def chunk_search(
         "q": vector_literal(query_embed(query)),
         "k": k,
         "config": search_config_for(language) if language else SIMPLE,
-        "terms": _or_terms(query),
         "words": _words(query),
         "category": category_id,
         "tags": [tag.lower() for tag in tags],
