@@ -60,7 +60,8 @@ WORDS = ["".join(_rng_words.choices("abcdefghijklmnopqrstuvwxyz", k=_rng_words.r
 
 
 def _normalise(vectors: Matrix) -> Matrix:
-    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    normalised: Matrix = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    return normalised
 
 
 def _points(rng: np.random.Generator, centres: Matrix, n: int) -> tuple[Matrix, np.ndarray[Any, Any]]:
@@ -89,10 +90,13 @@ def _load(document_id: int, start: int, n: int, rng: np.random.Generator, centre
             f"{document_id}\t{start + i}\t{' '.join(words)}\t{start + i:064x}\t{vector_literal(vectors[i])}\t"
             f"simple\t{tsvector}\tt\t{category}\t{{}}\t2026-01-01 00:00:00+00\t0\t\n"
         )
-    with connection.cursor() as cursor, cursor.copy(
-        "COPY knowledge_chunk (document_id, ordinal, text, content_hash, embedding, search_config, search_vector,"
-        " is_live, category_id, tags, created, token_count, heading_path) FROM STDIN"
-    ) as copy:
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(
+            "COPY knowledge_chunk (document_id, ordinal, text, content_hash, embedding, search_config, search_vector,"
+            " is_live, category_id, tags, created, token_count, heading_path) FROM STDIN"
+        ) as copy,
+    ):
         copy.write(rows.getvalue())
     return time.perf_counter() - started
 

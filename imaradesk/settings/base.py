@@ -253,6 +253,8 @@ SPECTACULAR_SETTINGS = {
         "ConversationStatusEnum": "apps.conversations.models.Conversation.Status",
         "TicketPriorityEnum": "apps.tickets.models.Priority",
         "TicketStatusEnum": "apps.tickets.models.Ticket.Status",
+        "ArticleStatusEnum": "apps.knowledge.models.Article.Status",
+        "KnowledgeIndexStatusEnum": "apps.knowledge.models.IndexStatus",
     },
 }
 
