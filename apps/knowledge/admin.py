@@ -8,7 +8,8 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, F, IntegerField, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -22,6 +23,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.models import User
 from apps.core.admin_sites import tenant_admin_site
 from apps.core.exceptions import ApplicationError
+from apps.knowledge.gaps import knowledge_gap_article_create, knowledge_gaps_resolve
 from apps.knowledge.models import Article, ArticleVersion, Category, Document, KnowledgeGap
 from apps.knowledge.services import (
     article_delete,
@@ -219,21 +221,97 @@ class ArticleAdmin(admin.ModelAdmin[Article]):
         return HttpResponseRedirect(reverse("admin:knowledge_article_change", args=[article_id]))
 
 
+class GapGroupingFilter(admin.SimpleListFilter):
+    title = gettext_lazy("grouping")
+    parameter_name = "grouping"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("groups", _("Groups of similar questions")), ("all", _("Every question"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[KnowledgeGap]) -> QuerySet[KnowledgeGap]:
+        if self.value() == "groups":
+            return queryset.filter(group__isnull=True)
+        return queryset
+
+
+class SimilarGapInline(admin.TabularInline[KnowledgeGap, KnowledgeGap]):
+    model = KnowledgeGap
+    fk_name = "group"
+    verbose_name = gettext_lazy("similar question")
+    verbose_name_plural = gettext_lazy("similar questions")
+    fields = ("question", "count", "last_asked", "resolved")
+    readonly_fields = ("question", "count", "last_asked", "resolved")
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class KnowledgeGapAdmin(admin.ModelAdmin[KnowledgeGap]):
-    list_display = ["question", "count", "best_confidence", "last_asked", "resolved"]
-    list_filter = ["resolved"]
+    list_display = [
+        "question",
+        "count",
+        "similar",
+        "group_total",
+        "best_confidence",
+        "last_asked",
+        "article",
+        "resolved",
+    ]
+    list_filter = [GapGroupingFilter, "resolved"]
     search_fields = ["question"]
     ordering = ["resolved", "-count", "-last_asked"]
-    readonly_fields = ["question", "count", "best_confidence", "first_asked", "last_asked", "last_conversation"]
-    fields = ("question", "count", "best_confidence", "first_asked", "last_asked", "last_conversation", "resolved")
-    actions = ["mark_resolved"]
+    readonly_fields = [
+        "question", "count", "best_confidence", "first_asked", "last_asked", "last_conversation", "group", "article",
+    ]  # fmt: skip
+    fields = (
+        "question", "count", "best_confidence", "first_asked", "last_asked", "last_conversation", "group", "article",
+        "resolved",
+    )  # fmt: skip
+    inlines = [SimilarGapInline]
+    actions = ["create_article", "mark_resolved"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[KnowledgeGap]:
+        open_members = Q(members__resolved=False)
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("article")
+            .annotate(
+                similar_count=Count("members", filter=open_members),
+                group_asked=F("count")
+                + Coalesce(Sum("members__count", filter=open_members), Value(0), output_field=IntegerField()),
+            )
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description=gettext_lazy("Mark as answered in the knowledge base"))
+    @admin.display(description=gettext_lazy("similar questions"), ordering="similar_count")
+    def similar(self, obj: KnowledgeGap) -> int:
+        return int(getattr(obj, "similar_count", 0))
+
+    @admin.display(description=gettext_lazy("asked (group)"), ordering="group_asked")
+    def group_total(self, obj: KnowledgeGap) -> int:
+        return int(getattr(obj, "group_asked", obj.count))
+
+    @admin.action(description=gettext_lazy("Create a draft article from the question"), permissions=["add_article"])
+    def create_article(self, request: HttpRequest, queryset: QuerySet[KnowledgeGap]) -> HttpResponse | None:
+        articles = [knowledge_gap_article_create(gap=gap, by=_user(request)) for gap in queryset]
+        if len(articles) == 1:
+            return HttpResponseRedirect(reverse("admin:knowledge_article_change", args=[articles[0].pk]))
+        self.message_user(request, _("%(n)s draft articles created.") % {"n": len(articles)})
+        return None
+
+    def has_add_article_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("knowledge.add_article"))
+
+    @admin.action(description=gettext_lazy("Mark as answered in the knowledge base"), permissions=["change"])
     def mark_resolved(self, request: HttpRequest, queryset: QuerySet[KnowledgeGap]) -> None:
-        queryset.update(resolved=True)
+        count = knowledge_gaps_resolve(gaps=queryset)
+        self.message_user(request, _("%(n)s questions marked as answered.") % {"n": count})
 
 
 tenant_admin_site.register(Category, CategoryAdmin)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path, PurePath
 from typing import Any
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -19,9 +22,10 @@ from apps.conversations.selectors import conversation_get_for_user
 from apps.core.exceptions import NotFoundError
 from apps.knowledge.answers import knowledge_answer
 from apps.knowledge.copilot import copilot_outcome_record, copilot_suggest
-from apps.knowledge.models import Category, CopilotSuggestion, Document
-from apps.knowledge.selectors import chunk_search, document_get, document_list
-from apps.knowledge.services import document_create, document_delete, document_update
+from apps.knowledge.exceptions import DocumentTooLarge
+from apps.knowledge.models import Article, Category, CopilotSuggestion, Document
+from apps.knowledge.selectors import article_get, article_list, chunk_search, document_get, document_list
+from apps.knowledge.services import article_save, document_create, document_delete, document_update, documents_import
 
 MAX_LIST = 200
 
@@ -148,6 +152,132 @@ class DocumentDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class ArticleOutputSerializer(serializers.ModelSerializer[Article]):
+    category = serializers.IntegerField(source="category_id", allow_null=True)
+
+    class Meta:
+        model = Article
+        fields = [
+            "id", "title", "body", "category", "tags", "status", "version", "language", "index_status",
+            "view_count", "helpful_count", "not_helpful_count", "created", "updated",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ArticleInputSerializer(serializers.Serializer[dict[str, Any]]):
+    title = serializers.CharField(max_length=200)
+    body = serializers.CharField(allow_blank=True)
+    status = serializers.ChoiceField(choices=Article.Status.choices, default=Article.Status.DRAFT)
+    category = serializers.IntegerField(required=False, allow_null=True, default=None)
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
+
+
+def _article(article_id: int) -> Article:
+    article = article_get(article_id=article_id)
+    if article is None:
+        raise NotFoundError(_("There is no such article."), code="article_not_found")
+    return article
+
+
+class ArticleListCreateApi(APIView):
+    permission_classes = [_permission("article")]
+    parser_classes = [JSONParser]
+
+    @extend_schema(responses=ArticleOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(ArticleOutputSerializer(article_list()[:MAX_LIST], many=True).data)
+
+    @extend_schema(request=ArticleInputSerializer, responses={201: ArticleOutputSerializer})
+    def post(self, request: Request) -> Response:
+        payload = ArticleInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        article = article_save(
+            title=data["title"],
+            body=data["body"],
+            status=data["status"],
+            category=_category(data["category"]),
+            tags=data["tags"],
+            author=_member(request),
+        )
+        return Response(ArticleOutputSerializer(article).data, status=status.HTTP_201_CREATED)
+
+
+class ArticleDetailApi(APIView):
+    permission_classes = [_permission("article")]
+    parser_classes = [JSONParser]
+
+    class ArticleUpdateInputSerializer(serializers.Serializer[dict[str, Any]]):
+        title = serializers.CharField(required=False, max_length=200)
+        body = serializers.CharField(required=False, allow_blank=True)
+        status = serializers.ChoiceField(choices=Article.Status.choices, required=False)
+        category = serializers.IntegerField(required=False, allow_null=True)
+        tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+
+    @extend_schema(responses=ArticleOutputSerializer)
+    def get(self, request: Request, article_id: int) -> Response:
+        return Response(ArticleOutputSerializer(_article(article_id)).data)
+
+    @extend_schema(request=ArticleUpdateInputSerializer, responses=ArticleOutputSerializer)
+    def patch(self, request: Request, article_id: int) -> Response:
+        article = _article(article_id)
+        payload = self.ArticleUpdateInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        article = article_save(
+            article=article,
+            title=data.get("title", article.title),
+            body=data.get("body", article.body),
+            status=data.get("status", article.status),
+            category=_category(data["category"]) if "category" in data else article.category,
+            tags=data.get("tags", article.tags),
+            author=_member(request),
+        )
+        return Response(ArticleOutputSerializer(article).data)
+
+
+class KnowledgeImportApi(APIView):
+    """A zip (folders become categories) or a single file, imported like `kb_import`; indexing is queued."""
+
+    permission_classes = [_permission("document")]
+    parser_classes = [MultiPartParser]
+
+    class ImportInputSerializer(serializers.Serializer[dict[str, Any]]):
+        file = serializers.FileField()
+        published = serializers.BooleanField(required=False, default=True)
+
+    class RefusedSerializer(serializers.Serializer[Any]):
+        name = serializers.CharField()
+        code = serializers.CharField()
+        message = serializers.CharField()
+
+    class ImportOutputSerializer(serializers.Serializer[Any]):
+        documents = DocumentOutputSerializer(many=True)
+        refused = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(request=ImportInputSerializer, responses={202: ImportOutputSerializer})
+    def post(self, request: Request) -> Response:
+        payload = self.ImportInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        upload = payload.validated_data["file"]
+        if upload.size > settings.KNOWLEDGE_ZIP_MAX_UNCOMPRESSED_BYTES:
+            raise DocumentTooLarge(_("The file is larger than the import limit."))
+        suffix = PurePath(upload.name or "").suffix.lower()[:10]
+        # import_items reads a path (zipfile needs to seek); the temporary file is removed on close.
+        with tempfile.NamedTemporaryFile(suffix=suffix) as spooled:
+            for piece in upload.chunks():
+                spooled.write(piece)
+            spooled.flush()
+            outcome = documents_import(
+                path=Path(spooled.name), published=payload.validated_data["published"], by=_member(request)
+            )
+        body = {
+            "documents": DocumentOutputSerializer(outcome.documents, many=True).data,
+            "refused": [{"name": name, "code": code, "message": message} for name, code, message in outcome.refused],
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
 class CitationSerializer(serializers.Serializer[Any]):
     chunk_id = serializers.IntegerField()
     source_type = serializers.CharField(source="source")
@@ -215,6 +345,7 @@ class KnowledgeAnswerApi(APIView):
         confidence = serializers.FloatField()
         handoff = serializers.BooleanField()
         citations = CitationSerializer(many=True)
+        provider = serializers.CharField()
 
     @extend_schema(request=AnswerInputSerializer, responses=AnswerOutputSerializer)
     def post(self, request: Request) -> Response:

@@ -219,6 +219,21 @@ class KnowledgeGap(models.Model):
         Conversation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     resolved = models.BooleanField(_("resolved"), default=False)
+    # The question's e5 query vector (no dimensions, like Chunk.embedding); gaps are few, so
+    # grouping compares them exactly, without an index.
+    embedding = VectorField(null=True, blank=True)
+    group = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="members",
+        verbose_name=_("similar to"),
+        help_text=_("The first question of its group of similar questions; empty for that first question."),
+    )
+    article = models.ForeignKey(
+        Article, on_delete=models.SET_NULL, null=True, blank=True, related_name="gaps", verbose_name=_("article")
+    )
 
     class Meta:
         verbose_name = _("knowledge gap")

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
@@ -29,11 +30,10 @@ class SearchHit:
     text_rank: int | None
 
 
-def _or_terms(question: str) -> str:
-    # Words only (\w+), so nothing in them is tsquery syntax; OR-ed, so that a passage
-    # matching some of a natural-language question's words still ranks.
-    words = list(dict.fromkeys(word.lower() for word in _WORD.findall(question)))[:MAX_QUERY_TERMS]
-    return " | ".join(words)
+def _words(question: str) -> list[str]:
+    # Words only (\w+), so nothing in them is tsquery syntax; OR-ed in the query, so that a
+    # passage matching some of a natural-language question's words still ranks.
+    return list(dict.fromkeys(word.lower() for word in _WORD.findall(question)))[:MAX_QUERY_TERMS]
 
 
 def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
@@ -54,7 +54,23 @@ def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
             ) nearest
         ),
         fts AS (
-            SELECT to_tsquery(%(config)s::regconfig, %(terms)s) || to_tsquery('simple', %(terms)s) AS query
+            -- One OR-query over distinct lexemes: the question's words in its language's
+            -- configuration (stemmed, stop words dropped) and as they are (`simple`: codes and
+            -- names match whatever the language), but not the language's stop words, which
+            -- would match nearly every passage. Ranking every match is what costs on a large
+            -- base, and the ranking cost grows with the number of operands.
+            SELECT COALESCE((
+                SELECT string_agg(DISTINCT quote_literal(lexeme), ' | ')
+                FROM (
+                    SELECT unnest(tsvector_to_array(
+                        to_tsvector(%(config)s::regconfig, array_to_string(%(words)s::text[], ' '))
+                    )) AS lexeme
+                    UNION
+                    SELECT unnest(tsvector_to_array(to_tsvector('simple', word)))
+                    FROM unnest(%(words)s::text[]) AS word
+                    WHERE to_tsvector(%(config)s::regconfig, word) <> ''::tsvector
+                ) lexemes
+            ), '')::tsquery AS query
         ),
         txt AS (
             SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank
@@ -97,7 +113,7 @@ def chunk_search(
         "q": vector_literal(query_embed(query)),
         "k": k,
         "config": search_config_for(language) if language else SIMPLE,
-        "terms": _or_terms(query),
+        "words": _words(query),
         "category": category_id,
         "tags": [tag.lower() for tag in tags],
     }
@@ -106,7 +122,7 @@ def chunk_search(
         # category, tags), instead of returning fewer. relaxed_order: the rank is re-sorted above.
         cursor.execute(
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true)",
-            [str(max(40, 2 * k))],
+            [str(max(settings.KNOWLEDGE_HNSW_EF_SEARCH, 2 * k))],
         )
         cursor.execute(_search_sql(filter_category=category_id is not None, filter_tags=bool(tags)), params)
         rows = cursor.fetchall()
@@ -126,6 +142,14 @@ def document_list() -> QuerySet[Document]:
 
 def document_get(*, document_id: int) -> Document | None:
     return document_list().filter(pk=document_id).first()
+
+
+def article_list() -> QuerySet[Article]:
+    return Article.objects.select_related("category").order_by("-updated")
+
+
+def article_get(*, article_id: int) -> Article | None:
+    return article_list().filter(pk=article_id).first()
 
 
 def article_versions(*, article: Article) -> QuerySet[ArticleVersion]:

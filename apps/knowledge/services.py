@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import IO
 
 from django.conf import settings
@@ -16,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
+from apps.core.exceptions import ApplicationError
 from apps.core.queue import enqueue_on_commit
 from apps.knowledge.events import document_progress_publish
 from apps.knowledge.exceptions import (
@@ -25,6 +28,8 @@ from apps.knowledge.exceptions import (
     DocumentUnsupported,
 )
 from apps.knowledge.formats import Kind, kind_detect
+from apps.knowledge.gaps import knowledge_gaps_resolve_for_article
+from apps.knowledge.imports import import_items
 from apps.knowledge.indexing import chunks_flags_sync, document_fail
 from apps.knowledge.models import Article, ArticleVersion, Category, Document, IndexStatus
 from apps.knowledge.tasks import article_index_task, document_index_task
@@ -185,6 +190,7 @@ def article_save(
     if text_changed:
         enqueue_on_commit(article_index_task, article.pk)
     chunks_flags_sync(source=article)
+    knowledge_gaps_resolve_for_article(article=article)
     return article
 
 
@@ -240,3 +246,32 @@ def knowledge_index_sweep(*, stuck_after_seconds: int, now: datetime | None = No
 def category_get_or_create(*, name: str) -> Category:
     category, _created = Category.objects.get_or_create(name=name.strip()[:100])
     return category
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    documents: list[Document]
+    refused: list[tuple[str, str, str]]  # (file name, error code, message)
+
+
+def documents_import(
+    *, path: Path, published: bool = True, by: User | None = None, queue_index: bool = True
+) -> ImportOutcome:
+    """Import a file, folder or zip (kb_import's path): one document per file, its first folder its category."""
+    documents: list[Document] = []
+    refused: list[tuple[str, str, str]] = []
+    for item in import_items(path):
+        try:
+            documents.append(
+                document_create(
+                    upload=io.BytesIO(item.data),
+                    filename=item.name,
+                    category=category_get_or_create(name=item.folder) if item.folder else None,
+                    published=published,
+                    by=by,
+                    queue_index=queue_index,
+                )
+            )
+        except ApplicationError as exc:
+            refused.append((item.name, exc.code, exc.message))
+    return ImportOutcome(documents, refused)

@@ -176,3 +176,48 @@ def test_article_versions_diff_restore_and_indexing(tenant_a: TenantSetup) -> No
         assert (article.version, article.status) == (4, "archived")
         assert not Chunk.objects.filter(article=article, is_live=True).exists()  # archived: not searchable
         assert not KnowledgeGap.objects.exists()
+
+
+def test_editors_write_articles_through_the_api(tenant_a: TenantSetup) -> None:
+    editor = _member(tenant_a, "editor-art@alpha.test", KNOWLEDGE_EDITOR)
+    created = editor.post(
+        "/api/v1/knowledge/articles/",
+        {"title": "Warranty", "body": "Phones carry a one year warranty.", "status": "published", "tags": ["Phones"]},
+        content_type="application/json",
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert (body["title"], body["status"], body["version"], body["tags"]) == ("Warranty", "published", 1, ["phones"])
+    patched = editor.patch(
+        f"/api/v1/knowledge/articles/{body['id']}/",
+        {"body": "Phones carry a two year warranty."},
+        content_type="application/json",
+    )
+    assert patched.status_code == 200 and patched.json()["version"] == 2
+    listed = editor.get("/api/v1/knowledge/articles/").json()
+    assert [a["id"] for a in listed] == [body["id"]] and "two year" in listed[0]["body"]
+    assert editor.get("/api/v1/knowledge/articles/999999/").status_code == 404
+    agent = _member(tenant_a, "agent-art@alpha.test", AGENT)
+    denied = agent.post("/api/v1/knowledge/articles/", {"title": "x", "body": "y"}, content_type="application/json")
+    assert denied.status_code == 403
+
+
+def test_a_zip_import_queues_one_document_per_file(tenant_a: TenantSetup) -> None:
+    import io
+    import zipfile
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("Delivery/faq.csv", FAQ.decode())
+        zipped.writestr("hours.md", "# Hours\n\nOpen 9 to 5.")
+        zipped.writestr("logo.png", b"\x89PNG\r\n\x1a\n" + b"0" * 50)
+    editor = _member(tenant_a, "editor-imp@alpha.test", KNOWLEDGE_EDITOR)
+    response = editor.post("/api/v1/knowledge/import/", {"file": SimpleUploadedFile("kb.zip", archive.getvalue())})
+    assert response.status_code == 202, response.content
+    documents = {d["original_name"]: d for d in response.json()["documents"]}
+    assert documents["faq.csv"]["status"] == "uploaded" and documents["faq.csv"]["category"] == "Delivery"
+    assert documents["hours.md"]["status"] == "uploaded" and documents["logo.png"]["status"] == "failed"
+    single = editor.post("/api/v1/knowledge/import/", {"file": SimpleUploadedFile("more.csv", FAQ)})
+    assert single.status_code == 202 and len(single.json()["documents"]) == 1
+    agent = _member(tenant_a, "agent-imp@alpha.test", AGENT)
+    assert agent.post("/api/v1/knowledge/import/", {"file": SimpleUploadedFile("a.csv", FAQ)}).status_code == 403
