@@ -6,6 +6,8 @@ forwards it only when `viewer_can_see` allows, the same rule the API's selectors
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from typing import Any
 
@@ -30,11 +32,13 @@ TYPING_MIN_INTERVAL = 2.0
 
 class InboxConsumer(TenantEventsConsumer):
     viewer: Viewer
-    viewer_loaded_at: float
+    viewer_refresh_at: float
+    viewer_reload: asyncio.Future[None] | None
     last_typing: float
 
     async def on_authenticated(self) -> None:
         self.last_typing = 0.0
+        self.viewer_reload = None
         await self._viewer_load()
         await self._touch()
 
@@ -68,10 +72,18 @@ class InboxConsumer(TenantEventsConsumer):
         return viewer_can_see(self.viewer, assigned_agent_id=data.get("assigned_agent"), team_id=data.get("team"))
 
     async def event_forward(self, message: dict[str, Any]) -> None:
-        if time.monotonic() - self.viewer_loaded_at > VIEWER_TTL_SECONDS:
-            await self._viewer_load()  # roles and teams change: do not trust them for long
+        if time.monotonic() > self.viewer_refresh_at and self.viewer_reload is None:
+            # Roles and teams change: reload them, in the background, so that delivery never waits
+            # on the database (hundreds of sockets reloading at once would stall every event).
+            self.viewer_reload = asyncio.ensure_future(self._viewer_refresh())
         if self._may_see(message.get("user"), message["data"]):
             await super().event_forward(message)
+
+    async def _viewer_refresh(self) -> None:
+        try:
+            await self._viewer_load()
+        finally:
+            self.viewer_reload = None
 
     async def _catch_up(self, since: str) -> None:
         events = await self._events_since(since)
@@ -91,7 +103,8 @@ class InboxConsumer(TenantEventsConsumer):
         with tenant_context(self.scope["tenant"]):
             user = User.objects.get(pk=self.scope["user"].pk)
             self.viewer = viewer_for(user=user)
-        self.viewer_loaded_at = time.monotonic()
+        # Spread the refreshes: sockets opened together must not all reload at the same moment.
+        self.viewer_refresh_at = time.monotonic() + VIEWER_TTL_SECONDS * random.uniform(1.0, 1.5)  # noqa: S311
 
     @database_sync_to_async
     def _touch(self) -> None:
