@@ -49,5 +49,14 @@ class TenantEventsConsumer(AsyncJsonWebsocketConsumer):
     async def on_heartbeat(self) -> None:
         """Hook for subclasses (presence)."""
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every message, a thread hop each
+        # time; forwarding an event touches no database, and with hundreds of sockets those hops
+        # queued behind one another (benchmarks/inbox_fanout.py). Every other message keeps it.
+        if message.get("type") == "event.forward":
+            await self.event_forward(message)
+        else:
+            await super().dispatch(message)
+
     async def event_forward(self, message: dict[str, Any]) -> None:
         await self.send_json({"type": message["event"], "id": message.get("id", ""), "data": message["data"]})
