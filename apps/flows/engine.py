@@ -84,7 +84,8 @@ def substitute(text: str, variables: dict[str, Any]) -> str:
 
 # --- triggers --------------------------------------------------------------------------
 
-_TRIGGER_RANK = {kind: rank for rank, kind in enumerate(g.TRIGGER_KINDS)}
+# Keywords and patterns are equally specific; a catch-all only takes what nothing else claimed.
+_TRIGGER_RANK = {"keyword": 0, "regex": 0, "ad_referral": 1, "first_message": 2, "business_hours": 3, "catch_all": 4}
 
 
 def trigger_matches(trigger: dict[str, Any], event: Event) -> bool:
