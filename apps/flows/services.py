@@ -31,13 +31,14 @@ class FlowNotPublished(ApplicationError):
 @transaction.atomic
 def flow_publish(*, flow: Flow, by: User | None) -> FlowVersion:
     """Validate the draft and freeze it as the next version; its Trigger becomes the flow's trigger."""
-    flow = Flow.objects.select_for_update().get(pk=flow.pk)
-    graph = g.graph_validate(flow.draft)
+    # The lock serialises two publishes of one flow, which would otherwise take the same number.
+    locked = Flow.objects.select_for_update().get(pk=flow.pk)
+    graph = g.graph_validate(locked.draft)
     version = FlowVersion.objects.create(
-        flow=flow, number=flow_version_latest_number(flow=flow) + 1, graph=flow.draft, published_by=by
+        flow=locked, number=flow_version_latest_number(flow=locked) + 1, graph=locked.draft, published_by=by
     )
-    flow.trigger = dict(graph.node(graph.entry).config)
-    flow.save(update_fields=["trigger", "updated"])
+    flow.trigger = locked.trigger = dict(graph.node(graph.entry).config)
+    locked.save(update_fields=["trigger", "updated"])
     return version
 
 
