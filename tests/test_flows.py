@@ -18,8 +18,15 @@ from apps.conversations.tasks import message_automation_task
 from apps.core.tenancy import tenant_context
 from apps.flows import graph as g
 from apps.flows.models import Flow, FlowRun, FlowRunStep
-from apps.flows.services import flow_activate, flow_publish, flow_run_resume, flow_runs_resume_due_sweep
+from apps.flows.services import (
+    flow_activate,
+    flow_publish,
+    flow_run_resume,
+    flow_runs_end_on_handoff,
+    flow_runs_resume_due_sweep,
+)
 from apps.flows.tests.fakes import graph_of, node
+from apps.tickets.models import BusinessCalendar
 from apps.whatsapp.payloads import parse_message
 from tests.conftest import TenantSetup
 
@@ -189,3 +196,55 @@ def test_a_delay_resumes_by_its_task_or_the_sweep(tenant_a: TenantSetup) -> None
         run.refresh_from_db()
         assert run.status == "finished" and run.wait_until is None
         assert flow_runs_resume_due_sweep(now=later) == 0
+
+
+def test_a_handoff_ends_the_run_and_a_delay_never_speaks_over_an_agent(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _menu_flow()
+        wa_id = "254711000008"
+        _says(tenant_a, wa_id, "menu")
+        conversation = Conversation.objects.get(contact__wa_id=wa_id)
+        flow_runs_end_on_handoff(conversation, "customer asked for a person")
+        run = FlowRun.objects.get(conversation=conversation)
+        assert run.status == "finished" and run.error.startswith("handed off")
+
+        _flow(
+            "Later",
+            graph_of(
+                node("wait", "delay", {"default": "again"}, seconds=60),
+                node("again", "send_message", text="Still need help?"),
+                trigger={"kind": "keyword", "keywords": ["later"]},
+            ),
+        )
+        other = "254711000009"
+        _says(tenant_a, other, "later")
+        run = FlowRun.objects.get(conversation__contact__wa_id=other)
+        Conversation.objects.filter(pk=run.conversation_id).update(
+            status=Conversation.Status.WAITING, waiting_since=timezone.now()
+        )
+        assert not flow_run_resume(run_id=run.pk, token=run.resume_token, now=timezone.now() + timedelta(minutes=2))
+        run.refresh_from_db()
+        assert run.status == "finished" and _bot(other) == []
+
+
+def test_a_retried_task_after_the_run_ended_stays_with_the_flow(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _menu_flow()
+        wa_id = "254711000010"
+        _says(tenant_a, wa_id, "menu")
+        last = _says(tenant_a, wa_id, "Track an order", reply_id="track")
+        replies = _bot(wa_id)
+        assert message_automation_task.run(last.pk) == "done"
+        assert _bot(wa_id) == replies  # neither the flow nor the knowledge reply answers again
+
+
+def test_business_hours_trigger_uses_the_business_calendar(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        BusinessCalendar.objects.create(name=f"Closed {next(_numbers)}")  # no periods: always closed
+        _flow(
+            "After hours",
+            graph_of(node("a", "send_message", text="We are closed"), trigger={"kind": "business_hours"}),
+        )
+        wa_id = "254711000011"
+        _says(tenant_a, wa_id, "is anyone there")
+        assert _bot(wa_id) == ["We are closed"]

@@ -8,9 +8,11 @@ class FlowsConfig(AppConfig):
     verbose_name = _("Flows")
 
     def ready(self) -> None:
-        from apps.conversations.hooks import after_analysis_register, automation_claim_register
-        from apps.flows.services import flow_claims_message, flow_handle_message
+        from apps.conversations import hooks
+        from apps.flows.services import flow_claims_message, flow_handle_message, flow_runs_end_on_handoff
 
         # Flows answer before the built-in knowledge reply, which skips a message a flow claims.
-        automation_claim_register(flow_claims_message)
-        after_analysis_register(flow_handle_message)
+        hooks.automation_claim_register(flow_claims_message)
+        hooks.after_analysis_register(flow_handle_message)
+        if flow_runs_end_on_handoff not in hooks.on_handoff:
+            hooks.on_handoff.append(flow_runs_end_on_handoff)

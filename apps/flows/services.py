@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -18,6 +19,9 @@ from apps.flows import graph as g
 from apps.flows.live_ports import LivePorts
 from apps.flows.models import Flow, FlowRun, FlowRunStep, FlowVersion
 from apps.flows.selectors import flow_run_active_for_conversation, flow_version_latest_number, flow_versions_live
+from apps.tickets.business_hours import business_seconds_between
+from apps.tickets.models import BusinessCalendar
+from apps.tickets.services.sla import calendar_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +78,18 @@ def _automatable(message: Message, conversation: Conversation) -> bool:
     return not (message.type == "text" and consent_keyword(message.text) is not None)
 
 
+def _in_business_hours(now: datetime) -> bool:
+    """Inside the first business calendar's hours (around the clock when there is none)."""
+    calendar = BusinessCalendar.objects.prefetch_related("periods").order_by("pk").first()
+    schedule = calendar_schedule(calendar)
+    return business_seconds_between(schedule, now, now + timedelta(minutes=1)) > 0
+
+
 def _triggered(event: engine.Event) -> FlowVersion | None:
-    candidates = [v for v in flow_versions_live() if engine.trigger_matches(v.flow.trigger, event)]
+    live = flow_versions_live()
+    if any(v.flow.trigger.get("kind") == "business_hours" for v in live):
+        event = replace(event, business_hours=_in_business_hours(event.now or timezone.now()))
+    candidates = [v for v in live if engine.trigger_matches(v.flow.trigger, event)]
     candidates.sort(key=lambda v: engine.trigger_sort_key(v.flow.trigger, v.flow.priority, v.flow.pk))
     return candidates[0] if candidates else None
 
@@ -87,6 +101,8 @@ def flow_claims_message(message: Message) -> bool:
         return False
     if flow_run_active_for_conversation(conversation_id=conversation.pk) is not None:
         return True
+    if FlowRunStep.objects.filter(message_id=message.pk).exists():
+        return True  # a retried task: the run ended on this very message
     return _triggered(_event(message, conversation)) is not None
 
 
@@ -190,6 +206,9 @@ def flow_run_resume(*, run_id: int, token: int | None, now: datetime | None = No
         )
         if run is None or (token is not None and token != run.resume_token):
             return False
+        if run.conversation.status != Conversation.Status.BOT:
+            _run_end(run, "the conversation left the bot before the delay ended")
+            return False
         ports = LivePorts(conversation=run.conversation, key=f"flow:{run.pk}:resume:{run.resume_token}")
         _advance(run, engine.Event(kind="resume", now=now), ports, None)
     return True
@@ -201,3 +220,15 @@ def flow_runs_resume_due_sweep(*, now: datetime | None = None) -> int:
 
     now = now or timezone.now()
     return sum(flow_run_resume(run_id=pk, token=None, now=now) for pk in flow_runs_resume_due(now=now - RESUME_GRACE))
+
+
+def _run_end(run: FlowRun, reason: str) -> None:
+    run.status, run.current_node, run.wait_until, run.error = FlowRun.Status.FINISHED, "", None, reason
+    run.save(update_fields=["status", "current_node", "wait_until", "error", "updated"])
+
+
+def flow_runs_end_on_handoff(conversation: Conversation, reason: str) -> None:
+    """People took the conversation: its flow stops, so it never answers over an agent."""
+    with transaction.atomic():
+        for run in FlowRun.objects.select_for_update().filter(conversation=conversation, status__in=FlowRun.ACTIVE):
+            _run_end(run, f"handed off: {reason}"[:500])
