@@ -28,7 +28,7 @@ from apps.flows.services import (
 from apps.flows.tests.fakes import graph_of, node
 from apps.tickets.models import BusinessCalendar
 from apps.whatsapp.payloads import parse_message
-from tests.conftest import TenantSetup
+from tests.conftest import PASSWORD, TenantSetup
 
 pytestmark = pytest.mark.django_db
 
@@ -248,3 +248,17 @@ def test_business_hours_trigger_uses_the_business_calendar(tenant_a: TenantSetup
         wa_id = "254711000011"
         _says(tenant_a, wa_id, "is anyone there")
         assert _bot(wa_id) == ["We are closed"]
+
+
+def test_runs_and_their_steps_are_visible_in_the_admin(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _menu_flow()
+        _says(tenant_a, "254711000012", "menu")
+        run = FlowRun.objects.get(conversation__contact__wa_id="254711000012")
+    client = tenant_a.client()
+    assert client.post("/admin/login/", {"username": tenant_a.admin_email, "password": PASSWORD}).status_code == 302
+    assert client.get("/admin/flows/flowrun/").status_code == 200
+    page = client.get(f"/admin/flows/flowrun/{run.pk}/change/")
+    assert page.status_code == 200 and b"quick_replies" in page.content
+    assert client.get("/admin/flows/flowrunstep/").status_code == 200
+    assert client.get("/admin/flows/flow/").status_code == 200

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
+from apps.core.admin_sites import tenant_admin_site
 from apps.flows.models import Flow, FlowRun, FlowRunStep, FlowVersion
 
 
@@ -13,7 +15,6 @@ class FlowVersionInline(admin.TabularInline[FlowVersion, Flow]):
     can_delete = False
 
 
-@admin.register(Flow)
 class FlowAdmin(admin.ModelAdmin[Flow]):
     list_display = ("name", "is_active", "priority", "updated")
     list_filter = ("is_active",)
@@ -28,7 +29,6 @@ class FlowRunStepInline(admin.TabularInline[FlowRunStep, FlowRun]):
     can_delete = False
 
 
-@admin.register(FlowRun)
 class FlowRunAdmin(admin.ModelAdmin[FlowRun]):
     list_display = ("id", "version", "conversation", "status", "current_node", "wait_until", "updated")
     list_filter = ("status",)
@@ -48,9 +48,19 @@ class FlowRunAdmin(admin.ModelAdmin[FlowRun]):
     )
     inlines = [FlowRunStepInline]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # runs are started by messages, never by hand
 
-@admin.register(FlowRunStep)
+
 class FlowRunStepAdmin(admin.ModelAdmin[FlowRunStep]):
     list_display = ("run", "node_id", "node_type", "branch", "duration_ms", "error", "started")
     list_filter = ("node_type",)
     readonly_fields = ("run", "node_id", "node_type", "branch", "message_id", "started", "duration_ms", "error")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+tenant_admin_site.register(Flow, FlowAdmin)
+tenant_admin_site.register(FlowRun, FlowRunAdmin)
+tenant_admin_site.register(FlowRunStep, FlowRunStepAdmin)

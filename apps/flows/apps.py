@@ -8,6 +8,7 @@ class FlowsConfig(AppConfig):
     verbose_name = _("Flows")
 
     def ready(self) -> None:
+        from apps.accounts.roles import SUPPORT_MANAGER, grant_model_permissions
         from apps.conversations import hooks
         from apps.flows.services import flow_claims_message, flow_handle_message, flow_runs_end_on_handoff
 
@@ -16,3 +17,12 @@ class FlowsConfig(AppConfig):
         hooks.after_analysis_register(flow_handle_message)
         if flow_runs_end_on_handoff not in hooks.on_handoff:
             hooks.on_handoff.append(flow_runs_end_on_handoff)
+
+        # Managers build and publish flows and read their runs; the Admin role has everything.
+        grant_model_permissions(
+            SUPPORT_MANAGER,
+            *(f"flows.{action}_flow" for action in ("add", "change", "view")),
+            "flows.view_flowversion",
+            "flows.view_flowrun",
+            "flows.view_flowrunstep",
+        )
