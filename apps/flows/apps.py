@@ -12,7 +12,7 @@ class FlowsConfig(AppConfig):
         from apps.conversations import hooks
         from apps.flows.services import flow_claims_message, flow_handle_message, flow_runs_end_on_handoff
 
-        # Flows answer before the built-in knowledge reply, which skips a message a flow claims.
+        # The built-in knowledge reply skips a message a flow claims, whichever handler runs first.
         hooks.automation_claim_register(flow_claims_message)
         hooks.after_analysis_register(flow_handle_message)
         if flow_runs_end_on_handoff not in hooks.on_handoff:
