@@ -165,8 +165,10 @@ def flow_handle_message(message: Message) -> None:
         return
     event = _event(message, conversation)
     with transaction.atomic():
+        # Lock the run only: a plain FOR UPDATE would also lock the joined version row and
+        # serialise every conversation running the same flow.
         run = (
-            FlowRun.objects.select_for_update()
+            FlowRun.objects.select_for_update(of=("self",))
             .select_related("version")
             .filter(conversation=conversation, status__in=FlowRun.ACTIVE)
             .first()
@@ -199,7 +201,7 @@ def flow_run_resume(*, run_id: int, token: int | None, now: datetime | None = No
     now = now or timezone.now()
     with transaction.atomic():
         run = (
-            FlowRun.objects.select_for_update()
+            FlowRun.objects.select_for_update(of=("self",))
             .select_related("version", "conversation", "conversation__contact", "conversation__account")
             .filter(pk=run_id, status=FlowRun.Status.WAITING, wait_until__lte=now)
             .first()
