@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
+import threading
 import time
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -262,3 +265,39 @@ def test_runs_and_their_steps_are_visible_in_the_admin(tenant_a: TenantSetup) ->
     assert page.status_code == 200 and b"quick_replies" in page.content
     assert client.get("/admin/flows/flowrunstep/").status_code == 200
     assert client.get("/admin/flows/flow/").status_code == 200
+
+
+def test_an_api_call_node_reaches_an_outside_service(tenant_a: TenantSetup, settings: Any) -> None:
+    class Orders(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = json.dumps({"order": self.path.rsplit("/", 1)[-1], "status": "shipped"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Orders)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.FLOWS_EGRESS_ALLOW_LOOPBACK = True  # the one positive case; refusals: apps/flows/tests/test_egress.py
+    try:
+        with tenant_context(tenant_a.organization):
+            url = f"http://127.0.0.1:{server.server_address[1]}/orders/{{{{last_message}}}}"
+            _flow(
+                "Orders",
+                graph_of(
+                    node("api", "api_call", {"success": "ok", "error": "bad"}, url=url, variable="result"),
+                    node("ok", "send_message", text="Order {{result.order}} is {{result.status}}"),
+                    node("bad", "send_message", text="Sorry, try later"),
+                    trigger={"kind": "regex", "pattern": r"^\d{3,}$"},
+                ),
+            )
+            wa_id = "254711000013"
+            _says(tenant_a, wa_id, "4711")
+            assert _bot(wa_id) == ["Order 4711 is shipped"]
+    finally:
+        server.shutdown()
+        server.server_close()
