@@ -65,3 +65,18 @@ def after_analysis_register(handler: Callable[[Message], None]) -> None:
 
 def after_analysis_handlers() -> tuple[Callable[[Message], None], ...]:
     return tuple(_after_analysis)
+
+
+# Predicates by which a higher app claims an analysed inbound message for itself (a flow
+# runs for it): the built-in knowledge reply then leaves it alone, whichever handler the
+# task calls first. They must not change anything and must answer the same on a retry.
+_automation_claims: list[Callable[[Message], bool]] = []
+
+
+def automation_claim_register(predicate: Callable[[Message], bool]) -> None:
+    if predicate not in _automation_claims:
+        _automation_claims.append(predicate)
+
+
+def message_claimed_by_automation(message: Message) -> bool:
+    return any(predicate(message) for predicate in tuple(_automation_claims))

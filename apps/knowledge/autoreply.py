@@ -13,6 +13,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from apps.contacts.keywords import consent_keyword
+from apps.conversations.hooks import message_claimed_by_automation
 from apps.conversations.lifecycle import conversation_handoff
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.conversations.services import message_send
@@ -49,6 +50,8 @@ def conversation_autoreply(message: Message) -> None:
         return
     if message.type == "text" and consent_keyword(message.text) is not None:
         return  # STOP / START: the consent confirmation is the answer
+    if message_claimed_by_automation(message):
+        return  # a flow answers this message
     conversation = Conversation.objects.select_related("contact", "account").get(pk=message.conversation_id)
     # Reply in the customer's language where the bot's own words are concerned.
     with translation.override(conversation.language or None):

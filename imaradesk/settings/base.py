@@ -72,6 +72,7 @@ TENANT_APPS = [
     "apps.ai",
     "apps.knowledge",
     "apps.tickets",
+    "apps.flows",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -168,6 +169,7 @@ CELERY_AI_QUEUE = env_str("CELERY_AI_QUEUE", "ai")
 CELERY_TASK_ROUTES = {
     "apps.conversations.tasks.message_analyse_task": {"queue": CELERY_AI_QUEUE},
     "apps.conversations.tasks.message_automation_task": {"queue": CELERY_AI_QUEUE},
+    "apps.flows.tasks.flow_run_resume_task": {"queue": CELERY_AI_QUEUE},
     "apps.knowledge.tasks.document_index_task": {"queue": CELERY_AI_QUEUE},
     "apps.knowledge.tasks.article_index_task": {"queue": CELERY_AI_QUEUE},
 }
@@ -214,6 +216,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "apps.tenants.tasks.tenants_fan_out_task",
         "schedule": 24 * 3600.0,
         "args": ["apps.ai.tasks.ai_cache_prune_task"],
+    },
+    # A Delay whose countdown task was lost still ends (at most a minute late).
+    "flows-resume-due-sweep": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 60.0,
+        "args": ["apps.flows.tasks.flow_runs_resume_due_sweep_task"],
     },
     "knowledge-index-sweep": {
         "task": "apps.tenants.tasks.tenants_fan_out_task",
@@ -414,6 +422,8 @@ AI_CACHE_DB_DAYS = env_int("AI_CACHE_DB_DAYS", 90)
 AI_ALLOW_HTTP_BASE_URLS = env_bool("AI_ALLOW_HTTP_BASE_URLS", DEBUG)
 
 # --- Knowledge base -----------------------------------------------------------------------
+# Tests only: lets the API Call node reach a server on 127.0.0.1 (everything else stays refused).
+FLOWS_EGRESS_ALLOW_LOOPBACK = False
 KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("KNOWLEDGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 # A DOCX/XLSX is a zip: refuse archives that would inflate past these (zip bombs).
 KNOWLEDGE_ZIP_MAX_UNCOMPRESSED_BYTES = env_int("KNOWLEDGE_ZIP_MAX_UNCOMPRESSED_BYTES", 200 * 1024 * 1024)

@@ -1,0 +1,279 @@
+"""The flow graph's JSON schema and the checks a graph must pass before it is published.
+
+A graph is `{"nodes": [{"id", "type", "config": {...}, "next": {branch: node_id}}]}`. Exactly
+one Trigger node is the entry. Waiting nodes (Quick Replies, Delay) are the only places where
+a run stops until the customer answers or time passes, so they are the only nodes a cycle
+may pass through.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+from apps.core.exceptions import ApplicationError
+from apps.whatsapp import messages as wa
+
+TRIGGER = "trigger"
+SEND_MESSAGE = "send_message"
+QUICK_REPLIES = "quick_replies"
+AI_RESPONSE = "ai_response"
+AGENT = "agent"
+KNOWLEDGE_BASE = "knowledge_base"
+CONDITION = "condition"
+DELAY = "delay"
+CONNECTOR = "connector"
+ACTION = "action"
+API_CALL = "api_call"
+SMART_REPLY = "smart_reply"
+HUMAN_HANDOFF = "human_handoff"
+
+# The branches each node type may have; "default" is the plain next step.
+BRANCHES: dict[str, frozenset[str]] = {
+    TRIGGER: frozenset({"default"}),
+    SEND_MESSAGE: frozenset({"default"}),
+    QUICK_REPLIES: frozenset({"default", "invalid"}),  # plus one per option id
+    AI_RESPONSE: frozenset({"default", "unavailable"}),
+    AGENT: frozenset({"default", "handoff"}),
+    KNOWLEDGE_BASE: frozenset({"answered", "no_answer"}),
+    CONDITION: frozenset({"true", "false"}),
+    DELAY: frozenset({"default"}),
+    CONNECTOR: frozenset({"default"}),
+    ACTION: frozenset({"default"}),
+    API_CALL: frozenset({"success", "error"}),
+    SMART_REPLY: frozenset({"matched", "unmatched"}),
+    HUMAN_HANDOFF: frozenset(),
+}
+# Branches a node must have (a Condition without its "false" side is a dead end).
+REQUIRED_BRANCHES: dict[str, frozenset[str]] = {
+    TRIGGER: frozenset({"default"}),
+    CONDITION: frozenset({"true", "false"}),
+    KNOWLEDGE_BASE: frozenset({"answered", "no_answer"}),
+    API_CALL: frozenset({"success", "error"}),
+}
+NODE_TYPES = frozenset(BRANCHES)
+WAITING_TYPES = frozenset({QUICK_REPLIES, DELAY})
+TRIGGER_KINDS = ("keyword", "regex", "ad_referral", "first_message", "business_hours", "catch_all")
+CONDITION_FIELDS = frozenset({"text", "intent", "sentiment", "language", "tag", "variable"})
+CONDITION_OPS = frozenset({"contains", "regex", "equals", "not_equals", "gt", "lt"})
+ACTIONS = frozenset({"tag", "set_field", "set_variable", "create_ticket", "close"})
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+TEMPLATE_WINDOW_SECONDS = 24 * 3600  # after 24 h of silence only templates may be sent (131047)
+_NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class FlowGraphInvalid(ApplicationError):
+    code = "flow_graph_invalid"
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    type: str
+    config: dict[str, Any]
+    next: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: dict[str, Node]
+    entry: str
+
+    def node(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+
+def _fail(node_id: str, message: str) -> FlowGraphInvalid:
+    return FlowGraphInvalid(
+        _("Node %(node)s: %(problem)s") % {"node": node_id, "problem": message}, extra={"node": node_id}
+    )
+
+
+def graph_parse(data: Any) -> Graph:
+    """Read the graph's structure (ids, types, links) without checking node settings."""
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list) or not data["nodes"]:
+        raise FlowGraphInvalid(_("A flow graph is an object with a non-empty list of nodes."))
+    nodes: dict[str, Node] = {}
+    for raw in data["nodes"]:
+        if not isinstance(raw, dict):
+            raise FlowGraphInvalid(_("Each node is an object."))
+        node_id = str(raw.get("id", ""))
+        if not _NODE_ID.match(node_id):
+            raise FlowGraphInvalid(_("Node id %(id)r is not valid.") % {"id": node_id}, extra={"node": node_id})
+        if node_id in nodes:
+            raise _fail(node_id, _("the id is used twice."))
+        node_type = raw.get("type")
+        if node_type not in NODE_TYPES:
+            raise _fail(node_id, _("unknown node type %(type)r.") % {"type": node_type})
+        config = raw.get("config") or {}
+        links = raw.get("next") or {}
+        if not isinstance(config, dict) or not isinstance(links, dict):
+            raise _fail(node_id, _("config and next must be objects."))
+        nodes[node_id] = Node(node_id, str(node_type), config, {str(k): str(v) for k, v in links.items()})
+    triggers = [n.id for n in nodes.values() if n.type == TRIGGER]
+    if len(triggers) != 1:
+        raise FlowGraphInvalid(
+            _("A flow has exactly one Trigger node, not %(count)d.") % {"count": len(triggers)},
+            extra={"nodes": triggers},
+        )
+    return Graph(nodes=nodes, entry=triggers[0])
+
+
+def _check_text(node: Node, key: str, limit: int, *, required: bool = True) -> str:
+    value = node.config.get(key, "")
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise _fail(node.id, _("%(field)s is required.") % {"field": key})
+    if len(value) > limit:
+        raise _fail(
+            node.id,
+            _("%(field)s is %(length)d characters; at most %(limit)d are allowed.")
+            % {"field": key, "length": len(value), "limit": limit},
+        )
+    return value
+
+
+def quick_reply_message(node: Node, body: str) -> wa.Outgoing:
+    """Buttons for up to three options, else a list: the WhatsApp limits are the builders'."""
+    options = node.config.get("options") or []
+    if node.config.get("style") == "list" or len(options) > wa.BUTTONS_MAX:
+        rows = [wa.Row(str(o.get("id", "")), str(o.get("title", "")), str(o.get("description", ""))) for o in options]
+        button = str(node.config.get("button") or _("Choose"))
+        return wa.list_message(body, button, [wa.Section("", rows)])
+    return wa.buttons(body, [wa.Button(str(o.get("id", "")), str(o.get("title", ""))) for o in options])
+
+
+def _check_node(node: Node, graph: Graph) -> None:
+    c = node.config
+    try:
+        if node.type == TRIGGER:
+            kind = c.get("kind", "catch_all")
+            if kind not in TRIGGER_KINDS:
+                raise _fail(node.id, _("unknown trigger %(kind)r.") % {"kind": kind})
+            if kind == "keyword" and not [k for k in c.get("keywords", []) if str(k).strip()]:
+                raise _fail(node.id, _("a keyword trigger needs at least one keyword."))
+            if kind == "regex":
+                re.compile(str(c.get("pattern", "")))
+        elif node.type == SEND_MESSAGE:
+            if c.get("template"):
+                template = c["template"]
+                wa.template(str(template.get("name", "")), str(template.get("language", "")))
+            else:
+                wa.text(_check_text(node, "text", wa.TEXT_MAX))
+        elif node.type == QUICK_REPLIES:
+            options = c.get("options")
+            if not isinstance(options, list) or not options:
+                raise _fail(node.id, _("quick replies need options."))
+            quick_reply_message(node, _check_text(node, "text", wa.BODY_MAX))
+            if int(c.get("max_retries", 2)) < 0:
+                raise _fail(node.id, _("max_retries cannot be negative."))
+        elif node.type == AI_RESPONSE:
+            _check_text(node, "prompt", wa.TEXT_MAX)
+        elif node.type == CONDITION:
+            rules = c.get("rules")
+            if not isinstance(rules, list) or not rules:
+                raise _fail(node.id, _("a condition needs at least one rule."))
+            if c.get("match", "all") not in ("all", "any"):
+                raise _fail(node.id, _("match is all or any."))
+            for rule in rules:
+                if rule.get("field") not in CONDITION_FIELDS or rule.get("op", "equals") not in CONDITION_OPS:
+                    raise _fail(node.id, _("rule %(rule)r is not valid.") % {"rule": rule})
+                if rule.get("op") == "regex":
+                    re.compile(str(rule.get("value", "")))
+        elif node.type == DELAY:
+            seconds = c.get("seconds")
+            if not isinstance(seconds, int) or seconds <= 0:
+                raise _fail(node.id, _("a delay needs a positive number of seconds."))
+            if seconds > TEMPLATE_WINDOW_SECONDS:
+                following = graph.nodes.get(node.next.get("default", ""))
+                if following is None or following.type != SEND_MESSAGE or not following.config.get("template"):
+                    raise _fail(
+                        node.id,
+                        _("a delay longer than 24 hours must be followed by a template message (the window closes)."),
+                    )
+        elif node.type == ACTION:
+            if c.get("action") not in ACTIONS:
+                raise _fail(node.id, _("unknown action %(action)r.") % {"action": c.get("action")})
+        elif node.type == API_CALL:
+            if str(c.get("method", "GET")).upper() not in HTTP_METHODS:
+                raise _fail(node.id, _("unsupported HTTP method."))
+            url = _check_text(node, "url", 2000)
+            if not url.startswith(("https://", "http://")):
+                raise _fail(node.id, _("the URL must start with http:// or https://."))
+        elif node.type == SMART_REPLY:
+            if not isinstance(c.get("replies"), list) or not c["replies"]:
+                raise _fail(node.id, _("a smart reply needs replies."))
+            for reply in c["replies"]:
+                wa.text(str(reply.get("text", "")))
+        elif node.type == HUMAN_HANDOFF and c.get("text"):
+            wa.text(str(c["text"]))
+    except wa.MessageInvalid as exc:
+        raise _fail(node.id, exc.message) from exc
+    except re.error as exc:
+        raise _fail(node.id, _("the regular expression is not valid: %(error)s") % {"error": exc}) from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _fail(node.id, _("the settings are malformed.")) from exc
+
+
+def _allowed_branches(node: Node) -> frozenset[str]:
+    if node.type == QUICK_REPLIES:
+        return BRANCHES[QUICK_REPLIES] | {str(o.get("id")) for o in node.config.get("options", [])}
+    return BRANCHES[node.type]
+
+
+def graph_validate(data: Any) -> Graph:
+    """Parse and check a graph for publication; the error names the first node at fault."""
+    graph = graph_parse(data)
+    for node in graph.nodes.values():
+        _check_node(node, graph)
+        for branch, target in node.next.items():
+            if branch not in _allowed_branches(node):
+                raise _fail(node.id, _("%(type)s has no branch %(branch)r.") % {"type": node.type, "branch": branch})
+            if target not in graph.nodes:
+                raise _fail(
+                    node.id,
+                    _("branch %(branch)r leads to unknown node %(target)r.") % {"branch": branch, "target": target},
+                )
+            if target == graph.entry:
+                raise _fail(node.id, _("no branch may lead back to the Trigger."))
+        missing: set[str] = set(REQUIRED_BRANCHES.get(node.type, frozenset())) - set(node.next)
+        if node.type == QUICK_REPLIES and "default" not in node.next:
+            # Without a default, every option needs a branch of its own.
+            missing = {str(o.get("id")) for o in node.config["options"]} - set(node.next)
+        if missing:
+            raise _fail(node.id, _("missing branch(es): %(branches)s.") % {"branches": ", ".join(sorted(missing))})
+    reachable = {graph.entry}
+    stack = [graph.entry]
+    while stack:
+        for target in graph.nodes[stack.pop()].next.values():
+            if target not in reachable:
+                reachable.add(target)
+                stack.append(target)
+    for node_id in graph.nodes:
+        if node_id not in reachable:
+            raise _fail(node_id, _("no path from the Trigger reaches this node."))
+    _check_cycles(graph)
+    return graph
+
+
+def _check_cycles(graph: Graph) -> None:
+    """Every cycle must pass through a waiting node, else one message could loop forever."""
+    white, grey, black = 0, 1, 2
+    colour = dict.fromkeys(graph.nodes, white)
+
+    def visit(node_id: str) -> None:
+        colour[node_id] = grey
+        for target in graph.nodes[node_id].next.values():
+            if graph.nodes[target].type in WAITING_TYPES:
+                continue  # the run stops here: a loop through it costs one message per turn
+            if colour[target] == grey:
+                raise _fail(target, _("this node is in a loop with no Quick Replies or Delay to wait on."))
+            if colour[target] == white:
+                visit(target)
+        colour[node_id] = black
+
+    for node_id in graph.nodes:
+        if colour[node_id] == white:
+            visit(node_id)

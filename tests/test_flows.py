@@ -1,0 +1,303 @@
+"""Flows end to end on the real database: webhook payload → analysis → flow → replies."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.conversations.analysis import message_analyse
+from apps.conversations.models import Conversation, Message
+from apps.conversations.services import inbound_message_record
+from apps.conversations.tasks import message_automation_task
+from apps.core.tenancy import tenant_context
+from apps.flows import graph as g
+from apps.flows.models import Flow, FlowRun, FlowRunStep
+from apps.flows.services import (
+    flow_activate,
+    flow_publish,
+    flow_run_resume,
+    flow_runs_end_on_handoff,
+    flow_runs_resume_due_sweep,
+)
+from apps.flows.tests.fakes import graph_of, node
+from apps.tickets.models import BusinessCalendar
+from apps.whatsapp.payloads import parse_message
+from tests.conftest import PASSWORD, TenantSetup
+
+pytestmark = pytest.mark.django_db
+
+_numbers = itertools.count(1)
+MENU = [{"id": "track", "title": "Track an order"}, {"id": "agent", "title": "Something else"}]
+
+
+def _says(tenant: TenantSetup, wa_id: str, text: str = "", *, reply_id: str = "", run: bool = True) -> Message:
+    body: dict[str, Any] = {"from": wa_id, "id": f"wamid.FLOW{next(_numbers)}", "timestamp": str(int(time.time()))}
+    if reply_id:
+        body |= {
+            "type": "interactive",
+            "interactive": {"type": "button_reply", "button_reply": {"id": reply_id, "title": text}},
+        }
+    else:
+        body |= {"type": "text", "text": {"body": text}}
+    payload = {"message": body, "contacts": [{"wa_id": wa_id, "profile": {"name": "Wanjiru Kamau"}}]}
+    message = inbound_message_record(account=tenant.whatsapp, inbound=parse_message(payload))
+    assert message is not None
+    assert message_analyse(message_id=message.pk) is not None
+    if run:
+        assert message_automation_task.run(message.pk) == "done"
+    return message
+
+
+def _bot(wa_id: str) -> list[str]:
+    return list(
+        Message.objects.filter(conversation__contact__wa_id=wa_id, author_kind="bot")
+        .order_by("id")
+        .values_list("text", flat=True)
+    )
+
+
+def _flow(name: str, data: dict[str, Any], *, priority: int = 0) -> Flow:
+    flow = Flow.objects.create(name=name, draft=data, priority=priority)
+    flow_publish(flow=flow, by=None)
+    return flow_activate(flow=flow, active=True)
+
+
+def _menu_flow() -> Flow:
+    return _flow(
+        "Menu",
+        graph_of(
+            node("hi", "send_message", {"default": "menu"}, text="Welcome {{last_message}}"),
+            node(
+                "menu",
+                "quick_replies",
+                {"track": "ask", "agent": "people", "invalid": "people"},
+                text="How can we help?",
+                options=MENU,
+                variable="topic",
+            ),
+            node("ask", "send_message", text="Send your order number ({{topic}})"),
+            node("people", "human_handoff", text="Connecting you", reason="asked for a person"),
+            trigger={"kind": "keyword", "keywords": ["menu"]},
+        ),
+    )
+
+
+def test_publish_freezes_versions_and_refuses_invalid_drafts(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        flow = _menu_flow()
+        assert flow.trigger == {"kind": "keyword", "keywords": ["menu"]}
+        flow.draft = graph_of(node("x", "send_message", text="v2"))
+        flow.save()
+        assert flow_publish(flow=flow, by=None).number == 2
+        assert [v.number for v in flow.versions.all()] == [2, 1]
+        flow.draft = graph_of(node("x", "send_message", text="y" * 5000))
+        flow.save()
+        with pytest.raises(g.FlowGraphInvalid, match="Node x"):
+            flow_publish(flow=flow, by=None)
+        assert flow.versions.count() == 2
+
+
+def test_a_keyword_starts_the_flow_and_a_button_continues_it(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _menu_flow()
+        wa_id = "254711000001"
+        first = _says(tenant_a, wa_id, "menu")
+        assert _bot(wa_id) == ["Welcome menu", "How can we help?"]  # the knowledge reply stayed silent
+        run = FlowRun.objects.get(conversation__contact__wa_id=wa_id)
+        assert (run.status, run.current_node, run.last_message_id) == ("waiting", "menu", first.pk)
+        # The task is retried after a crash: nothing is sent twice.
+        assert message_automation_task.run(first.pk) == "done"
+        assert len(_bot(wa_id)) == 2
+        _says(tenant_a, wa_id, "Track an order", reply_id="track")
+        assert _bot(wa_id)[-1] == "Send your order number (track)"
+        run.refresh_from_db()
+        assert run.status == "finished" and run.variables["topic"] == "track"
+        steps = list(FlowRunStep.objects.filter(run=run).values_list("node_id", "branch"))
+        assert steps == [
+            ("start", "default"),
+            ("hi", "default"),
+            ("menu", "wait"),
+            ("menu", "track"),
+            ("ask", "default"),
+        ]
+
+
+def test_the_handoff_node_hands_off_to_people(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _menu_flow()
+        wa_id = "254711000002"
+        _says(tenant_a, wa_id, "menu")
+        _says(tenant_a, wa_id, "Something else", reply_id="agent")
+        conversation = Conversation.objects.get(contact__wa_id=wa_id)
+        assert conversation.status == "waiting" and conversation.handoff_reason == "asked for a person"
+        assert _bot(wa_id)[-1] == "Connecting you"
+
+
+def test_without_a_matching_flow_the_knowledge_reply_answers(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _menu_flow()
+        wa_id = "254711000003"
+        _says(tenant_a, wa_id, "Hello")
+        assert _bot(wa_id) == ["Hello Wanjiru! How can we help you today?"]
+        assert not FlowRun.objects.filter(conversation__contact__wa_id=wa_id).exists()
+
+
+def test_keywords_beat_a_catch_all_with_a_higher_priority(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _flow("Everything", graph_of(node("a", "send_message", text="catch-all")), priority=10)
+        _menu_flow()
+        wa_id = "254711000004"
+        _says(tenant_a, wa_id, "menu please")
+        assert _bot(wa_id)[0] == "Welcome menu please"
+        _says(tenant_a, wa_id, "Something else", reply_id="agent")
+        other = "254711000005"
+        _says(tenant_a, other, "anything")
+        assert _bot(other) == ["catch-all"]
+
+
+def test_one_active_run_per_conversation(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _menu_flow()
+        wa_id = "254711000006"
+        _says(tenant_a, wa_id, "menu")
+        run = FlowRun.objects.get(conversation__contact__wa_id=wa_id)
+        with pytest.raises(IntegrityError), transaction.atomic():
+            FlowRun.objects.create(version=run.version, contact=run.contact, conversation=run.conversation)
+
+
+def test_a_delay_resumes_by_its_task_or_the_sweep(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _flow(
+            "Follow-up",
+            graph_of(
+                node("ok", "send_message", {"default": "wait"}, text="We'll check back"),
+                node("wait", "delay", {"default": "again"}, seconds=3600),
+                node("again", "send_message", text="Still need help?"),
+                trigger={"kind": "keyword", "keywords": ["later"]},
+            ),
+        )
+        wa_id = "254711000007"
+        _says(tenant_a, wa_id, "later")
+        run = FlowRun.objects.get(conversation__contact__wa_id=wa_id)
+        assert run.status == "waiting" and run.wait_until is not None and run.resume_token == 1
+        _says(tenant_a, wa_id, "hello?")  # the flow owns the conversation while it waits
+        assert _bot(wa_id) == ["We'll check back"]
+        assert not flow_run_resume(run_id=run.pk, token=1)  # too early
+        later = timezone.now() + timedelta(hours=1, minutes=1)
+        assert not flow_run_resume(run_id=run.pk, token=0, now=later)  # a stale task
+        assert flow_runs_resume_due_sweep(now=later) == 1
+        assert _bot(wa_id) == ["We'll check back", "Still need help?"]
+        run.refresh_from_db()
+        assert run.status == "finished" and run.wait_until is None
+        assert flow_runs_resume_due_sweep(now=later) == 0
+
+
+def test_a_handoff_ends_the_run_and_a_delay_never_speaks_over_an_agent(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _menu_flow()
+        wa_id = "254711000008"
+        _says(tenant_a, wa_id, "menu")
+        conversation = Conversation.objects.get(contact__wa_id=wa_id)
+        flow_runs_end_on_handoff(conversation, "customer asked for a person")
+        run = FlowRun.objects.get(conversation=conversation)
+        assert run.status == "finished" and run.error.startswith("handed off")
+
+        _flow(
+            "Later",
+            graph_of(
+                node("wait", "delay", {"default": "again"}, seconds=60),
+                node("again", "send_message", text="Still need help?"),
+                trigger={"kind": "keyword", "keywords": ["later"]},
+            ),
+        )
+        other = "254711000009"
+        _says(tenant_a, other, "later")
+        run = FlowRun.objects.get(conversation__contact__wa_id=other)
+        Conversation.objects.filter(pk=run.conversation_id).update(
+            status=Conversation.Status.WAITING, waiting_since=timezone.now()
+        )
+        assert not flow_run_resume(run_id=run.pk, token=run.resume_token, now=timezone.now() + timedelta(minutes=2))
+        run.refresh_from_db()
+        assert run.status == "finished" and _bot(other) == []
+
+
+def test_a_retried_task_after_the_run_ended_stays_with_the_flow(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _menu_flow()
+        wa_id = "254711000010"
+        _says(tenant_a, wa_id, "menu")
+        last = _says(tenant_a, wa_id, "Track an order", reply_id="track")
+        replies = _bot(wa_id)
+        assert message_automation_task.run(last.pk) == "done"
+        assert _bot(wa_id) == replies  # neither the flow nor the knowledge reply answers again
+
+
+def test_business_hours_trigger_uses_the_business_calendar(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        BusinessCalendar.objects.create(name=f"Closed {next(_numbers)}")  # no periods: always closed
+        _flow(
+            "After hours",
+            graph_of(node("a", "send_message", text="We are closed"), trigger={"kind": "business_hours"}),
+        )
+        wa_id = "254711000011"
+        _says(tenant_a, wa_id, "is anyone there")
+        assert _bot(wa_id) == ["We are closed"]
+
+
+def test_runs_and_their_steps_are_visible_in_the_admin(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _menu_flow()
+        _says(tenant_a, "254711000012", "menu")
+        run = FlowRun.objects.get(conversation__contact__wa_id="254711000012")
+    client = tenant_a.client()
+    assert client.post("/admin/login/", {"username": tenant_a.admin_email, "password": PASSWORD}).status_code == 302
+    assert client.get("/admin/flows/flowrun/").status_code == 200
+    page = client.get(f"/admin/flows/flowrun/{run.pk}/change/")
+    assert page.status_code == 200 and b"quick_replies" in page.content
+    assert client.get("/admin/flows/flowrunstep/").status_code == 200
+    assert client.get("/admin/flows/flow/").status_code == 200
+
+
+def test_an_api_call_node_reaches_an_outside_service(tenant_a: TenantSetup, settings: Any) -> None:
+    class Orders(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = json.dumps({"order": self.path.rsplit("/", 1)[-1], "status": "shipped"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Orders)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.FLOWS_EGRESS_ALLOW_LOOPBACK = True  # the one positive case; refusals: apps/flows/tests/test_egress.py
+    try:
+        with tenant_context(tenant_a.organization):
+            url = f"http://127.0.0.1:{server.server_address[1]}/orders/{{{{last_message}}}}"
+            _flow(
+                "Orders",
+                graph_of(
+                    node("api", "api_call", {"success": "ok", "error": "bad"}, url=url, variable="result"),
+                    node("ok", "send_message", text="Order {{result.order}} is {{result.status}}"),
+                    node("bad", "send_message", text="Sorry, try later"),
+                    trigger={"kind": "regex", "pattern": r"^\d{3,}$"},
+                ),
+            )
+            wa_id = "254711000013"
+            _says(tenant_a, wa_id, "4711")
+            assert _bot(wa_id) == ["Order 4711 is shipped"]
+    finally:
+        server.shutdown()
+        server.server_close()
