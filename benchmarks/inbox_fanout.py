@@ -11,6 +11,7 @@ then measures in one run:
      contact, conversation, message), the `message.created` event, the visibility filter
      of each socket, until every socket has it.
 Prints p50/p99 over all (message, socket) arrivals and the ratio to the baseline.
+BENCH_UVICORN_ARGS overrides the server's extra flags (default: as `make run`, no per-message deflate).
 Everything it created is removed afterwards. Needs the services of `scripts/stack.py up`.
 """
 
@@ -78,7 +79,8 @@ def _start(port: int) -> list[subprocess.Popen[bytes]]:
     bin_dir = Path(sys.executable).parent
     server = subprocess.Popen(
         [str(bin_dir / "uvicorn"), "imaradesk.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5"],
+         "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5",
+         *os.environ.get("BENCH_UVICORN_ARGS", "--ws-per-message-deflate False").split()],
         cwd=ROOT, env=_env(),
     )  # fmt: skip
     ai_worker = subprocess.Popen(

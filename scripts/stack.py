@@ -409,7 +409,7 @@ def run() -> int:
             "web": [
                 str(VENV_BIN / "uvicorn"), "imaradesk.asgi:application",
                 "--host", host, "--port", port, "--lifespan", "off", "--no-access-log",
-                "--timeout-graceful-shutdown", "5",
+                "--timeout-graceful-shutdown", "5", "--ws-per-message-deflate", "False",
             ],
             "worker": [str(VENV_BIN / "celery"), "-A", "imaradesk", "worker", "-l", "info", "--concurrency", "2"],
             # The AI queue's own worker: webhooks and sends never wait behind a model.
