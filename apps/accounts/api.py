@@ -36,9 +36,7 @@ class MeOutputSerializer(serializers.Serializer[dict[str, Any]]):
 class MeApi(APIView):
     @extend_schema(responses=MeOutputSerializer)
     def get(self, request: Request) -> Response:
-        user = request.user
-        if not isinstance(user, User):  # IsAuthenticated has already refused anonymous callers
-            raise NotAuthenticated()
+        user = api_user(request)
         data = {
             "id": user.pk,
             "email": user.email,
@@ -75,3 +73,11 @@ class TokenCreateApi(APIView):
             raise CredentialsInvalid(_("Email or password is not correct for this organization."))
         token, _created = Token.objects.get_or_create(user=user)
         return Response(self.OutputSerializer({"token": token.key}).data)
+
+
+def api_user(request: Request) -> User:
+    """The signed-in member behind an API request (IsAuthenticated has refused anonymous callers)."""
+    user = request.user
+    if not isinstance(user, User):
+        raise NotAuthenticated()
+    return user

@@ -26,8 +26,7 @@ from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import conversation_routing
 from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
-from apps.core.tenancy import current_schema
-from apps.tenants.models import Organization
+from apps.tenants.selectors import organization_working_language
 
 logger = logging.getLogger(__name__)
 
@@ -144,14 +143,9 @@ def message_analyse(*, message_id: int) -> Message | None:
     return message
 
 
-def _working_language() -> str:
-    language = Organization.objects.filter(schema_name=current_schema()).values_list("default_language", flat=True)
-    return language.first() or settings.LANGUAGE_CODE
-
-
 def _translation(message: Message, text: str) -> dict[str, object]:
     """Translate into the tenant's working language when a provider can; never pretend offline."""
-    target = _working_language()
+    target = organization_working_language()
     if not message.language or message.language == target:
         return {"status": "not_needed", "target": target}
     result = translate(text, message.language, target)

@@ -6,12 +6,12 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotAuthenticated
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.api import api_user
 from apps.accounts.models import Team, User
 from apps.conversations.lifecycle import (
     conversation_assign,
@@ -35,13 +35,6 @@ from apps.conversations.services import conversation_note_add, conversation_repl
 class ConversationPagination(LimitOffsetPagination):
     default_limit = 50
     max_limit = 200
-
-
-def _user(request: Request) -> User:
-    user = request.user
-    if not isinstance(user, User):  # IsAuthenticated has refused anonymous callers already
-        raise NotAuthenticated()
-    return user
 
 
 class ContactSerializer(serializers.Serializer[Any]):
@@ -125,7 +118,7 @@ class ConversationListApi(APIView):
         filters.is_valid(raise_exception=True)
         values = filters.validated_data
         conversations = conversation_list_for_user(
-            user=_user(request),
+            user=api_user(request),
             status=values.get("status"),
             agent_id=values.get("agent"),
             mine=values["mine"],
@@ -143,7 +136,7 @@ class ConversationListApi(APIView):
 class ConversationDetailApi(APIView):
     @extend_schema(responses=ConversationDetailSerializer)
     def get(self, request: Request, conversation_id: int) -> Response:
-        conversation = conversation_get_for_user(user=_user(request), conversation_id=conversation_id)
+        conversation = conversation_get_for_user(user=api_user(request), conversation_id=conversation_id)
         data = dict(ConversationSerializer(conversation).data)
         data["messages"] = MessageSerializer(conversation_messages(conversation=conversation), many=True).data
         return Response(data)
@@ -162,7 +155,7 @@ class ConversationEscalateApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=ConversationSerializer)
     def post(self, request: Request, conversation_id: int) -> Response:
-        user = _user(request)
+        user = api_user(request)
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         values = payload.validated_data
@@ -187,7 +180,7 @@ class ConversationResolveApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=ConversationSerializer)
     def post(self, request: Request, conversation_id: int) -> Response:
-        user = _user(request)
+        user = api_user(request)
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
@@ -209,7 +202,7 @@ class ConversationMessageCreateApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=MessageSerializer)
     def post(self, request: Request, conversation_id: int) -> Response:
-        user = _user(request)
+        user = api_user(request)
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         values = payload.validated_data
@@ -230,7 +223,7 @@ class ConversationMessageCreateApi(APIView):
 class CustomerHistoryApi(APIView):
     @extend_schema(responses=ConversationSerializer(many=True))
     def get(self, request: Request, contact_id: int) -> Response:
-        history = contact_history_for_user(user=_user(request), contact_id=contact_id)
+        history = contact_history_for_user(user=api_user(request), contact_id=contact_id)
         return Response(ConversationSerializer(history[:100], many=True).data)
 
 
@@ -239,7 +232,7 @@ class ConversationTakeoverApi(APIView):
 
     @extend_schema(request=None, responses=ConversationSerializer)
     def post(self, request: Request, conversation_id: int) -> Response:
-        user = _user(request)
+        user = api_user(request)
         conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
         conversation = conversation_takeover(conversation=conversation, agent=user)
         return Response(ConversationSerializer(conversation).data)
@@ -248,7 +241,7 @@ class ConversationTakeoverApi(APIView):
 class ConversationReturnToBotApi(APIView):
     @extend_schema(request=None, responses=ConversationSerializer)
     def post(self, request: Request, conversation_id: int) -> Response:
-        user = _user(request)
+        user = api_user(request)
         conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
         conversation = conversation_return_to_bot(conversation=conversation, by=user)
         return Response(ConversationSerializer(conversation).data)
@@ -263,7 +256,7 @@ class ConversationAssignApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=ConversationSerializer)
     def post(self, request: Request, conversation_id: int) -> Response:
-        user = _user(request)
+        user = api_user(request)
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
@@ -285,6 +278,6 @@ class CannedResponseListApi(APIView):
 
     @extend_schema(responses=CannedResponseSerializer(many=True))
     def get(self, request: Request) -> Response:
-        _user(request)
+        api_user(request)
         query = str(request.query_params.get("q", "")).strip().lstrip("/")[:40]
         return Response(CannedResponseSerializer(canned_response_list(query=query)[:20], many=True).data)

@@ -22,8 +22,8 @@ from apps.conversations.selectors import conversation_routing
 from apps.conversations.tasks import message_analyse_task
 from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
-from apps.core.tenancy import current_schema
 from apps.tenants.models import WhatsAppAccount
+from apps.tenants.selectors import organization_working_language
 from apps.whatsapp import messages as wa
 from apps.whatsapp.media import media_register
 from apps.whatsapp.messages import MessageInvalid
@@ -177,12 +177,8 @@ def message_send(
 def _reply_translated(conversation: Conversation, text: str) -> tuple[str, dict[str, Any]]:
     """The agent's reply in the customer's language when a provider can translate it."""
     from apps.ai.router import translate
-    from apps.tenants.models import Organization
 
-    working = (
-        Organization.objects.filter(schema_name=current_schema()).values_list("default_language", flat=True).first()
-        or "en"
-    )
+    working = organization_working_language()
     if not conversation.language or conversation.language == working:
         return text, {}
     result = translate(text, working, conversation.language)

@@ -10,13 +10,14 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotAuthenticated, NotFound
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.api import api_user
 from apps.accounts.models import User
 from apps.conversations.selectors import conversation_get_for_user
 from apps.core.exceptions import NotFoundError
@@ -59,12 +60,6 @@ class DocumentOutputSerializer(serializers.ModelSerializer[Document]):
             "indexed_at", "created", "updated",
         ]  # fmt: skip
         read_only_fields = fields
-
-
-def _member(request: Request) -> User:
-    if not isinstance(request.user, User):  # IsAuthenticated refused anonymous callers already
-        raise NotAuthenticated()
-    return request.user
 
 
 def _category(category_id: int | None) -> Category | None:
@@ -198,7 +193,7 @@ class ArticleListCreateApi(APIView):
             status=data["status"],
             category=_category(data["category"]),
             tags=data["tags"],
-            author=_member(request),
+            author=api_user(request),
         )
         return Response(ArticleOutputSerializer(article).data, status=status.HTTP_201_CREATED)
 
@@ -231,7 +226,7 @@ class ArticleDetailApi(APIView):
             status=data.get("status", article.status),
             category=_category(data["category"]) if "category" in data else article.category,
             tags=data.get("tags", article.tags),
-            author=_member(request),
+            author=api_user(request),
         )
         return Response(ArticleOutputSerializer(article).data)
 
@@ -269,7 +264,7 @@ class KnowledgeImportApi(APIView):
                 spooled.write(piece)
             spooled.flush()
             outcome = documents_import(
-                path=Path(spooled.name), published=payload.validated_data["published"], by=_member(request)
+                path=Path(spooled.name), published=payload.validated_data["published"], by=api_user(request)
             )
         body = {
             "documents": DocumentOutputSerializer(outcome.documents, many=True).data,
@@ -370,7 +365,7 @@ class CopilotSuggestApi(APIView):
 
     @extend_schema(request=None, responses=CopilotSuggestionSerializer(many=True))
     def post(self, request: Request, conversation_id: int) -> Response:
-        user = _member(request)
+        user = api_user(request)
         conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
         suggestions = copilot_suggest(conversation=conversation, by=user)
         return Response(CopilotSuggestionSerializer(suggestions, many=True).data, status=201)
@@ -386,7 +381,7 @@ class CopilotOutcomeApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=CopilotSuggestionSerializer)
     def post(self, request: Request, suggestion_id: int) -> Response:
-        user = _member(request)
+        user = api_user(request)
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         suggestion = CopilotSuggestion.objects.filter(pk=suggestion_id).first()

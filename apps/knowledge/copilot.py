@@ -16,10 +16,9 @@ from apps.ai.router import generate
 from apps.conversations.context import conversation_context
 from apps.conversations.models import Conversation, Message
 from apps.core.exceptions import ApplicationError
-from apps.core.tenancy import current_schema
 from apps.knowledge.answers import DATA_CLOSE, DATA_OPEN, knowledge_answer
 from apps.knowledge.models import CopilotSuggestion
-from apps.tenants.models import Organization
+from apps.tenants.selectors import organization_current
 
 SYSTEM_PROMPT = (
     "You help a customer-support agent of {business} answer a customer on WhatsApp. "
@@ -77,7 +76,8 @@ def copilot_suggest(*, conversation: Conversation, by: User) -> list[CopilotSugg
             )
         )
     context = conversation_context(conversation=conversation)
-    business = Organization.objects.filter(schema_name=current_schema()).values_list("name", flat=True).first()
+    organization = organization_current()
+    business = organization.name if organization is not None else ""
     found = answer.text.replace("<", "&lt;").replace(">", "&gt;") if not answer.handoff else "(none)"
     passages = f"{DATA_OPEN}\n{found}\n{DATA_CLOSE}"
     prompt = list(context.messages)

@@ -13,3 +13,22 @@ def organization_list_served() -> QuerySet[Organization]:
 
 def organization_schema_names_served() -> list[str]:
     return list(organization_list_served().order_by("schema_name").values_list("schema_name", flat=True))
+
+
+def organization_current() -> Organization | None:
+    """The organization whose schema is in use: the one the connection already holds, else by schema."""
+    from django.db import connection
+
+    from apps.core.tenancy import current_schema
+
+    schema = current_schema()
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Organization) and tenant.schema_name == schema:
+        return tenant  # set by the middleware, tenant_context or the Celery task: no query
+    return Organization.objects.filter(schema_name=schema).first()
+
+
+def organization_working_language() -> str:
+    """The language the business works in (translations go to it)."""
+    organization = organization_current()
+    return organization.default_language if organization is not None else settings.LANGUAGE_CODE

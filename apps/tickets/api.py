@@ -6,25 +6,18 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotAuthenticated
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.api import api_user
 from apps.accounts.models import Team, User
 from apps.conversations.models import Conversation
 from apps.conversations.selectors import conversation_get_for_user
 from apps.tickets.models import Priority, Ticket
 from apps.tickets.selectors import csat_summary, ticket_get_for_user, ticket_list_for_user
 from apps.tickets.services.tickets import ticket_create, ticket_create_from_conversation, ticket_merge, ticket_update
-
-
-def _user(request: Request) -> User:
-    user = request.user
-    if not isinstance(user, User):
-        raise NotAuthenticated()
-    return user
 
 
 class TicketPagination(LimitOffsetPagination):
@@ -121,7 +114,7 @@ class TicketListCreateApi(APIView):
         filters.is_valid(raise_exception=True)
         values = filters.validated_data
         tickets = ticket_list_for_user(
-            user=_user(request),
+            user=api_user(request),
             status=values.get("status"),
             priority=values.get("priority"),
             assignee_id=values.get("assignee"),
@@ -137,7 +130,7 @@ class TicketListCreateApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={201: TicketSerializer})
     def post(self, request: Request) -> Response:
-        user = _user(request)
+        user = api_user(request)
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         values = payload.validated_data
@@ -169,7 +162,7 @@ class TicketFromConversationApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={201: TicketSerializer})
     def post(self, request: Request) -> Response:
-        user = _user(request)
+        user = api_user(request)
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         conversation = conversation_get_for_user(user=user, conversation_id=payload.validated_data["conversation"])
@@ -193,14 +186,14 @@ class TicketDetailApi(APIView):
 
     @extend_schema(responses=TicketDetailSerializer)
     def get(self, request: Request, ticket_id: int) -> Response:
-        ticket = ticket_get_for_user(user=_user(request), ticket_id=ticket_id)
+        ticket = ticket_get_for_user(user=api_user(request), ticket_id=ticket_id)
         data = dict(TicketSerializer(ticket).data)
         data["history"] = TicketEventSerializer(ticket.events.all(), many=True).data
         return Response(data)
 
     @extend_schema(request=InputSerializer, responses=TicketSerializer)
     def patch(self, request: Request, ticket_id: int) -> Response:
-        user = _user(request)
+        user = api_user(request)
         payload = self.InputSerializer(data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
         values = payload.validated_data
@@ -227,7 +220,7 @@ class TicketMergeApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=TicketSerializer)
     def post(self, request: Request, ticket_id: int) -> Response:
-        user = _user(request)
+        user = api_user(request)
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         source = ticket_get_for_user(user=user, ticket_id=ticket_id)
@@ -256,7 +249,7 @@ class CsatSummaryApi(APIView):
         from apps.accounts.selectors import user_has_capability
         from apps.tickets.exceptions import TicketActionDenied
 
-        if not user_has_capability(user=_user(request), capability="view_analytics"):
+        if not user_has_capability(user=api_user(request), capability="view_analytics"):
             raise TicketActionDenied("Your role does not allow this.", extra={"capability": "view_analytics"})
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,7 +46,7 @@ def fake_vector(text: str, dimensions: int) -> list[float]:
 
 
 @dataclass
-class FakeLLMApi:
+class FakeLLMApi(ABC):
     """The shared server; subclasses shape the vendor's JSON and SSE."""
 
     text: str = "Hello from the fake."
@@ -54,21 +55,23 @@ class FakeLLMApi:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
-    # --- to override ---
+    # --- the vendor's shapes ---
+    @abstractmethod
     def route_of(self, path: str) -> str:
-        raise NotImplementedError
+        """ "generate" or "embed" for a request path."""
 
-    def wants_stream(self, path: str, body: Any) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def wants_stream(self, path: str, body: Any) -> bool: ...
 
-    def answer(self, text: str, body: Any) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def answer(self, text: str, body: Any) -> dict[str, Any]: ...
 
-    def stream_events(self, text: str, body: Any) -> list[bytes]:
-        raise NotImplementedError
+    @abstractmethod
+    def stream_events(self, text: str, body: Any) -> list[bytes]: ...
 
-    def embeddings(self, path: str, body: Any) -> dict[str, Any]:
-        raise NotImplementedError
+    def embeddings(self, path: str, body: Any) -> dict[str, Any] | None:
+        """The embeddings response; None where the vendor has no embeddings API (answered 404)."""
+        return None
 
     def error_body(self, status: int) -> dict[str, Any]:
         return {"error": {"message": f"scripted {status}", "type": "server_error", "code": status}}
@@ -119,7 +122,11 @@ class FakeLLMApi:
                     self._send(200, json.dumps(reply.body).encode())
                     return
                 if route == "embed":
-                    self._send(200, json.dumps(fake.embeddings(self.path, body)).encode())
+                    vectors = fake.embeddings(self.path, body)
+                    if vectors is None:
+                        self._send(404, json.dumps(fake.error_body(404)).encode())
+                    else:
+                        self._send(200, json.dumps(vectors).encode())
                     return
                 text = reply.text if reply.text is not None else fake.text
                 if fake.wants_stream(self.path, body):
@@ -277,9 +284,6 @@ class FakeAnthropic(FakeLLMApi):
             _sse({"type": "message_stop"}, "message_stop"),
         ]
         return events
-
-    def embeddings(self, path: str, body: Any) -> dict[str, Any]:
-        raise NotImplementedError
 
 
 class FakeGemini(FakeLLMApi):

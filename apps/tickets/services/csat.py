@@ -19,8 +19,7 @@ from django.utils.translation import override
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import message_send
 from apps.core.realtime import event_publish
-from apps.core.tenancy import current_schema
-from apps.tenants.models import Organization
+from apps.tenants.selectors import organization_working_language
 from apps.tickets.models import CsatSurvey, TicketEvent
 from apps.tickets.selectors import ticket_latest_for_conversation
 from apps.whatsapp import messages as wa
@@ -44,8 +43,7 @@ def csat_claims_inbound(inbound: InboundMessage) -> bool:
 def _language(conversation: Conversation) -> str:
     if conversation.language:
         return conversation.language
-    default = Organization.objects.filter(schema_name=current_schema()).values_list("default_language", flat=True)
-    return default.first() or "en"
+    return organization_working_language()
 
 
 @transaction.atomic

@@ -24,8 +24,7 @@ from django.utils import timezone
 
 from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
-from apps.core.tenancy import current_schema
-from apps.tenants.models import Organization
+from apps.tenants.selectors import organization_current
 from apps.tickets.business_hours import Schedule, business_add, business_seconds_between
 from apps.tickets.models import BusinessCalendar, SLAEvent, SLAPolicy, Ticket, TicketEvent
 
@@ -57,8 +56,8 @@ SLA_FIELDS = [
 
 
 def _organization_time_zone() -> str:
-    zone = Organization.objects.filter(schema_name=current_schema()).values_list("time_zone", flat=True).first()
-    return zone or "UTC"
+    organization = organization_current()
+    return str(organization.time_zone) if organization is not None and organization.time_zone else "UTC"
 
 
 def calendar_schedule(calendar: BusinessCalendar | None) -> Schedule:
