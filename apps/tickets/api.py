@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
@@ -13,9 +17,12 @@ from rest_framework.views import APIView
 
 from apps.accounts.api import api_user
 from apps.accounts.models import Team, User
+from apps.accounts.selectors import user_has_capability
 from apps.conversations.models import Conversation
 from apps.conversations.selectors import conversation_get_for_user
+from apps.tickets.exceptions import TicketActionDenied
 from apps.tickets.models import Priority, Ticket
+from apps.tickets.reports import MAX_RANGE_DAYS, organization_zone, sla_report
 from apps.tickets.selectors import csat_summary, ticket_get_for_user, ticket_list_for_user
 from apps.tickets.services.tickets import ticket_create, ticket_create_from_conversation, ticket_merge, ticket_update
 
@@ -246,11 +253,8 @@ class CsatSummaryApi(APIView):
 
     @extend_schema(parameters=[FilterSerializer], responses=CsatSummarySerializer(many=True))
     def get(self, request: Request) -> Response:
-        from apps.accounts.selectors import user_has_capability
-        from apps.tickets.exceptions import TicketActionDenied
-
         if not user_has_capability(user=api_user(request), capability="view_analytics"):
-            raise TicketActionDenied("Your role does not allow this.", extra={"capability": "view_analytics"})
+            raise TicketActionDenied(_("Your role does not allow this."), extra={"capability": "view_analytics"})
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         values = filters.validated_data
@@ -261,3 +265,57 @@ class CsatSummaryApi(APIView):
             until=values.get("until"),
         )
         return Response(CsatSummarySerializer(rows, many=True).data)
+
+
+class SlaReportFilterSerializer(serializers.Serializer[dict[str, Any]]):
+    to = serializers.DateField(
+        required=False, help_text="Last day included (organisation time zone); today by default."
+    )
+    period = serializers.ChoiceField(choices=["day", "week", "month"], required=False, default="day")
+    team = serializers.IntegerField(required=False, min_value=1)
+    agent = serializers.IntegerField(required=False, min_value=1)
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields = super().get_fields()
+        # "from" is a Python keyword: it cannot be declared as a class attribute.
+        fields["from"] = serializers.DateField(
+            required=False, help_text="First day included (organisation time zone); 29 days before `to` by default."
+        )
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        until = attrs.get("to") or timezone.localdate(timezone=organization_zone())
+        since = attrs.get("from") or until - timedelta(days=29)
+        if since > until:
+            raise serializers.ValidationError({"from": [_("'from' must be on or before 'to'.")]})
+        if (until - since).days + 1 > MAX_RANGE_DAYS:
+            raise serializers.ValidationError(
+                {"to": [_("A report covers at most %(days)d days.") % {"days": MAX_RANGE_DAYS}]}
+            )
+        if "team" in attrs and not Team.objects.filter(pk=attrs["team"]).exists():
+            raise serializers.ValidationError({"team": [_("No such team.")]})
+        if "agent" in attrs and not User.objects.filter(pk=attrs["agent"]).exists():
+            raise serializers.ValidationError({"agent": [_("No such user.")]})
+        return {**attrs, "from": since, "to": until}
+
+
+class SlaReportApi(APIView):
+    """Tickets opened per period: SLA targets met and breached, at-risk warnings, first-response time, CSAT."""
+
+    @extend_schema(parameters=[SlaReportFilterSerializer], responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        user = api_user(request)
+        if not user_has_capability(user=user, capability="view_analytics"):
+            raise TicketActionDenied(_("Your role does not allow this."), extra={"capability": "view_analytics"})
+        filters = SlaReportFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        values = filters.validated_data
+        return Response(
+            sla_report(
+                since=values["from"],
+                until=values["to"],
+                period=values["period"],
+                team_id=values.get("team"),
+                agent_id=values.get("agent"),
+            )
+        )

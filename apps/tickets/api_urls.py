@@ -2,6 +2,7 @@ from django.urls import path
 
 from apps.tickets.api import (
     CsatSummaryApi,
+    SlaReportApi,
     TicketDetailApi,
     TicketFromConversationApi,
     TicketListCreateApi,
@@ -14,4 +15,6 @@ urlpatterns = [
     path("tickets/csat/", CsatSummaryApi.as_view(), name="ticket-csat-summary"),
     path("tickets/<int:ticket_id>/", TicketDetailApi.as_view(), name="ticket-detail"),
     path("tickets/<int:ticket_id>/merge/", TicketMergeApi.as_view(), name="ticket-merge"),
+    path("reports/sla/", SlaReportApi.as_view(), name="report-sla"),
+    path("reports/sla", SlaReportApi.as_view(), name="report-sla-no-slash"),
 ]

@@ -6,12 +6,20 @@ failure here is logged there and never undoes the conversation's change.
 
 from __future__ import annotations
 
+import logging
+
+from django.conf import settings
+
 from apps.conversations.models import Conversation, Message
+from apps.core.queue import enqueue_on_commit
 from apps.tickets.models import Ticket
 from apps.tickets.selectors import ticket_active_for_conversation
 from apps.tickets.services.csat import csat_claims_inbound, csat_reply_record, csat_request
 from apps.tickets.services.rules import escalation_rules_apply
 from apps.tickets.services.tickets import ticket_agent_replied, ticket_create_from_conversation, ticket_customer_wrote
+from apps.tickets.tasks import ticket_create_for_handoff_task
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "agent_reply_received",
@@ -24,7 +32,18 @@ __all__ = [
 
 def handoff_received(conversation: Conversation, reason: str) -> None:
     fresh = Conversation.objects.select_related("contact").get(pk=conversation.pk)
-    ticket_create_from_conversation(conversation=fresh, by=None, source=Ticket.Source.HANDOFF, reason=reason)
+    try:
+        ticket_create_from_conversation(conversation=fresh, by=None, source=Ticket.Source.HANDOFF, reason=reason)
+    except Exception:
+        # The hand-off stands; its ticket is retried by a task, and the Beat sweep
+        # (tickets_handoff_sweep_task) finds it even if that task is lost too.
+        logger.exception("the ticket of the hand-off of conversation %s failed; retrying", conversation.pk)
+        enqueue_on_commit(
+            ticket_create_for_handoff_task,
+            conversation.pk,
+            reason,
+            countdown=settings.TICKET_HANDOFF_RETRY_SECONDS,
+        )
 
 
 def message_analysed_received(message: Message) -> None:

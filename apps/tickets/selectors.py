@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet
@@ -11,7 +11,8 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.accounts.selectors import user_has_capability
-from apps.conversations.models import Message
+from apps.conversations.models import Conversation, ConversationEvent, Message
+from apps.conversations.selectors import Viewer, viewer_can_see, viewer_for
 from apps.tickets.exceptions import TicketNotFound
 from apps.tickets.models import CsatSurvey, SLAEvent, Ticket
 
@@ -20,13 +21,33 @@ NEGATIVE_STREAK = 3
 
 
 def ticket_visibility_q(*, user: User) -> Q | None:
-    """The tickets a user may see; None means all (managers and admins)."""
+    """The tickets a user may see; None means all (managers and admins).
+
+    The conversations' rule on the ticket's assignee and team: managers see every ticket,
+    agents their own and the unassigned ones of their teams (or of no team), and people
+    without an inbox role (knowledge editors) none. `ticket_viewer_can_see` is the same rule
+    for one event.
+    """
     if user_has_capability(user=user, capability="view_all_conversations"):
         return None
     if not user_has_capability(user=user, capability="view_assigned_conversations"):
         return Q(pk__in=[])
     team_ids = list(user.teams.values_list("pk", flat=True))
     return Q(assignee=user) | (Q(assignee__isnull=True) & (Q(team__isnull=True) | Q(team_id__in=team_ids)))
+
+
+def ticket_viewer_for(*, user: User) -> Viewer:
+    """What one person may see of tickets, loaded once (a socket keeps it for a while)."""
+    return viewer_for(user=user)
+
+
+def ticket_viewer_may_use_queue(viewer: Viewer) -> bool:
+    return viewer.sees_all or viewer.sees_assigned
+
+
+def ticket_viewer_can_see(viewer: Viewer, *, assignee_id: int | None, team_id: int | None) -> bool:
+    """`ticket_visibility_q` on one ticket's routing (a live event)."""
+    return viewer_can_see(viewer, assigned_agent_id=assignee_id, team_id=team_id)
 
 
 def ticket_list_for_user(
@@ -147,9 +168,16 @@ def csat_summary(
     period: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    team_id: int | None = None,
+    agent_id: int | None = None,
+    time_zone: tzinfo | None = None,
 ) -> list[dict[str, Any]]:
     """Answered satisfaction ratings per agent or team (and per day/week/month): average, count, share of 4-5."""
     surveys = CsatSurvey.objects.filter(score__isnull=False)
+    if team_id is not None:
+        surveys = surveys.filter(team_id=team_id)
+    if agent_id is not None:
+        surveys = surveys.filter(agent_id=agent_id)
     if since is not None:
         surveys = surveys.filter(answered_at__gte=since)
     if until is not None:
@@ -160,7 +188,7 @@ def csat_summary(
     elif group_by == "team":
         keys.append("team")
     if period in _PERIODS:
-        surveys = surveys.annotate(period=_PERIODS[period]("answered_at"))
+        surveys = surveys.annotate(period=_PERIODS[period]("answered_at", tzinfo=time_zone))
         keys.append("period")
     rows = (
         surveys.values(*keys)
@@ -180,3 +208,32 @@ def csat_summary(
         }
         for row in rows
     ]
+
+
+def handoffs_without_ticket(
+    *, now: datetime, grace: timedelta, lookback: timedelta = timedelta(days=7), limit: int = 200
+) -> list[tuple[int, str]]:
+    """Hand-offs whose ticket is missing: (conversation id, reason), oldest first, one per conversation.
+
+    A hand-off is covered by a ticket of its conversation that is still open or was opened
+    after it. Only conversations still with people count: once resolved, people dealt with it.
+    `grace` leaves the hand-off's own ticket creation time to finish.
+    """
+    covered = Ticket.objects.filter(conversations=OuterRef("conversation_id")).filter(
+        Q(status__in=Ticket.ACTIVE_STATUSES) | Q(created__gte=OuterRef("created"))
+    )
+    events = (
+        ConversationEvent.objects.filter(
+            kind=ConversationEvent.Kind.HANDOFF,
+            created__gte=now - lookback,
+            created__lte=now - grace,
+            conversation__status__in=[Conversation.Status.WAITING, Conversation.Status.ASSIGNED],
+        )
+        .filter(~Exists(covered))
+        .order_by("created", "pk")
+        .values_list("conversation_id", "reason")[: limit * 4]
+    )
+    missing: dict[int, str] = {}
+    for conversation_id, reason in events:
+        missing[conversation_id] = reason  # the latest hand-off's reason wins
+    return list(missing.items())[:limit]

@@ -39,3 +39,27 @@ def tickets_risk_refresh_task() -> int:
     from apps.tickets.services.risk import tickets_risk_refresh_all
 
     return tickets_risk_refresh_all()
+
+
+@shared_task(bind=True, max_retries=6, acks_late=True)
+def ticket_create_for_handoff_task(self: Task, conversation_id: int, reason: str) -> int | None:  # type: ignore[type-arg]
+    """Retry a hand-off's ticket that failed when the hand-off happened (idempotent)."""
+    from django.conf import settings
+
+    from apps.tickets.services.tickets import ticket_create_for_handoff
+
+    try:
+        ticket = ticket_create_for_handoff(conversation_id=conversation_id, reason=reason)
+    except Exception as exc:  # after the last retry the Beat sweep keeps trying
+        logger.warning("the ticket of the hand-off of conversation %s failed again", conversation_id, exc_info=True)
+        countdown = settings.TICKET_HANDOFF_RETRY_SECONDS * 2**self.request.retries
+        raise self.retry(exc=exc, countdown=countdown) from exc
+    return ticket.pk if ticket is not None else None
+
+
+@shared_task
+def tickets_handoff_sweep_task() -> int:
+    """Open the tickets that hand-offs should have opened (Beat, per tenant)."""
+    from apps.tickets.services.tickets import tickets_create_for_missed_handoffs
+
+    return len(tickets_create_for_missed_handoffs())

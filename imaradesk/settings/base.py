@@ -233,6 +233,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "args": ["apps.tickets.tasks.tickets_sla_sweep_task"],
     },
+    # A hand-off whose ticket failed or was lost still gets one (within about a minute).
+    "tickets-handoff-sweep": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 60.0,
+        "args": ["apps.tickets.tasks.tickets_handoff_sweep_task"],
+    },
     "tickets-risk-refresh": {
         "task": "apps.tenants.tasks.tenants_fan_out_task",
         "schedule": 300.0,
@@ -400,6 +406,10 @@ HANDOFF_SENTIMENT_BELOW = float(env_str("HANDOFF_SENTIMENT_BELOW", "-0.6"))
 # SLA times closer than this get a precise countdown task; later ones are found by the sweep
 # (below Redis' 1-hour visibility timeout, after which an unacked countdown task is redelivered).
 SLA_ETA_HORIZON_SECONDS = env_int("SLA_ETA_HORIZON_SECONDS", 45 * 60)
+# A hand-off whose ticket failed is retried after this many seconds, doubling each time;
+# the Beat sweep opens what is still missing once a hand-off is older than the grace time.
+TICKET_HANDOFF_RETRY_SECONDS = env_int("TICKET_HANDOFF_RETRY_SECONDS", 30)
+TICKET_HANDOFF_SWEEP_GRACE_SECONDS = env_int("TICKET_HANDOFF_SWEEP_GRACE_SECONDS", 120)
 # The approved template that asks for a rating outside the 24-hour window; its five
 # quick-reply buttons carry the payloads csat:<survey>:1 … csat:<survey>:5.
 CSAT_TEMPLATE_NAME = env_str("CSAT_TEMPLATE_NAME", "csat_request")

@@ -42,3 +42,5 @@ CELERY_TASK_ROUTES = {}
 # handing out connections to the development database.
 DATABASES["default"]["OPTIONS"] = {}  # noqa: F405
 AI_RETRY_DELAY_SECONDS = 0.0
+# A failed hand-off ticket is retried within seconds by the test worker.
+TICKET_HANDOFF_RETRY_SECONDS = 1

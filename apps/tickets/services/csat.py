@@ -1,4 +1,4 @@
-"""Customer satisfaction: a 1-5 rating asked on WhatsApp when a conversation is resolved.
+"""Customer satisfaction: a 1-5 rating asked on WhatsApp when a conversation is resolved or a ticket solved.
 
 Inside the 24-hour window the question is an interactive list (five choices do not fit in
 three reply buttons); outside it, only an approved template may be sent (131047), whose
@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
@@ -20,7 +21,7 @@ from apps.conversations.models import Conversation, Message
 from apps.conversations.services import message_send
 from apps.core.realtime import event_publish
 from apps.tenants.selectors import organization_working_language
-from apps.tickets.models import CsatSurvey, TicketEvent
+from apps.tickets.models import CsatSurvey, Ticket, TicketEvent
 from apps.tickets.selectors import ticket_latest_for_conversation
 from apps.whatsapp import messages as wa
 from apps.whatsapp.payloads import InboundMessage
@@ -47,8 +48,8 @@ def _language(conversation: Conversation) -> str:
 
 
 @transaction.atomic
-def csat_request(*, conversation: Conversation) -> CsatSurvey | None:
-    """Ask the customer to rate the conversation; None when not asked (off, or asked recently)."""
+def csat_request(*, conversation: Conversation, ticket: Ticket | None = None) -> CsatSurvey | None:
+    """Ask the customer to rate the conversation (or `ticket`); None when not asked (off, or asked recently)."""
     if not settings.CSAT_ENABLED:
         return None
     conversation = Conversation.objects.select_for_update().select_related("contact", "account").get(pk=conversation.pk)
@@ -57,7 +58,10 @@ def csat_request(*, conversation: Conversation) -> CsatSurvey | None:
         return None
     window = conversation.contact.window_expires_at
     inside = window is not None and window > now
-    ticket = ticket_latest_for_conversation(conversation_id=conversation.pk)
+    if ticket is None:
+        ticket = ticket_latest_for_conversation(conversation_id=conversation.pk)
+        if ticket is not None and CsatSurvey.objects.filter(ticket=ticket).exists():
+            ticket = None  # the ticket was rated already: once per ticket in its figures
     survey = CsatSurvey.objects.create(
         conversation=conversation,
         ticket=ticket,
@@ -89,6 +93,37 @@ def csat_request(*, conversation: Conversation) -> CsatSurvey | None:
     survey.message = message
     survey.save(update_fields=["message"])
     return survey
+
+
+@transaction.atomic
+def csat_request_for_ticket(*, ticket_id: int) -> CsatSurvey | None:
+    """Ask for a rating when a ticket is solved: once per ticket, on its latest conversation.
+
+    Not asked when the ticket has a survey already, has no conversation, or when its
+    conversation was rated recently (resolving the conversation asked already; that survey
+    then counts for the ticket).
+    """
+    if not settings.CSAT_ENABLED:
+        return None
+    ticket = Ticket.objects.select_for_update().filter(pk=ticket_id).first()
+    if ticket is None or ticket.status != Ticket.Status.SOLVED:
+        return None
+    if CsatSurvey.objects.filter(ticket=ticket).exists():
+        return None
+    conversation = ticket.conversations.order_by(F("last_message_at").desc(nulls_last=True), "-pk").first()
+    if conversation is None:
+        return None
+    recent = (
+        CsatSurvey.objects.filter(conversation=conversation, asked_at__gt=timezone.now() - ASK_AGAIN_AFTER)
+        .order_by("-asked_at")
+        .first()
+    )
+    if recent is not None:
+        if recent.ticket_id is None:
+            recent.ticket = ticket
+            recent.save(update_fields=["ticket"])
+        return None
+    return csat_request(conversation=conversation, ticket=ticket)
 
 
 @transaction.atomic

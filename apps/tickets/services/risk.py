@@ -43,15 +43,18 @@ def risk_score_compute(inputs: RiskInputs) -> tuple[int, list[dict[str, Any]]]:
     """The score (capped at 100) and its factors, each with its points and a reason."""
     factors: list[dict[str, Any]] = []
 
-    def add(factor: str, points: int, reason: str) -> None:
-        factors.append({"factor": factor, "points": points, "reason": f"{reason} (+{points})"})
+    def add(factor: str, points: int, reason: str, **params: int) -> None:
+        # The params let a page word the reason again in its reader's language.
+        factors.append({"factor": factor, "points": points, "reason": f"{reason} (+{points})", "params": params})
 
     if inputs.next_due_at is not None and inputs.next_due_at - inputs.now <= SLA_SOON:
         if inputs.next_due_at > inputs.now:
-            reason = _("SLA due in %(minutes)d min") % {"minutes": _minutes(inputs.next_due_at - inputs.now)}
+            minutes = _minutes(inputs.next_due_at - inputs.now)
+            reason = _("SLA due in %(minutes)d min") % {"minutes": minutes}
         else:
-            reason = _("SLA breached %(minutes)d min ago") % {"minutes": _minutes(inputs.now - inputs.next_due_at)}
-        add("sla", POINTS_SLA, reason)
+            minutes = -_minutes(inputs.now - inputs.next_due_at)
+            reason = _("SLA breached %(minutes)d min ago") % {"minutes": -minutes}
+        add("sla", POINTS_SLA, reason, minutes=minutes)
     if inputs.priority == Priority.URGENT:
         add("urgent", POINTS_URGENT, _("Urgent priority"))
     if inputs.unanswered_follow_ups >= FOLLOW_UPS:
@@ -59,12 +62,14 @@ def risk_score_compute(inputs: RiskInputs) -> tuple[int, list[dict[str, Any]]]:
             "frustration",
             POINTS_FRUSTRATION,
             _("%(count)d customer messages without an answer") % {"count": inputs.unanswered_follow_ups},
+            count=inputs.unanswered_follow_ups,
         )
     if inputs.negative_streak:
         add("negative_sentiment", POINTS_NEGATIVE, _("Negative sentiment streak"))
     idle = inputs.now - inputs.last_activity_at
     if idle >= STALE_AFTER:
-        add("stale", POINTS_STALE, _("No update for %(hours)d h") % {"hours": int(idle.total_seconds() // 3600)})
+        hours = int(idle.total_seconds() // 3600)
+        add("stale", POINTS_STALE, _("No update for %(hours)d h") % {"hours": hours}, hours=hours)
     return min(100, sum(factor["points"] for factor in factors)), factors
 
 
@@ -97,7 +102,17 @@ def ticket_risk_refresh(*, ticket: Ticket, now: datetime | None = None) -> Ticke
     Ticket.objects.filter(pk=ticket.pk).update(risk_score=score, risk_factors=factors, risk_computed_at=now)
     ticket.risk_score, ticket.risk_factors, ticket.risk_computed_at = score, factors, now
     if changed:
-        event_publish(event_type="ticket.risk", data={"ticket": ticket.pk, "risk_score": score, "factors": factors})
+        event_publish(
+            event_type="ticket.risk",
+            data={
+                "ticket": ticket.pk,
+                "risk_score": score,
+                "factors": factors,
+                # Routing: the sockets forward it only to people who may see the ticket.
+                "assignee": ticket.assignee_id,
+                "team": ticket.team_id,
+            },
+        )
     return ticket
 
 

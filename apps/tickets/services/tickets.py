@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -15,12 +17,15 @@ from apps.accounts.selectors import user_has_capability
 from apps.ai.router import generate, summarize
 from apps.conversations.models import Conversation, Message
 from apps.core.realtime import event_publish
+from apps.core.tenancy import current_schema, schema_context
 from apps.tickets.exceptions import TicketActionDenied, TicketInvalid, TicketMergeInvalid, TicketTransitionInvalid
 from apps.tickets.models import Priority, Ticket, TicketEvent
-from apps.tickets.selectors import ticket_active_for_conversation
+from apps.tickets.selectors import handoffs_without_ticket, ticket_active_for_conversation
+from apps.tickets.services.csat import csat_request_for_ticket
 from apps.tickets.services.risk import ticket_risk_refresh
 from apps.tickets.services.sla import SLA_FIELDS, sla_apply, sla_checks_schedule, sla_pause, sla_resume
 
+logger = logging.getLogger(__name__)
 Status = Ticket.Status
 
 # Conversation priorities map onto ticket priorities ("normal" is "medium").
@@ -71,6 +76,10 @@ def _record(
     event = TicketEvent.objects.create(ticket=ticket, kind=kind, actor=actor, changes=changes or {}, note=note[:300])
     payload = ticket_event_payload(ticket)
     payload.update(change=kind, actor=actor.pk if actor else None)
+    for field in ("assignee", "team"):
+        moved = (changes or {}).get(field)
+        if isinstance(moved, dict) and "from" in moved:
+            payload[f"previous_{field}"] = moved["from"]  # the queue it left must drop it
     event_publish(event_type="ticket.updated", data=payload)
     return event
 
@@ -206,6 +215,42 @@ def ticket_create_from_conversation(
         )
 
 
+def ticket_create_for_handoff(*, conversation_id: int, reason: str) -> Ticket | None:
+    """The hand-off's ticket (idempotent); None when the conversation left people meanwhile."""
+    conversation = Conversation.objects.select_related("contact").filter(pk=conversation_id).first()
+    if conversation is None or conversation.status not in (
+        Conversation.Status.WAITING,
+        Conversation.Status.ASSIGNED,
+    ):
+        return None
+    return ticket_create_from_conversation(
+        conversation=conversation, by=None, source=Ticket.Source.HANDOFF, reason=reason
+    )
+
+
+def tickets_create_for_missed_handoffs(*, now: datetime | None = None) -> list[Ticket]:
+    """Open the tickets of hand-offs whose creation failed or was lost (the Beat sweep).
+
+    Idempotent: `ticket_create_from_conversation` returns the open ticket under the
+    conversation's row lock, so the sweep, a retried task and the hand-off itself can
+    race and still make one ticket.
+    """
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.TICKET_HANDOFF_SWEEP_GRACE_SECONDS)
+    created: list[Ticket] = []
+    for conversation_id, reason in handoffs_without_ticket(now=now, grace=grace):
+        try:
+            ticket = ticket_create_for_handoff(conversation_id=conversation_id, reason=reason)
+        except Exception:  # one broken conversation must not stop the others; the next sweep retries
+            logger.exception("the ticket of the hand-off of conversation %s still fails", conversation_id)
+            continue
+        if ticket is not None:
+            created.append(ticket)
+    if created:
+        logger.info("opened %d ticket(s) for hand-offs that had none", len(created))
+    return created
+
+
 _UNSET: Any = object()
 
 
@@ -265,7 +310,23 @@ def ticket_update(
     ticket.save()
     _record(ticket, kind=TicketEvent.Kind.CHANGED, actor=by, changes=changes, note=note)
     _after_change(ticket)
+    if changes.get("status", {}).get("to") == Status.SOLVED:
+        _csat_ask_on_commit(ticket.pk)
     return ticket
+
+
+def _csat_ask_on_commit(ticket_id: int) -> None:
+    """Ask the customer for a rating once the solve is committed; a failure never undoes the solve."""
+    schema = current_schema()
+
+    def ask() -> None:
+        with schema_context(schema):
+            try:
+                csat_request_for_ticket(ticket_id=ticket_id)
+            except Exception:  # the solve stands; the failure is logged with its context
+                logger.exception("CSAT request for ticket %s failed in %s", ticket_id, schema)
+
+    transaction.on_commit(ask)
 
 
 def _status_change(ticket: Ticket, status: str, now: datetime) -> None:
