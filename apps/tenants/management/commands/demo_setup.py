@@ -101,6 +101,8 @@ class Command(BaseCommand):
         # The demo's knowledge base, for the bot's first answers. By name: the knowledge app
         # sits above this one (layering), and the command is a no-op once content exists.
         call_command("kb_demo", tenant=DEMO_SLUG, stdout=self.stdout)
+        # Starter SLA policies, so hand-off tickets show countdowns in the ticket queue.
+        call_command("sla_defaults", tenant=DEMO_SLUG, stdout=self.stdout)
 
         port = options["port"]
         self.stdout.write(self.style.SUCCESS("Demo ready."))
@@ -109,6 +111,7 @@ class Command(BaseCommand):
             f"  Platform back office:    http://{public_domain}:{port}/admin/  ({platform_email} / {password})"
         )
         self.stdout.write(f"  Agents' inbox:           http://{demo_domain}:{port}/inbox/")
+        self.stdout.write(f"  Ticket queue (SLAs):     http://{demo_domain}:{port}/tickets/")
         self.stdout.write(f"  WhatsApp simulator:      http://{demo_domain}:{port}/simulator/  (sign in first)")
         self.stdout.write(f"  Health:                  http://{public_domain}:{port}/healthz")
         self.stdout.write(f"  Demo team (same password): {', '.join(team)}")
