@@ -44,7 +44,8 @@ def _policy(priority: str, **fields: Any) -> SLAPolicy:
 
 def _signed_in(tenant: TenantSetup, user: User) -> Client:
     client = tenant.client()
-    assert client.login(username=user.email, password=PASSWORD)
+    with tenant_context(tenant.organization):  # the session lives in the tenant's schema
+        assert client.login(username=user.email, password=PASSWORD)
     return client
 
 
