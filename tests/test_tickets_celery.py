@@ -1,4 +1,4 @@
-"""An SLA breach detected by the precise countdown task, through the real broker and worker."""
+"""Through the real broker and worker: an SLA breach by the precise countdown task, a hand-off's ticket retried."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.accounts.models import AgentProfile
+from apps.contacts.models import Contact
+from apps.conversations.lifecycle import conversation_handoff
+from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.core.tenancy import tenant_context
-from apps.tickets.models import SLAEvent, SLAPolicy, Ticket
+from apps.tickets.models import BusinessCalendar, SLAEvent, SLAPolicy, Ticket
 from apps.tickets.services.tickets import ticket_create, ticket_update
-from tests.conftest import TenantSetup
+from apps.tickets.tasks import tickets_handoff_sweep_task
+from tests.conftest import TenantSetup, tenant_conversations_wipe
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 
@@ -49,3 +54,60 @@ def test_a_breach_is_recorded_by_the_eta_task_in_its_own_tenant(
             policy.delete()
     with tenant_context(tenant_b.organization):
         assert not SLAEvent.objects.filter(ticket_id=ticket_id).exists()
+
+
+def test_a_failed_hand_off_ticket_is_opened_later_by_the_worker_once(
+    celery_worker: str, tenant_a: TenantSetup, tenant_b: TenantSetup
+) -> None:
+    """Ticket creation fails at the hand-off (the SLA calendar has no hours); the retry and sweep recover it."""
+    with tenant_context(tenant_a.organization):
+        AgentProfile.objects.update(status=AgentProfile.Status.OFFLINE)
+        SLAPolicy.objects.filter(priority="medium").update(is_active=False)
+        calendar = BusinessCalendar.objects.create(name="Hours not set yet")
+        policy = SLAPolicy.objects.create(
+            name="Retry test", priority="medium", calendar=calendar, first_response_minutes=60, resolution_minutes=600
+        )
+        contact = Contact.objects.create(wa_id="254799000111", profile_name="Wanjiru", language="en")
+        conversation = Conversation.objects.create(contact=contact, account=tenant_a.whatsapp)
+        Message.objects.create(
+            conversation=conversation,
+            direction="in",
+            author_kind="customer",
+            type="text",
+            text="My meter token did not arrive.",
+            sent_at=timezone.now(),
+            wamid="wamid.RETRY1",
+        )
+        try:
+            # Committed: the hand-off's ticket is attempted after the commit, fails, and a retry is queued.
+            conversation_handoff(conversation=conversation, reason="customer asked for a person")
+            conversation.refresh_from_db()
+            assert conversation.status == "waiting"
+            assert not Ticket.objects.filter(conversations=conversation).exists()
+
+            # The admin gives the calendar its hours; the worker's retry opens the ticket.
+            for day in range(7):
+                calendar.periods.create(weekday=day, start="00:00", end="00:00")
+            deadline = time.monotonic() + 60
+            while not Ticket.objects.filter(conversations=conversation).exists():
+                assert time.monotonic() < deadline, "the retry task did not open the ticket"
+                time.sleep(0.2)
+            ticket = Ticket.objects.get(conversations=conversation)
+            assert ticket.source == "handoff" and ticket.title.startswith("My meter token")
+            assert ticket.first_response_due_at is not None
+
+            # The Beat sweep, run by the worker in this tenant, finds nothing left to open.
+            ConversationEvent.objects.filter(conversation=conversation).update(
+                created=timezone.now() - timedelta(minutes=5)
+            )
+            result = tickets_handoff_sweep_task.apply_async(headers={"_schema_name": tenant_a.schema})
+            assert result.get(timeout=30) == 0
+            assert Ticket.objects.filter(conversations=conversation).count() == 1
+            conversation_id = conversation.pk
+        finally:
+            Ticket.objects.filter(conversations=conversation).delete()
+            policy.delete()
+            calendar.delete()
+            tenant_conversations_wipe(tenant_a)
+    with tenant_context(tenant_b.organization):
+        assert not Ticket.objects.filter(conversations=conversation_id).exists()
