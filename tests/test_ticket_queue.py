@@ -176,3 +176,22 @@ def test_inbox_and_back_office_link_to_the_queue(tenant_a: TenantSetup) -> None:
     client = _signed_in(tenant_a, manager)
     assert 'href="/tickets/"' in client.get("/inbox/").content.decode()
     assert 'href="/tickets/"' in client.get("/admin/").content.decode()
+
+
+def test_starter_sla_policies_are_created_once(tenant_a: TenantSetup) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    with tenant_context(tenant_a.organization):
+        SLAPolicy.objects.all().delete()
+    out = StringIO()
+    call_command("sla_defaults", tenant=tenant_a.organization.slug, stdout=out)
+    assert "Created 4" in out.getvalue()
+    call_command("sla_defaults", tenant=tenant_a.organization.slug, stdout=out)
+    assert "nothing created" in out.getvalue()
+    with tenant_context(tenant_a.organization):
+        urgent = SLAPolicy.objects.get(priority="urgent")
+        assert (urgent.first_response_minutes, urgent.resolution_minutes, urgent.calendar) == (15, 240, None)
+        ticket = ticket_create(title="Countdown from the start", by=None, priority="urgent")
+        assert ticket.first_response_due_at is not None
