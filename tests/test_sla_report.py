@@ -103,9 +103,9 @@ def test_the_report_counts_targets_met_and_breached_per_period(tenant_a: TenantS
             {"period": today.isoformat(), "responses": 2, "average": 3.5, "csat_percent": 50.0}
         ]
 
-        by_agent = client.get("/api/v1/reports/sla/", {"agent": agent.pk, "period": "month"}).json()
+        by_agent = client.get("/api/v1/reports/sla/", {"agent": str(agent.pk), "period": "month"}).json()
         assert by_agent["totals"]["tickets"] == 2 and len(by_agent["periods"]) == 1
-        by_team = client.get("/api/v1/reports/sla/", {"team": team.pk}).json()
+        by_team = client.get("/api/v1/reports/sla/", {"team": str(team.pk)}).json()
         assert by_team["totals"]["first_response"]["breached"] == 1
 
     with tenant_context(tenant_b.organization):
