@@ -319,3 +319,8 @@ class SlaReportApi(APIView):
                 agent_id=values.get("agent"),
             )
         )
+
+
+@extend_schema(exclude=True)  # the same report without the trailing slash, for hand-written URLs
+class SlaReportNoSlashApi(SlaReportApi):
+    pass

@@ -3,6 +3,7 @@ from django.urls import path
 from apps.tickets.api import (
     CsatSummaryApi,
     SlaReportApi,
+    SlaReportNoSlashApi,
     TicketDetailApi,
     TicketFromConversationApi,
     TicketListCreateApi,
@@ -16,5 +17,5 @@ urlpatterns = [
     path("tickets/<int:ticket_id>/", TicketDetailApi.as_view(), name="ticket-detail"),
     path("tickets/<int:ticket_id>/merge/", TicketMergeApi.as_view(), name="ticket-merge"),
     path("reports/sla/", SlaReportApi.as_view(), name="report-sla"),
-    path("reports/sla", SlaReportApi.as_view(), name="report-sla-no-slash"),
+    path("reports/sla", SlaReportNoSlashApi.as_view(), name="report-sla-no-slash"),
 ]
