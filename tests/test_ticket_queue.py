@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.accounts.models import AgentProfile, Team, User
 from apps.accounts.roles import AGENT, KNOWLEDGE_EDITOR, SUPPORT_MANAGER
@@ -73,7 +73,7 @@ def test_people_see_the_queue_their_role_allows(tenant_a: TenantSetup) -> None:
 
 
 def test_the_queue_is_by_risk_then_the_nearest_due_time_and_words_the_reasons(tenant_a: TenantSetup) -> None:
-    with tenant_context(tenant_a.organization):
+    with tenant_context(tenant_a.organization), translation.override("en"):
         _policy("urgent", first_response_minutes=20, resolution_minutes=240)
         _policy("medium", first_response_minutes=60, resolution_minutes=480)
         manager = _user(SUPPORT_MANAGER)
@@ -100,8 +100,6 @@ def test_the_queue_is_by_risk_then_the_nearest_due_time_and_words_the_reasons(te
         factor = next(f for f in urgent.risk_factors if f["factor"] == "sla")
         words = risk_factor_words(factor, target=target, now=now + timedelta(minutes=30))
         assert re.fullmatch(r"SLA breached (9|10|11) min ago \(\+40\)", words), words
-        from django.utils import translation
-
         with translation.override("fr"):
             french = risk_factor_words({"factor": "urgent", "points": 25}, target=None, now=now)
         assert french == "Priorité urgente (+25)"
