@@ -79,7 +79,8 @@ def sla_next_target(ticket: Ticket) -> SlaTarget | None:
 
 
 def _minutes_between(later: datetime, earlier: datetime) -> int:
-    return max(0, round((later - earlier).total_seconds() / 60))
+    # Whole minutes, as the page's countdown shows them ("12 min 40 s" is "12 min").
+    return max(0, int((later - earlier).total_seconds() // 60))
 
 
 def risk_factor_words(factor: dict[str, Any], *, target: SlaTarget | None, now: datetime) -> str:
