@@ -322,8 +322,18 @@ def tenant_conversations_wipe(tenant: TenantSetup) -> None:
     and row-by-row deletes would race it (a message inserted after its conversation's delete
     was planned breaks the foreign key at commit).
     """
-    from django.db import transaction
+    from django.db import OperationalError, transaction
 
     tables = ["contacts_contact", "conversations_conversation", "conversations_message", "whatsapp_outboxmessage"]
-    with schema_context(tenant.schema), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
+    for attempt in range(5):
+        try:
+            with schema_context(tenant.schema), transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
+            return
+        except OperationalError as error:
+            # The worker's last task may hold a ticket table and wait for a conversation row
+            # while the TRUNCATE holds the conversations and waits for the ticket tables
+            # (CASCADE): PostgreSQL ends one of them. If it was this one, the task is done by now.
+            if "deadlock" not in str(error) or attempt == 4:
+                raise
+            time.sleep(0.5)
