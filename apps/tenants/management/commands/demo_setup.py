@@ -101,6 +101,8 @@ class Command(BaseCommand):
         # The demo's knowledge base, for the bot's first answers. By name: the knowledge app
         # sits above this one (layering), and the command is a no-op once content exists.
         call_command("kb_demo", tenant=DEMO_SLUG, stdout=self.stdout)
+        # Two sample flows to open in the builder and try (by name, for the same reason).
+        call_command("flows_demo", tenant=DEMO_SLUG, stdout=self.stdout)
 
         port = options["port"]
         self.stdout.write(self.style.SUCCESS("Demo ready."))
