@@ -15,7 +15,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import F, Func, Value
+from django.contrib.postgres.fields import ArrayField
+from django.db.models import F, Func, TextField, Value
+from django.db.models.functions import Cast
 
 from apps.ai.router import generate
 from apps.contacts.models import Contact
@@ -123,9 +125,13 @@ def effects_apply(*, effects: list[Effect], conversation: Conversation, key: str
         elif effect.kind == "field":
             name, value = effect.args
             # One statement, so two flows setting fields at once do not overwrite each other.
+            # Typed values: PostgreSQL cannot infer the types of bare parameters in jsonb_set.
             Contact.objects.filter(pk=conversation.contact_id).update(
                 custom_fields=Func(
-                    F("custom_fields"), Value([name]), Func(Value(value), function="to_jsonb"), function="jsonb_set"
+                    F("custom_fields"),
+                    Cast(Value([name]), ArrayField(TextField())),
+                    Func(Cast(Value(value), TextField()), function="to_jsonb"),
+                    function="jsonb_set",
                 )
             )
         elif effect.kind == "close":
