@@ -21,7 +21,7 @@ from apps.flows import graph as g
 from apps.flows.builtin import DEFAULT_KEY, DEFAULT_PRIORITY
 from apps.flows.models import Flow, FlowRun, FlowVersion
 from apps.flows.samples import BOOKING_KEY, ORDER_STATUS_KEY, flow_samples_install
-from apps.flows.services import FlowRunBusy, flow_activate, flow_handle_message, flow_publish
+from apps.flows.services import FlowRunBusy, flow_activate, flow_handle_message, flow_publish, flow_run_resume
 from apps.flows.tests.fakes import graph_of, node
 from apps.knowledge.indexing import article_index
 from apps.knowledge.models import Article, KnowledgeGap
@@ -261,6 +261,34 @@ def test_a_flow_over_its_budget_falls_back_to_hand_off_when_nothing_is_known(ten
         replies = _bot(wa_id)
         assert len(replies) == 1 and "connect you with a member of our team" in replies[0]
         assert Conversation.objects.get(pk=message.conversation_id).status in ("waiting", "assigned")
+
+
+def test_a_delay_whose_next_node_fails_hands_the_conversation_to_people(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _flow(
+            "Check back",
+            graph_of(
+                node("wait", "delay", {"default": "menu"}, seconds=60),
+                node(
+                    "menu",
+                    "quick_replies",
+                    {"default": "wait"},
+                    text="Still there?",
+                    options=[{"id": "x", "title": "{{last_message}}"}],
+                ),
+                trigger={"kind": "keyword", "keywords": ["later"]},
+            ),
+        )
+        wa_id = "254722000016"
+        _says(tenant_a, wa_id, "later, I am busy with a customer right now")
+        run = FlowRun.objects.get(conversation__contact__wa_id=wa_id)
+        assert run.status == "waiting"
+        assert flow_run_resume(run_id=run.pk, token=run.resume_token, now=timezone.now() + timedelta(minutes=2))
+        run.refresh_from_db()
+        assert run.status == "failed" and "MessageInvalid" in run.error
+        conversation = Conversation.objects.get(pk=run.conversation_id)
+        assert conversation.status in ("waiting", "assigned") and conversation.handoff_reason.startswith("flow failed")
+        assert _bot(wa_id) == []
 
 
 # --- claims: one event of a conversation at a time ----------------------------------------

@@ -38,17 +38,16 @@ WA_ID = "254711000001"  # the customer in tests.whatsapp_payloads
 def flows_tenant(tenant_a: TenantSetup) -> Iterator[TenantSetup]:
     """tenant_a with committed flows and articles, all removed afterwards."""
     WhatsAppAccount.objects.filter(pk=tenant_a.whatsapp.pk).update(transport=WhatsAppAccount.Transport.CLOUD)
+    models: tuple[type[Any], ...] = (Flow, Article, KnowledgeGap, Ticket)
     with tenant_context(tenant_a.organization):
-        flows_before = set(Flow.objects.values_list("pk", flat=True))
+        before = {model: set(model.objects.values_list("pk", flat=True)) for model in models}
     yield tenant_a
     use_public_schema()
     WebhookEvent.objects.filter(tenant=tenant_a.organization).delete()
     tenant_conversations_wipe(tenant_a)  # runs and their steps go with the conversations
     with tenant_context(tenant_a.organization):
-        Flow.objects.exclude(pk__in=flows_before).delete()
-        Article.objects.all().delete()
-        KnowledgeGap.objects.all().delete()
-        Ticket.objects.all().delete()
+        for model in reversed(models):
+            model.objects.exclude(pk__in=before[model]).delete()
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
