@@ -341,6 +341,8 @@ def flow_handle_message(message: Message) -> None:
 
 def _failure_fallback(message: Message) -> None:
     """The flow failed on this message: answer from the knowledge base, or hand off (idempotent)."""
+    if Message.objects.filter(outbox__idempotency_key=f"bot:{message.pk}").exists():
+        return  # a retried task: the fallback already answered
     try:
         bot_reply(message)
     except Exception:  # the knowledge answer failed too: a person must take over
@@ -406,7 +408,9 @@ def flow_run_resume(*, run_id: int, token: int | None, now: datetime | None = No
         _record(current, computed, event, None)
         if computed.state.status == engine.FAILED:
             # Nobody asked anything: a person follows up on what the flow could not finish.
-            conversation_handoff(conversation=locked_conversation, reason=f"flow failed: {computed.state.error}"[:200])
+            after = Conversation.objects.select_related("contact", "account").get(pk=conversation.pk)
+            if after.status == Conversation.Status.BOT:
+                conversation_handoff(conversation=after, reason=f"flow failed: {computed.state.error}"[:200])
     return True
 
 
