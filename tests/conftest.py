@@ -178,6 +178,7 @@ def celery_worker(django_db_setup: Any, django_db_blocker: Any, graph_server: Fa
             "PYTHONPATH": str(ROOT),
             "DB_POOL_MAX_SIZE": "4",
             "WHATSAPP_GRAPH_URL": graph_server.url,
+            "TEST_FLOWS_EGRESS_ALLOW_LOOPBACK": "1",  # API Call nodes reach the tests' loopback servers
         }
     )
     log_path = ROOT / "var" / "test-celery-worker.log"

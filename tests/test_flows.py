@@ -142,13 +142,14 @@ def test_the_handoff_node_hands_off_to_people(tenant_a: TenantSetup) -> None:
         assert _bot(wa_id)[-1] == "Connecting you"
 
 
-def test_without_a_matching_flow_the_knowledge_reply_answers(tenant_a: TenantSetup) -> None:
+def test_without_a_matching_flow_the_default_flow_answers(tenant_a: TenantSetup) -> None:
     with tenant_context(tenant_a.organization):
         _menu_flow()
         wa_id = "254711000003"
         _says(tenant_a, wa_id, "Hello")
         assert _bot(wa_id) == ["Hello Wanjiru! How can we help you today?"]
-        assert not FlowRun.objects.filter(conversation__contact__wa_id=wa_id).exists()
+        run = FlowRun.objects.get(conversation__contact__wa_id=wa_id)
+        assert (run.version.flow.key, run.status) == ("default", "finished")
 
 
 def test_keywords_beat_a_catch_all_with_a_higher_priority(tenant_a: TenantSetup) -> None:

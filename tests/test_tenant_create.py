@@ -181,6 +181,21 @@ def test_demo_setup_is_idempotent(cleanup_orgs: list[str], capsys: pytest.Captur
             assert Document.objects.filter(status="ready").count() == 1
             assert Chunk.objects.filter(is_live=True).count() >= 5
         assert "already has content" in out
+        # The default flow (cloned from the template) and the two samples, each once, live.
+        with schema_context("demo"):
+            from apps.flows.models import Flow
+
+            live = dict(
+                Flow.objects.filter(is_active=True, versions__isnull=False).values_list("key", "name").distinct()
+            )
+            assert live == {
+                "default": "Default: answer from knowledge, else hand off",
+                "demo-order-status": "Order status",
+                "demo-book-appointment": "Book an appointment",
+            }
+            assert Flow.objects.count() == 3
+        assert "Sample flows published: Order status, Book an appointment." in out
+        assert "The sample flows are already there" in out
         client = Client(HTTP_HOST="demo.localhost")
         response = client.post("/admin/login/", {"username": "admin@demo.localhost", "password": "imaradesk-demo"})
         assert response.status_code == 302

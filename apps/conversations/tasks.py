@@ -6,9 +6,13 @@ from datetime import timedelta
 from celery import Task, shared_task
 
 from apps.conversations.analysis import message_analyse, messages_unanalysed
+from apps.core.exceptions import RetryLater
 from apps.core.queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
+# Retries of a message whose conversation is busy: 1, 2, 4 … 30 s apart, about 13 minutes in
+# all, well beyond a flow run's claim lease (2 minutes) after a worker dies mid-walk.
+AUTOMATION_BUSY_RETRIES = 30
 
 
 @shared_task(bind=True, max_retries=5, acks_late=True)
@@ -59,6 +63,12 @@ def message_automation_task(self: Task, message_id: int) -> str:  # type: ignore
     try:
         for handler in after_analysis_handlers():
             handler(message)
+    except RetryLater as exc:
+        # Another event of the conversation is being handled (a flow walking an earlier message):
+        # come back soon, for longer than that work's lease, so the message is never dropped.
+        logger.info("automation of message %s deferred: %s", message_id, exc.message)
+        countdown = min(2 ** min(self.request.retries, 5), 30)
+        raise self.retry(exc=exc, countdown=countdown, max_retries=AUTOMATION_BUSY_RETRIES) from exc
     except Exception as exc:  # handlers are idempotent: the retry runs them again
         logger.exception("automation of message %s failed", message_id)
         raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 2)) from exc

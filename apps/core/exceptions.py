@@ -32,3 +32,10 @@ class ConflictError(ApplicationError):
 class PermissionDeniedError(ApplicationError):
     code = "permission_denied"
     status_code = 403
+
+
+class RetryLater(ApplicationError):
+    """The work cannot proceed right now (another worker holds it); a task retries it shortly."""
+
+    code = "retry_later"
+    status_code = 409

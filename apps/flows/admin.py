@@ -16,8 +16,9 @@ class FlowVersionInline(admin.TabularInline[FlowVersion, Flow]):
 
 
 class FlowAdmin(admin.ModelAdmin[Flow]):
-    list_display = ("name", "is_active", "priority", "updated")
+    list_display = ("name", "is_active", "priority", "key", "updated")
     list_filter = ("is_active",)
+    readonly_fields = ("key",)  # built-in flows are found again by it
     inlines = [FlowVersionInline]
 
 
@@ -44,6 +45,9 @@ class FlowRunAdmin(admin.ModelAdmin[FlowRun]):
         "wait_until",
         "last_message_id",
         "resume_token",
+        "revision",
+        "claim",
+        "claim_expires",
         "error",
     )
     inlines = [FlowRunStepInline]

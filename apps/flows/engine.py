@@ -14,13 +14,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.utils.translation import gettext
+
 from apps.flows import graph as g
 from apps.flows.ports import Choice, PortError, Ports
 
 MAX_NODES_PER_EVENT = 20  # one message never walks more than this many nodes
 MAX_STEPS_PER_RUN = 500  # a whole run's budget, so a looping flow cannot pester a customer forever
 DEFAULT_MAX_RETRIES = 2
-_VAR = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+# The optional space before a variable goes with it when the value is empty ("Hello {{name}}!").
+_VAR = re.compile(r"( ?)\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 
 RUNNING, WAITING, FINISHED, FAILED = "running", "waiting", "finished", "failed"
 
@@ -36,6 +39,8 @@ class Event:
     intent: str = ""
     sentiment: float | None = None
     language: str = ""
+    # The language the bot's own words go out in (the conversation's): picks a text's translation.
+    reply_language: str = ""
     tags: tuple[str, ...] = ()
     first_message: bool = False
     referral: bool = False
@@ -72,14 +77,26 @@ def substitute(text: str, variables: dict[str, Any]) -> str:
 
     def value(match: re.Match[str]) -> str:
         current: Any = variables
-        for part in match.group(1).split("."):
+        for part in match.group(2).split("."):
             if isinstance(current, dict) and part in current:
                 current = current[part]
             else:
                 return ""
-        return "" if current is None else str(current)
+        text = "" if current is None else str(current)
+        return match.group(1) + text if text else ""
 
     return _VAR.sub(value, text)
+
+
+def localized(config: dict[str, Any], key: str, language: str) -> str:
+    """A node's text in the customer's language when the node has that translation, else as written."""
+    translations = config.get("translations")
+    if language and isinstance(translations, dict):
+        for code in (language, language.split("-")[0]):
+            entry = translations.get(code)
+            if isinstance(entry, dict) and isinstance(entry.get(key), str) and entry[key].strip():
+                return str(entry[key])
+    return str(config.get(key, ""))
 
 
 # --- triggers --------------------------------------------------------------------------
@@ -205,7 +222,7 @@ def _execute(node: g.Node, state: State, event: Event, ports: Ports, resumed: bo
             params = [substitute(str(p), variables) for p in tpl.get("params", [])]
             ports.send_template(str(tpl["name"]), str(tpl["language"]), params)
         else:
-            ports.send_text(substitute(str(c["text"]), variables))
+            ports.send_text(substitute(localized(c, "text", event.reply_language), variables))
         return "default", state
     if t == g.QUICK_REPLIES:
         if not resumed:
@@ -218,7 +235,10 @@ def _execute(node: g.Node, state: State, event: Event, ports: Ports, resumed: bo
                 raise _Stop(replace(state, node_id=node.id, status=WAITING, retries=state.retries + 1))
             return "invalid", replace(state, retries=0)
         if c.get("variable"):
-            variables = {**variables, str(c["variable"]): str(option.get("id"))}
+            # The id for conditions, the title (`<variable>_title`) for messages to the customer.
+            name = str(c["variable"])
+            title = substitute(str(option.get("title", "")), variables)
+            variables = {**variables, name: str(option.get("id")), f"{name}_title": title}
         return str(option.get("id")), replace(state, variables=variables, retries=0)
     if t == g.DELAY:
         if not resumed:
@@ -251,7 +271,10 @@ def _execute(node: g.Node, state: State, event: Event, ports: Ports, resumed: bo
             return "handoff", replace(state, status=FINISHED)
         if answer.handoff:
             return "no_answer", state
-        sources = f"\n\nSource: {'; '.join(answer.sources[:1])}" if answer.sources else ""
+        sources = ""
+        if answer.sources:
+            # The same words as the built-in knowledge reply, so they share its translations.
+            sources = "\n\n" + gettext("Source: %(sources)s") % {"sources": answer.sources[0]}
         ports.send_text(answer.text[:4000] + sources)
         return ("default" if t == g.AGENT else "answered"), state
     if t == g.CONDITION:
@@ -272,6 +295,10 @@ def _execute(node: g.Node, state: State, event: Event, ports: Ports, resumed: bo
         elif action == "set_field":
             ports.set_field(str(c["name"]), value)
         elif action == "set_variable":
+            if c.get("pattern"):
+                # Keep only what the pattern finds ("DB-10234" out of "my order is DB-10234 pls").
+                found = re.search(str(c["pattern"]), value, re.IGNORECASE)
+                value = found.group(0) if found else ""
             state = replace(state, variables={**variables, str(c["name"]): value})
         elif action == "create_ticket":
             ports.create_ticket(value or "created by a flow")
@@ -293,7 +320,7 @@ def _execute(node: g.Node, state: State, event: Event, ports: Ports, resumed: bo
         return ("success" if 200 <= response.status < 300 else "error"), replace(state, variables=variables)
     if t == g.HUMAN_HANDOFF:
         if c.get("text"):
-            ports.send_text(substitute(str(c["text"]), variables))
+            ports.send_text(substitute(localized(c, "text", event.reply_language), variables))
         ports.handoff(substitute(str(c.get("reason") or "handed off by a flow"), variables))
         return None, replace(state, status=FINISHED)
     raise ValueError(f"unknown node type {t}")

@@ -47,11 +47,13 @@ BRANCHES: dict[str, frozenset[str]] = {
     SMART_REPLY: frozenset({"matched", "unmatched"}),
     HUMAN_HANDOFF: frozenset(),
 }
-# Branches a node must have (a Condition without its "false" side is a dead end).
+# Branches a node must have (a Condition without its "false" side is a dead end). A Knowledge
+# Base node sends its answer itself, so the run may end after "answered"; "no_answer" needs a
+# path, or the customer would be left without a reply.
 REQUIRED_BRANCHES: dict[str, frozenset[str]] = {
     TRIGGER: frozenset({"default"}),
     CONDITION: frozenset({"true", "false"}),
-    KNOWLEDGE_BASE: frozenset({"answered", "no_answer"}),
+    KNOWLEDGE_BASE: frozenset({"no_answer"}),
     API_CALL: frozenset({"success", "error"}),
 }
 NODE_TYPES = frozenset(BRANCHES)
@@ -145,6 +147,27 @@ def quick_reply_message(node: Node, body: str) -> wa.Outgoing:
     return wa.buttons(body, [wa.Button(str(o.get("id", "")), str(o.get("title", ""))) for o in options])
 
 
+def _check_translations(node: Node, key: str, limit: int) -> None:
+    """`translations` is {language: {key: text}}: the same text in the customer's language."""
+    translations = node.config.get("translations")
+    if translations is None:
+        return
+    if not isinstance(translations, dict):
+        raise _fail(node.id, _("translations must be an object keyed by language code."))
+    for language, entry in translations.items():
+        if not re.match(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$", str(language)) or not isinstance(entry, dict):
+            raise _fail(node.id, _("translation %(language)r is not valid.") % {"language": language})
+        text = entry.get(key, "")
+        if not isinstance(text, str):
+            raise _fail(node.id, _("translation %(language)r is not valid.") % {"language": language})
+        if len(text) > limit:
+            raise _fail(
+                node.id,
+                _("the %(language)s text is %(length)d characters; at most %(limit)d are allowed.")
+                % {"language": language, "length": len(text), "limit": limit},
+            )
+
+
 def _check_node(node: Node, graph: Graph) -> None:
     c = node.config
     try:
@@ -162,6 +185,7 @@ def _check_node(node: Node, graph: Graph) -> None:
                 wa.template(str(template.get("name", "")), str(template.get("language", "")))
             else:
                 wa.text(_check_text(node, "text", wa.TEXT_MAX))
+                _check_translations(node, "text", wa.TEXT_MAX)
         elif node.type == QUICK_REPLIES:
             options = c.get("options")
             if not isinstance(options, list) or not options:
@@ -196,6 +220,10 @@ def _check_node(node: Node, graph: Graph) -> None:
         elif node.type == ACTION:
             if c.get("action") not in ACTIONS:
                 raise _fail(node.id, _("unknown action %(action)r.") % {"action": c.get("action")})
+            if c["action"] in ("set_field", "set_variable") and not str(c.get("name", "")).strip():
+                raise _fail(node.id, _("name is required."))
+            if c.get("pattern"):
+                re.compile(str(c["pattern"]))
         elif node.type == API_CALL:
             if str(c.get("method", "GET")).upper() not in HTTP_METHODS:
                 raise _fail(node.id, _("unsupported HTTP method."))
@@ -209,6 +237,7 @@ def _check_node(node: Node, graph: Graph) -> None:
                 wa.text(str(reply.get("text", "")))
         elif node.type == HUMAN_HANDOFF and c.get("text"):
             wa.text(str(c["text"]))
+            _check_translations(node, "text", wa.TEXT_MAX)
     except wa.MessageInvalid as exc:
         raise _fail(node.id, exc.message) from exc
     except re.error as exc:

@@ -1,10 +1,23 @@
-"""The flow ports over the real services: sends through the outbox, answers, hand-offs, tickets."""
+"""The flow ports over the real services, in two halves.
+
+The engine runs outside any database transaction (see `apps.flows.services`): a provider
+call or an API Call may take seconds, and no row lock may be held meanwhile. So the ports
+that only *ask* the outside world (knowledge answer, generation, HTTP) run at once, while
+the ports that *change* our data (sends, hand-off, ticket, tag, field, close) are recorded
+as effects and applied by `effects_apply` inside the short transaction that commits the
+run's new state. A run whose commit loses a race is recomputed and its effects are never
+applied twice; sends are keyed as well, so a retried task sends nothing twice.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from typing import Any
 
-from django.db.models import F, Func, Value
+from django.contrib.postgres.fields import ArrayField
+from django.db.models import F, Func, TextField, Value
+from django.db.models.functions import Cast
 
 from apps.ai.router import generate
 from apps.contacts.models import Contact
@@ -22,37 +35,55 @@ from apps.whatsapp.outbox import WindowClosed
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Effect:
+    kind: str  # send | handoff | ticket | tag | field | close
+    args: tuple[Any, ...] = ()
+
+
+@dataclass
 class LivePorts:
-    """Side effects for one event of one run; sends are keyed so a retried task sends nothing twice."""
+    """Side effects for one event of one run; `key` makes its sends idempotent."""
 
-    def __init__(self, *, conversation: Conversation, key: str) -> None:
-        self.conversation = conversation
-        self.key = key
-        self.sent = 0
-        self.resume_seconds: int | None = None
+    conversation: Conversation
+    key: str
+    effects: list[Effect] = field(default_factory=list)
+    resume_seconds: int | None = None
 
-    def _send(self, outgoing: wa.Outgoing) -> None:
-        self.sent += 1
-        key = f"{self.key}:{self.sent}"
-        try:
-            message_send(
-                conversation=self.conversation, outgoing=outgoing, author_kind=Message.Author.BOT, idempotency_key=key
-            )
-        except WindowClosed:
-            logger.warning("flow message %s not sent: the customer's window is closed", key)
+    # --- changes to our data: recorded, applied at commit ------------------------------------
 
     def send_text(self, text: str) -> None:
-        self._send(wa.text(text[: wa.TEXT_MAX]))
+        self.effects.append(Effect("send", (wa.text(text[: wa.TEXT_MAX]),)))
 
     def send_buttons(self, body: str, choices: list[Choice]) -> None:
-        self._send(wa.buttons(body, [wa.Button(c.id, c.title) for c in choices]))
+        self.effects.append(Effect("send", (wa.buttons(body, [wa.Button(c.id, c.title) for c in choices]),)))
 
     def send_list(self, body: str, button: str, choices: list[Choice]) -> None:
         rows = [wa.Row(c.id, c.title, c.description) for c in choices]
-        self._send(wa.list_message(body, button, [wa.Section("", rows)]))
+        self.effects.append(Effect("send", (wa.list_message(body, button, [wa.Section("", rows)]),)))
 
     def send_template(self, name: str, language: str, params: list[str]) -> None:
-        self._send(wa.template(name, language, body_params=params))
+        self.effects.append(Effect("send", (wa.template(name, language, body_params=params),)))
+
+    def handoff(self, reason: str) -> None:
+        self.effects.append(Effect("handoff", (reason[:200],)))
+
+    def create_ticket(self, reason: str) -> None:
+        self.effects.append(Effect("ticket", (reason[:300],)))
+
+    def tag(self, tag: str) -> None:
+        self.effects.append(Effect("tag", (tag,)))
+
+    def set_field(self, name: str, value: str) -> None:
+        self.effects.append(Effect("field", (name, value)))
+
+    def close(self) -> None:
+        self.effects.append(Effect("close"))
+
+    def schedule_resume(self, seconds: int) -> None:
+        self.resume_seconds = seconds
+
+    # --- questions to the outside world: asked at once, outside any transaction --------------
 
     def knowledge_answer(self, question: str) -> KnowledgeReply:
         answer = knowledge_answer(question=question, conversation=self.conversation)
@@ -62,32 +93,49 @@ class LivePorts:
         result = generate(prompt, system=system)
         return result.text if result.available and result.text else None
 
-    def handoff(self, reason: str) -> None:
-        self.conversation = conversation_handoff(conversation=self.conversation, reason=reason[:200])
-
-    def create_ticket(self, reason: str) -> None:
-        ticket_create_from_conversation(
-            conversation=self.conversation, by=None, source=Ticket.Source.RULE, reason=reason[:300]
-        )
-
-    def tag(self, tag: str) -> None:
-        self.conversation = conversation_update(
-            conversation=self.conversation, by=None, tags=[*self.conversation.tags, tag]
-        )
-
-    def set_field(self, name: str, value: str) -> None:
-        # One statement, so two flows setting fields at once do not overwrite each other.
-        Contact.objects.filter(pk=self.conversation.contact_id).update(
-            custom_fields=Func(
-                F("custom_fields"), Value([name]), Func(Value(value), function="to_jsonb"), function="jsonb_set"
-            )
-        )
-
-    def close(self) -> None:
-        self.conversation = conversation_close(conversation=self.conversation, by=None, reason="flow")
-
-    def schedule_resume(self, seconds: int) -> None:
-        self.resume_seconds = seconds
-
     def http_call(self, method: str, url: str, headers: dict[str, str], body: str | None) -> HttpResponse:
         return egress_request(method, url, headers=headers, body=body)
+
+
+def effects_apply(*, effects: list[Effect], conversation: Conversation, key: str) -> Conversation:
+    """Apply a computed run's effects in order, inside the transaction that commits its state."""
+    sent = 0
+    for effect in effects:
+        if effect.kind == "send":
+            sent += 1
+            try:
+                message_send(
+                    conversation=conversation,
+                    outgoing=effect.args[0],
+                    author_kind=Message.Author.BOT,
+                    idempotency_key=f"{key}:{sent}",
+                )
+            except WindowClosed:
+                logger.warning("flow message %s:%d not sent: the customer's window is closed", key, sent)
+        elif effect.kind == "handoff":
+            conversation = conversation_handoff(conversation=conversation, reason=effect.args[0])
+        elif effect.kind == "ticket":
+            ticket_create_from_conversation(
+                conversation=conversation, by=None, source=Ticket.Source.RULE, reason=effect.args[0]
+            )
+        elif effect.kind == "tag":
+            conversation = conversation_update(
+                conversation=conversation, by=None, tags=[*conversation.tags, effect.args[0]]
+            )
+        elif effect.kind == "field":
+            name, value = effect.args
+            # One statement, so two flows setting fields at once do not overwrite each other.
+            # Typed values: PostgreSQL cannot infer the types of bare parameters in jsonb_set.
+            Contact.objects.filter(pk=conversation.contact_id).update(
+                custom_fields=Func(
+                    F("custom_fields"),
+                    Cast(Value([name]), ArrayField(TextField())),
+                    Func(Cast(Value(value), TextField()), function="to_jsonb"),
+                    function="jsonb_set",
+                )
+            )
+        elif effect.kind == "close":
+            conversation = conversation_close(conversation=conversation, by=None, reason="flow")
+        else:
+            raise ValueError(f"unknown flow effect {effect.kind}")
+    return conversation

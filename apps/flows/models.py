@@ -20,6 +20,11 @@ def _catch_all() -> dict[str, Any]:
 
 class Flow(models.Model):
     name = models.CharField(_("name"), max_length=120)
+    # The built-in flows (the tenant's default flow, the demo's samples) carry a stable key so
+    # that setup code finds them again instead of duplicating them; admins' own flows have none.
+    key = models.SlugField(
+        _("built-in key"), max_length=50, blank=True, help_text=_("Set on built-in flows; empty for your own.")
+    )
     # {"kind": keyword|regex|ad_referral|first_message|business_hours|catch_all, "keywords": [...], ...};
     # copied from the published graph's Trigger node so matching needs no graph.
     trigger = models.JSONField(_("trigger"), default=_catch_all)
@@ -31,6 +36,7 @@ class Flow(models.Model):
 
     class Meta:
         ordering = ["-priority", "id"]
+        constraints = [models.UniqueConstraint(fields=["key"], condition=~Q(key=""), name="flows_flow_key_unique")]
 
     def __str__(self) -> str:
         return self.name
@@ -74,6 +80,12 @@ class FlowRun(models.Model):
     # The last inbound message this run has consumed: a retried task must not replay it.
     last_message_id = models.BigIntegerField(null=True, blank=True)
     resume_token = models.PositiveIntegerField(default=0)
+    # Bumped by every write: the engine runs outside any transaction (provider and HTTP calls
+    # take seconds), and its result is committed only if the run has not moved meanwhile.
+    revision = models.PositiveIntegerField(default=0)
+    # "m:<message id>" or "r:<resume token>": the event being walked, until `claim_expires`.
+    claim = models.CharField(max_length=40, blank=True)
+    claim_expires = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

@@ -1,14 +1,21 @@
-"""The bot's default behaviour while it owns a conversation: answer from the knowledge base
-with a citation, or hand off to people when it has no good answer.
+"""The bot's reply of last resort: answer from the knowledge base with a citation, or hand off.
+
+Every tenant's normal path is its built-in default flow (`apps.flows.builtin`), which does
+the same with nodes an admin can edit. This module is what remains when no flow answers:
+- no active flow claims the message (the admin deactivated or deleted the default flow);
+- a flow run failed on the message (`apps.flows.services` calls `bot_reply`), so the
+  customer still gets an answer or a person;
+- an analysis rule handed the conversation off (the customer asked for a person): flows never
+  run for a conversation people own, and this sends the hand-off notice.
 
 Registered with `apps.conversations.hooks` (runs after each inbound message is analysed).
-The no-code flows will replace it per tenant; this is the built-in default.
 """
 
 from __future__ import annotations
 
 import logging
 
+from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -52,6 +59,11 @@ def conversation_autoreply(message: Message) -> None:
         return  # STOP / START: the consent confirmation is the answer
     if message_claimed_by_automation(message):
         return  # a flow answers this message
+    bot_reply(message)
+
+
+def bot_reply(message: Message) -> None:
+    """Greet, answer from the knowledge base or say so and hand off; idempotent (keyed by message)."""
     conversation = Conversation.objects.select_related("contact", "account").get(pk=message.conversation_id)
     # Reply in the customer's language where the bot's own words are concerned.
     with translation.override(conversation.language or None):
@@ -59,7 +71,11 @@ def conversation_autoreply(message: Message) -> None:
             handed_off_now = conversation.events.filter(
                 kind=ConversationEvent.Kind.HANDOFF, actor__isnull=True, created__gte=message.created
             ).exists()
-            already_answered = Message.objects.filter(outbox__idempotency_key=f"bot:{message.pk}").exists()
+            # "bot:<id>" keys the bot's reply to message <id>, "bot:<id>:<n>" a flow's replies to it.
+            already_answered = Message.objects.filter(
+                Q(outbox__idempotency_key=f"bot:{message.pk}")
+                | Q(outbox__idempotency_key__startswith=f"bot:{message.pk}:")
+            ).exists()
             if handed_off_now and not already_answered:
                 _bot_say(
                     conversation,

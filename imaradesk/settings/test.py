@@ -44,3 +44,8 @@ DATABASES["default"]["OPTIONS"] = {}  # noqa: F405
 AI_RETRY_DELAY_SECONDS = 0.0
 # A failed hand-off ticket is retried within seconds by the test worker.
 TICKET_HANDOFF_RETRY_SECONDS = 1
+
+# The test Celery worker lets API Call nodes reach the tests' loopback HTTP servers (conftest
+# sets this for the worker process only); the test process keeps the refusal, which
+# apps/flows/tests/test_egress.py proves. Production settings never read it.
+FLOWS_EGRESS_ALLOW_LOOPBACK = os.environ.get("TEST_FLOWS_EGRESS_ALLOW_LOOPBACK") == "1"

@@ -376,3 +376,55 @@ def test_trigger_order_keywords_first_then_priority() -> None:
     ]
     ordered = sorted(flows, key=lambda f: engine.trigger_sort_key(*f))
     assert [f[2] for f in ordered] == [4, 3, 2, 1]
+
+
+def test_texts_follow_the_customers_language_and_empty_variables_leave_no_gap() -> None:
+    data = graph_of(
+        node(
+            "hi",
+            "send_message",
+            {"default": "bye"},
+            text="Hello {{contact.first_name}}!",
+            translations={"sw": {"text": "Habari {{contact.first_name}}!"}, "fr": {"text": ""}},
+        ),
+        node("bye", "human_handoff", text="A person will help", translations={"sw": {"text": "Mtu atakusaidia"}}),
+    )
+    graph = g.graph_validate(data)
+    for language, expected in (("sw", ["Habari!", "Mtu atakusaidia"]), ("fr", ["Hello!", "A person will help"])):
+        ports = FakePorts()
+        engine.run(graph, engine.state_start(graph), msg(reply_language=language), ports)
+        assert [value for kind, value in ports.calls if kind == "text"] == expected
+    named = FakePorts()
+    engine.run(
+        graph, engine.state_start(graph, {"contact": {"first_name": "Wanjiru"}}), msg(reply_language="sw-KE"), named
+    )
+    assert named.calls[0] == ("text", "Habari Wanjiru!")
+
+
+def test_quick_replies_keep_the_title_and_set_variable_extracts_a_pattern() -> None:
+    ports = FakePorts()
+    options = [{"id": "repair", "title": "Phone repair"}, {"id": "other", "title": "Other"}]
+    data = graph_of(
+        node("pick", "quick_replies", {"default": "number"}, text="Which?", options=options, variable="service"),
+        node(
+            "number",
+            "quick_replies",
+            {"invalid": "keep", "none": "say"},
+            text="Order number?",
+            options=[{"id": "none", "title": "None"}],
+            max_retries=0,
+        ),
+        node(
+            "keep",
+            "action",
+            {"default": "say"},
+            action="set_variable",
+            name="order",
+            value="{{last_message}}",
+            pattern=r"DB-\d+",
+        ),
+        node("say", "send_message", text="{{service}} / {{service_title}} / {{order}}"),
+    )
+    state = go(data, ports, msg("menu"), msg("Phone repair"), msg("it is db-10234 thanks"))
+    assert state.status == engine.FINISHED
+    assert ports.calls[-1] == ("text", "repair / Phone repair / db-10234")

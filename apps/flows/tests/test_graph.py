@@ -150,3 +150,11 @@ def test_node_settings() -> None:
         {"nodes": [node("start", "trigger", {"default": "y"}, kind="keyword", keywords=[]), node("y", "connector")]},
         "keyword",
     )
+
+
+def test_knowledge_base_may_end_after_its_answer_and_translations_are_checked() -> None:
+    g.graph_validate(graph_of(node("kb", "knowledge_base", {"no_answer": "y"}), node("y", "human_handoff")))
+    refused(graph_of(node("s", "send_message", text="hi", translations={"sw": {"text": "x" * 5000}})), "Node s", "sw")
+    refused(graph_of(node("s", "send_message", text="hi", translations=["sw"])), "Node s", "translations")
+    refused(graph_of(node("a", "action", action="set_variable", name="n", pattern="(")), "Node a", "regular expression")
+    refused(graph_of(node("a", "action", action="set_field", value="x")), "Node a", "name")
