@@ -101,13 +101,10 @@ class Command(BaseCommand):
         # The demo's knowledge base, for the bot's first answers. By name: the knowledge app
         # sits above this one (layering), and the command is a no-op once content exists.
         call_command("kb_demo", tenant=DEMO_SLUG, stdout=self.stdout)
-<<<<<<< HEAD
         # Starter SLA policies, so hand-off tickets show countdowns in the ticket queue.
         call_command("sla_defaults", tenant=DEMO_SLUG, stdout=self.stdout)
-=======
         # Two sample flows to open in the builder and try (by name, for the same reason).
         call_command("flows_demo", tenant=DEMO_SLUG, stdout=self.stdout)
->>>>>>> flowsengine
 
         port = options["port"]
         self.stdout.write(self.style.SUCCESS("Demo ready."))
