@@ -18,7 +18,12 @@ from apps.accounts.models import AgentProfile, User
 from apps.accounts.roles import AGENT, SUPPORT_MANAGER
 from apps.accounts.services import user_create
 from apps.contacts.models import Contact
-from apps.conversations.lifecycle import conversation_handoff, conversation_resolve
+from apps.conversations.lifecycle import (
+    conversation_assign,
+    conversation_handoff,
+    conversation_resolve,
+    conversation_takeover,
+)
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import inbound_message_record
 from apps.core.tenancy import tenant_context
@@ -98,6 +103,39 @@ def test_a_handoff_opens_one_ticket_written_from_the_conversation(
         assert "Intent: human_request" in ticket.description
         assert "Hand-off reason: customer asked for a person" in ticket.description
         assert list(ticket.events.values_list("kind", flat=True)) == ["created"]
+
+
+def test_the_ticket_follows_its_conversation_to_the_agent_who_takes_it(
+    tenant_a: TenantSetup, django_capture_on_commit_callbacks: Capture
+) -> None:
+    with tenant_context(tenant_a.organization):
+        AgentProfile.objects.update(status=AgentProfile.Status.OFFLINE)  # nobody auto-assigned
+        manager, amina, baraka, other = _user(SUPPORT_MANAGER), _user(AGENT), _user(AGENT), _user(AGENT)
+        conversation = _conversation(tenant_a)
+        _inbound(conversation, "I need a person please.", intent="human_request")
+        with django_capture_on_commit_callbacks(execute=True):
+            conversation_handoff(conversation=conversation, reason="asked for a person")
+        ticket = Ticket.objects.get(conversations=conversation)
+        assert ticket.assignee_id is None
+
+        with django_capture_on_commit_callbacks(execute=True):
+            conversation_takeover(conversation=conversation, agent=amina)
+        ticket.refresh_from_db()
+        assert ticket.assignee_id == amina.pk
+        change = ticket.events.get(kind="changed")
+        assert change.actor is None and change.changes == {"assignee": {"from": None, "to": amina.pk}}
+
+        with django_capture_on_commit_callbacks(execute=True):  # a manager's reassignment moves it too
+            conversation_assign(conversation=conversation, agent=baraka, by=manager)
+        ticket.refresh_from_db()
+        assert ticket.assignee_id == baraka.pk
+
+        # A ticket a manager gave to someone else stays with that person.
+        ticket = ticket_update(ticket=ticket, by=manager, assignee=other)
+        with django_capture_on_commit_callbacks(execute=True):
+            conversation_assign(conversation=conversation, agent=amina, by=manager)
+        ticket.refresh_from_db()
+        assert ticket.assignee_id == other.pk
 
 
 def test_changes_are_audited_and_duplicates_merge(tenant_a: TenantSetup) -> None:

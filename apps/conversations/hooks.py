@@ -28,6 +28,8 @@ on_handoff: list[Callable[[Conversation, str], None]] = []
 on_message_analysed: list[Callable[[Message], None]] = []
 # An agent's reply was queued to the customer: (message).
 on_agent_reply: list[Callable[[Message], None]] = []
+# An agent took or was given the conversation: (conversation, previous agent's id or None).
+on_assigned: list[Callable[[Conversation, int | None], None]] = []
 # A conversation was resolved: (conversation).
 on_resolved: list[Callable[[Conversation], None]] = []
 # Predicates, called synchronously while an inbound message is recorded: True keeps a

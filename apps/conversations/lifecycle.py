@@ -137,6 +137,7 @@ def conversation_takeover(*, conversation: Conversation, agent: User) -> Convers
     _assign_fields(conversation, agent, timezone.now())
     conversation.save()
     _record(conversation, kind=Kind.TAKEOVER, actor=agent, from_status=before, data={"previous_agent": previous_agent})
+    hooks.hooks_fire(hooks.on_assigned, conversation, previous_agent)
     return conversation
 
 
@@ -168,6 +169,7 @@ def conversation_assign(*, conversation: Conversation, agent: User, by: User | N
         reason=reason or (_("automatic assignment") if by is None else ""),
         data={"agent": agent.pk, "previous_agent": previous_agent},
     )
+    hooks.hooks_fire(hooks.on_assigned, conversation, previous_agent)
     return conversation
 
 

@@ -15,6 +15,7 @@ class TicketsConfig(AppConfig):
         hooks.on_handoff.append(receivers.handoff_received)
         hooks.on_message_analysed.append(receivers.message_analysed_received)
         hooks.on_agent_reply.append(receivers.agent_reply_received)
+        hooks.on_assigned.append(receivers.conversation_assigned_received)
         hooks.on_resolved.append(receivers.conversation_resolved_received)
         hooks.keeps_resolved.append(receivers.csat_claims_inbound)
         # Agents work through the inbox and the API (capabilities), not the admin.
