@@ -218,8 +218,12 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
                 except TimeoutError:
                     got = len(sockets.arrivals[token])
                     raise RuntimeError(f"{kind} event reached {got} of {sockets.expected} sockets in 30 s") from None
+                arrivals = [(t - started) * 1000 for t in sockets.arrivals[token]]
                 if round_ >= 3:
-                    results[kind].extend((t - started) * 1000 for t in sockets.arrivals[token])
+                    results[kind].extend(arrivals)
+                if args.rounds:
+                    print(f"  round {round_:3d} {kind:8s} first {min(arrivals):7.1f} ms  "
+                          f"p50 {statistics.median(arrivals):7.1f} ms  last {max(arrivals):7.1f} ms")  # fmt: skip
                 await asyncio.sleep(0.05)
     await sockets.close()
     print(f"inbox fan-out: {len(keys)} agent sockets on one tenant, {args.messages} messages, uvicorn 1 process, "
@@ -245,6 +249,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--messages", type=int, default=30)
+    parser.add_argument("--rounds", action="store_true", help="print each round's first/median/last arrival")
     args = parser.parse_args()
 
     database_ready()

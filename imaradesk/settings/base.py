@@ -197,6 +197,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "args": ["apps.whatsapp.tasks.outbox_sweep_task"],
     },
+    # Templates are edited and approved in WhatsApp Manager: keep each number's copy fresh.
+    "whatsapp-message-templates-refresh": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 6 * 3600.0,
+        "args": ["apps.whatsapp.tasks.message_templates_refresh_task"],
+    },
     "conversations-assignment-drain": {
         "task": "apps.tenants.tasks.tenants_fan_out_task",
         "schedule": 30.0,
