@@ -84,9 +84,7 @@ def _conversation(tenant: TenantSetup, *, window_open: bool = True) -> Conversat
     )
 
 
-def _post_file(
-    client: APIClient, conversation: Conversation, name: str, content: bytes, **fields: str
-) -> Any:
+def _post_file(client: APIClient, conversation: Conversation, name: str, content: bytes, **fields: str) -> Any:
     upload = SimpleUploadedFile(name, content, content_type="application/octet-stream")
     return client.post(
         f"/api/v1/conversations/{conversation.pk}/messages/", {"file": upload, **fields}, format="multipart"
