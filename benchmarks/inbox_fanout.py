@@ -126,6 +126,7 @@ class Sockets:
     def __init__(self) -> None:
         self.connections: list[Any] = []
         self.arrivals: dict[str, list[float]] = {}
+        self.event_ids: dict[str, str] = {}  # the event's stream id: Redis's clock when it was published
         self.done: dict[str, asyncio.Event] = {}
         self.expected = 0
 
@@ -156,6 +157,7 @@ class Sockets:
             event = json.loads(frame)
             token = str(event.get("data", {}).get("preview") or event.get("data", {}).get("token") or "")
             if token in self.arrivals:
+                self.event_ids.setdefault(token, str(event.get("id") or ""))
                 self.arrivals[token].append(now)
                 if len(self.arrivals[token]) >= self.expected:
                     self.done[token].set()
@@ -195,12 +197,15 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
     group = tenant_group(schema, EVENTS_TOPIC)
     results: dict[str, list[float]] = {"baseline": [], "webhook": []}
     acks: list[float] = []
+    published: list[float] = []  # webhook POST -> the event recorded in the stream, just before its group_send
+    spread: list[float] = []  # the event recorded -> the last socket has it
     async with httpx.AsyncClient(timeout=30) as client:
         for round_ in range(args.messages + 3):  # the first rounds warm caches and connections
             for kind in ("baseline", "webhook"):
                 token = f"{kind}-{round_}-{uuid.uuid4().hex[:8]}"
                 done = sockets.expect(token)
                 started = time.perf_counter()
+                wall_started = time.time()
                 if kind == "baseline":
                     await layer.group_send(group, {**event_message("bench.ping", {"token": token}), "id": ""})
                 else:
@@ -221,6 +226,11 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
                 arrivals = [(t - started) * 1000 for t in sockets.arrivals[token]]
                 if round_ >= 3:
                     results[kind].extend(arrivals)
+                    event_id = sockets.event_ids.get(token, "")
+                    if kind == "webhook" and event_id:
+                        at = int(event_id.split("-")[0]) / 1000 - wall_started
+                        published.append(at * 1000)
+                        spread.append(max(arrivals) - at * 1000)
                 if args.rounds:
                     print(f"  round {round_:3d} {kind:8s} first {min(arrivals):7.1f} ms  "
                           f"p50 {statistics.median(arrivals):7.1f} ms  last {max(arrivals):7.1f} ms")  # fmt: skip
@@ -238,6 +248,11 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
     print(
         f"  webhook ack (POST → 200)               p50 {statistics.median(acks):7.1f} ms  p99 {_pct(acks, 99):7.1f} ms"
     )
+    if published:
+        print(f"    of which POST → event published       p50 {statistics.median(published):7.1f} ms  "
+              f"p99 {_pct(published, 99):7.1f} ms (the stream id's clock, ±1 ms)")  # fmt: skip
+        print(f"    of which published → last socket      p50 {statistics.median(spread):7.1f} ms  "
+              f"p99 {_pct(spread, 99):7.1f} ms")  # fmt: skip
     ratio = _pct(results["webhook"], 99) / _pct(results["baseline"], 99)
     print(
         f"  ratio (p99 webhook / p99 baseline): {ratio:.1f}x; target p99 ≤ 100 ms: "

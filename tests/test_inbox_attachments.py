@@ -108,7 +108,7 @@ def _stored_files(root: Path) -> list[Path]:
         (DOCX, "letter.docx", "document", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
         (XLSX, "prices.xlsx", "document", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
         (OLE, "old.xls", "document", "application/vnd.ms-excel"),
-        ("Bei: 1,200 KSh\nAsante!".encode(), "prices.txt", "document", "text/plain"),
+        ("Bei: 1,200 KSh\nAsante sana — karibu tena!".encode(), "prices.txt", "document", "text/plain"),
         (MP3, "song.mp3", "audio", "audio/mpeg"),
         (AAC, "note.aac", "audio", "audio/aac"),
         (OGG, "voice.ogg", "audio", "audio/ogg"),
