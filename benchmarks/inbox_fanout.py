@@ -189,7 +189,18 @@ def _webhook(phone_number_id: str, token: str, customer: str) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, number: str, keys: list[str]) -> None:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(
+    args: argparse.Namespace, port: int, host: str, schema: str, number: str, keys: list[str], pids: dict[str, int]
+) -> None:
     sockets = Sockets()
     await sockets.open("/ws/inbox/", f"{host}:{port}", keys)
     layer = get_channel_layer()
@@ -199,8 +210,11 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
     acks: list[float] = []
     published: list[float] = []  # webhook POST -> the event recorded in the stream, just before its group_send
     spread: list[float] = []  # the event recorded -> the last socket has it
+    cpu: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=30) as client:
         for round_ in range(args.messages + 3):  # the first rounds warm caches and connections
+            if round_ == 3:
+                cpu = {name: _cpu_seconds(pid) for name, pid in pids.items()}
             for kind in ("baseline", "webhook"):
                 token = f"{kind}-{round_}-{uuid.uuid4().hex[:8]}"
                 done = sockets.expect(token)
@@ -235,6 +249,7 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
                     print(f"  round {round_:3d} {kind:8s} first {min(arrivals):7.1f} ms  "
                           f"p50 {statistics.median(arrivals):7.1f} ms  last {max(arrivals):7.1f} ms")  # fmt: skip
                 await asyncio.sleep(0.05)
+    cpu = {name: _cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
     await sockets.close()
     print(f"inbox fan-out: {len(keys)} agent sockets on one tenant, {args.messages} messages, uvicorn 1 process, "
           "Celery workers (4 threads; AI queue 2 threads), all on this machine")  # fmt: skip
@@ -253,6 +268,10 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
               f"p99 {_pct(published, 99):7.1f} ms (the stream id's clock, ±1 ms)")  # fmt: skip
         print(f"    of which published → last socket      p50 {statistics.median(spread):7.1f} ms  "
               f"p99 {_pct(spread, 99):7.1f} ms")  # fmt: skip
+    # CPU time is what a loaded machine multiplies into latency: the cost that is ours to cut.
+    per_round = {name: seconds / args.messages * 1000 for name, seconds in cpu.items()}
+    print(f"  CPU per round (a group_send and a webhook message): server {per_round['server']:.1f} ms, "
+          f"worker {per_round['worker']:.1f} ms; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     ratio = _pct(results["webhook"], 99) / _pct(results["baseline"], 99)
     print(
         f"  ratio (p99 webhook / p99 baseline): {ratio:.1f}x; target p99 ≤ 100 ms: "
@@ -279,7 +298,8 @@ def main() -> None:
     port = _free_port()
     processes = _start(port)
     try:
-        asyncio.run(_measure(args, port, host, created.organization.schema_name, number, keys))
+        pids = {"server": processes[0].pid, "worker": processes[1].pid}
+        asyncio.run(_measure(args, port, host, created.organization.schema_name, number, keys, pids))
     finally:
         for process in processes:
             process.terminate()

@@ -143,7 +143,7 @@ def test_processing_pushes_live_events_to_the_right_tenant(clean_tenant_a: Tenan
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result(10)
 
     async def subscribe(schema: str) -> str:
-        channel = await layer.new_channel()
+        channel = str(await layer.new_channel())
         await layer.group_add(tenant_group(schema, EVENTS_TOPIC), channel)
         return channel
 

@@ -65,9 +65,10 @@ def _multipart(content_type: str, raw: bytes) -> tuple[dict[str, str], dict[str,
     )
     fields: dict[str, str] = {}
     files: dict[str, tuple[str, str, bytes]] = {}
-    for part in message.iter_parts():  # type: ignore[attr-defined]
+    for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
+        decoded = part.get_payload(decode=True)
+        payload = decoded if isinstance(decoded, bytes) else b""
         filename = part.get_filename()
         if filename is not None:
             files[str(name)] = (filename, part.get_content_type(), payload)

@@ -101,6 +101,8 @@ class Command(BaseCommand):
         # The demo's knowledge base, for the bot's first answers. By name: the knowledge app
         # sits above this one (layering), and the command is a no-op once content exists.
         call_command("kb_demo", tenant=DEMO_SLUG, stdout=self.stdout)
+        # Sample templates for the sandbox number, for conversations past the 24-hour window.
+        call_command("templates_sync", tenant=DEMO_SLUG, stdout=self.stdout)
 
         port = options["port"]
         self.stdout.write(self.style.SUCCESS("Demo ready."))
