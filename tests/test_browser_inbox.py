@@ -275,6 +275,7 @@ def test_outside_the_window_the_composer_is_a_template_picker(
         assert amina.locator("#free-form").is_hidden() and amina.locator("#window-countdown").is_hidden()
         assert "Window closed" in amina.inner_text("#window")
         # Approved templates only, the customer's language (Swahili) first.
+        amina.locator("#template-variables input").first.wait_for(timeout=20_000)  # loaded and chosen
         options = amina.locator("#template option").all_inner_texts()
         assert options[1:] == ["order_ready · sw", "order_ready · en"]
         assert amina.input_value("#template") != ""
