@@ -262,3 +262,36 @@ def test_a_sandbox_number_gets_the_sample_templates(tenant_a: TenantSetup) -> No
         report = message_templates_sync(account=sandbox)
         assert report.created == 3
         assert MessageTemplate.objects.get(account=sandbox, name="follow_up", language="sw").variable_count == 2
+
+
+def test_the_back_office_lists_each_tenants_own_templates(
+    tenant_a: TenantSetup, tenant_b: TenantSetup, cloud_number: WhatsAppAccount, graph_api: FakeGraphApi
+) -> None:
+    graph_api.templates[WABA] = list(CATALOGUE)
+    with tenant_context(tenant_a.organization):
+        message_templates_sync(account=cloud_number)
+    alpha = tenant_a.client()
+    alpha.post("/admin/login/", {"username": tenant_a.admin_email, "password": PASSWORD})
+    listing = alpha.get("/admin/whatsapp/messagetemplate/")
+    assert listing.status_code == 200 and b"order_ready" in listing.content and b"login_code" in listing.content
+
+    beta = tenant_b.client()
+    beta.post("/admin/login/", {"username": tenant_b.admin_email, "password": PASSWORD})
+    empty = beta.get("/admin/whatsapp/messagetemplate/")
+    assert empty.status_code == 200 and b"order_ready" not in empty.content
+    assert b"No templates yet" in empty.content
+    # Fetching needs the number's WhatsApp Business account ID: the action says so, queues nothing.
+    action = beta.post(
+        "/admin/tenants/whatsappaccount/",
+        {"action": "templates_sync", "_selected_action": [str(tenant_b.whatsapp.pk)]},
+        follow=True,
+    )
+    assert action.status_code == 200
+    assert b"has no WhatsApp Business account ID" in action.content
+    # Alpha's number is not Beta's to act on: the selection finds nothing.
+    foreign = beta.post(
+        "/admin/tenants/whatsappaccount/",
+        {"action": "templates_sync", "_selected_action": [str(tenant_a.whatsapp.pk)]},
+        follow=True,
+    )
+    assert b"Fetching the templates" not in foreign.content
