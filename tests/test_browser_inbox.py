@@ -191,8 +191,11 @@ def test_an_agent_sends_a_photo_and_sees_it_with_its_ticks(
     amina = _signed_in_inbox(browser, live_server_tenants, tenant_a, agents.amina.email)
     amina.on("pageerror", lambda error: errors.append(str(error)))
     try:
-        wp.post(wp.text(tenant_a.whatsapp.phone_number_id, "wamid.ATTACH1", "Send me a photo", from_wa_id=CUSTOMER))
-        amina.locator("#conversations li", has_text="Send me a photo").click()
+        number = tenant_a.whatsapp.phone_number_id
+        wp.post(wp.text(number, "wamid.ATTACH1", "Send me a photo", from_wa_id=CUSTOMER, name="Wanjiru"))
+        # By name: the list's preview moves on to the bot's answer.
+        amina.locator("#conversations li", has_text="Wanjiru").wait_for(timeout=60_000)
+        amina.locator("#conversations li", has_text="Wanjiru").click()
         amina.locator("#messages li.customer", has_text="Send me a photo").wait_for(timeout=30_000)
         # The window is open: a countdown of the time left, free text and attachments.
         assert "Window closes in 23h" in amina.inner_text("#window-countdown")
