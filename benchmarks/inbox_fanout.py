@@ -126,6 +126,7 @@ class Sockets:
     def __init__(self) -> None:
         self.connections: list[Any] = []
         self.arrivals: dict[str, list[float]] = {}
+        self.event_ids: dict[str, str] = {}  # the event's stream id: Redis's clock when it was published
         self.done: dict[str, asyncio.Event] = {}
         self.expected = 0
 
@@ -156,6 +157,7 @@ class Sockets:
             event = json.loads(frame)
             token = str(event.get("data", {}).get("preview") or event.get("data", {}).get("token") or "")
             if token in self.arrivals:
+                self.event_ids.setdefault(token, str(event.get("id") or ""))
                 self.arrivals[token].append(now)
                 if len(self.arrivals[token]) >= self.expected:
                     self.done[token].set()
@@ -187,7 +189,18 @@ def _webhook(phone_number_id: str, token: str, customer: str) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, number: str, keys: list[str]) -> None:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(
+    args: argparse.Namespace, port: int, host: str, schema: str, number: str, keys: list[str], pids: dict[str, int]
+) -> None:
     sockets = Sockets()
     await sockets.open("/ws/inbox/", f"{host}:{port}", keys)
     layer = get_channel_layer()
@@ -195,12 +208,18 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
     group = tenant_group(schema, EVENTS_TOPIC)
     results: dict[str, list[float]] = {"baseline": [], "webhook": []}
     acks: list[float] = []
+    published: list[float] = []  # webhook POST -> the event recorded in the stream, just before its group_send
+    spread: list[float] = []  # the event recorded -> the last socket has it
+    cpu: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=30) as client:
         for round_ in range(args.messages + 3):  # the first rounds warm caches and connections
+            if round_ == 3:
+                cpu = {name: _cpu_seconds(pid) for name, pid in pids.items()}
             for kind in ("baseline", "webhook"):
                 token = f"{kind}-{round_}-{uuid.uuid4().hex[:8]}"
                 done = sockets.expect(token)
                 started = time.perf_counter()
+                wall_started = time.time()
                 if kind == "baseline":
                     await layer.group_send(group, {**event_message("bench.ping", {"token": token}), "id": ""})
                 else:
@@ -218,9 +237,19 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
                 except TimeoutError:
                     got = len(sockets.arrivals[token])
                     raise RuntimeError(f"{kind} event reached {got} of {sockets.expected} sockets in 30 s") from None
+                arrivals = [(t - started) * 1000 for t in sockets.arrivals[token]]
                 if round_ >= 3:
-                    results[kind].extend((t - started) * 1000 for t in sockets.arrivals[token])
+                    results[kind].extend(arrivals)
+                    event_id = sockets.event_ids.get(token, "")
+                    if kind == "webhook" and event_id:
+                        at = int(event_id.split("-")[0]) / 1000 - wall_started
+                        published.append(at * 1000)
+                        spread.append(max(arrivals) - at * 1000)
+                if args.rounds:
+                    print(f"  round {round_:3d} {kind:8s} first {min(arrivals):7.1f} ms  "
+                          f"p50 {statistics.median(arrivals):7.1f} ms  last {max(arrivals):7.1f} ms")  # fmt: skip
                 await asyncio.sleep(0.05)
+    cpu = {name: _cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
     await sockets.close()
     print(f"inbox fan-out: {len(keys)} agent sockets on one tenant, {args.messages} messages, uvicorn 1 process, "
           "Celery workers (4 threads; AI queue 2 threads), all on this machine")  # fmt: skip
@@ -234,6 +263,15 @@ async def _measure(args: argparse.Namespace, port: int, host: str, schema: str, 
     print(
         f"  webhook ack (POST → 200)               p50 {statistics.median(acks):7.1f} ms  p99 {_pct(acks, 99):7.1f} ms"
     )
+    if published:
+        print(f"    of which POST → event published       p50 {statistics.median(published):7.1f} ms  "
+              f"p99 {_pct(published, 99):7.1f} ms (the stream id's clock, ±1 ms)")  # fmt: skip
+        print(f"    of which published → last socket      p50 {statistics.median(spread):7.1f} ms  "
+              f"p99 {_pct(spread, 99):7.1f} ms")  # fmt: skip
+    # CPU time is what a loaded machine multiplies into latency: the cost that is ours to cut.
+    per_round = {name: seconds / args.messages * 1000 for name, seconds in cpu.items()}
+    print(f"  CPU per round (a group_send and a webhook message): server {per_round['server']:.1f} ms, "
+          f"worker {per_round['worker']:.1f} ms; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     ratio = _pct(results["webhook"], 99) / _pct(results["baseline"], 99)
     print(
         f"  ratio (p99 webhook / p99 baseline): {ratio:.1f}x; target p99 ≤ 100 ms: "
@@ -245,6 +283,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--messages", type=int, default=30)
+    parser.add_argument("--rounds", action="store_true", help="print each round's first/median/last arrival")
     args = parser.parse_args()
 
     database_ready()
@@ -259,7 +298,8 @@ def main() -> None:
     port = _free_port()
     processes = _start(port)
     try:
-        asyncio.run(_measure(args, port, host, created.organization.schema_name, number, keys))
+        pids = {"server": processes[0].pid, "worker": processes[1].pid}
+        asyncio.run(_measure(args, port, host, created.organization.schema_name, number, keys, pids))
     finally:
         for process in processes:
             process.terminate()

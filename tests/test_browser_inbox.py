@@ -161,3 +161,143 @@ def test_a_live_conversation_across_two_agents_and_another_tenant(
     finally:
         for page in (amina, baraka, zuri):
             page.context.close()
+
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 8
+
+
+@pytest.fixture
+def outbound_files_removed(tenant_a: TenantSetup) -> Iterator[None]:
+    """The server and the worker share the stored files (MEDIA_ROOT): remove the test's afterwards."""
+    from apps.whatsapp.models import Media
+
+    yield
+    with tenant_context(tenant_a.organization):
+        for media in Media.objects.exclude(file=""):
+            media.file.delete(save=False)
+        Media.objects.all().delete()
+
+
+def test_an_agent_sends_a_photo_and_sees_it_with_its_ticks(
+    browser: Any,
+    live_server_tenants: LiveServer,
+    celery_worker: str,
+    graph_api: FakeGraphApi,
+    tenant_a: TenantSetup,
+    agents: Agents,
+    outbound_files_removed: None,
+) -> None:
+    errors: list[str] = []
+    amina = _signed_in_inbox(browser, live_server_tenants, tenant_a, agents.amina.email)
+    amina.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        number = tenant_a.whatsapp.phone_number_id
+        wp.post(wp.text(number, "wamid.ATTACH1", "Send me a photo", from_wa_id=CUSTOMER, name="Wanjiru"))
+        # By name: the list's preview moves on to the bot's answer.
+        amina.locator("#conversations li", has_text="Wanjiru").wait_for(timeout=60_000)
+        amina.locator("#conversations li", has_text="Wanjiru").click()
+        amina.locator("#messages li.customer", has_text="Send me a photo").wait_for(timeout=30_000)
+        # The window is open: a countdown of the time left, free text and attachments.
+        assert "Window closes in 23h" in amina.inner_text("#window-countdown")
+        assert amina.locator("#template-picker").is_hidden()
+
+        amina.set_input_files("#attachment", files=[{"name": "parcel.jpg", "mimeType": "image/jpeg", "buffer": JPEG}])
+        amina.locator("#attachment-chosen", has_text="parcel.jpg").wait_for(timeout=5_000)
+        amina.fill("#reply", "Your parcel, packed")
+        amina.press("#reply", "Enter")
+        photo = amina.locator("#messages li.agent", has_text="Your parcel, packed")
+        photo.locator("img.media").wait_for(timeout=20_000)
+        assert amina.locator("#attachment-chosen").is_hidden()  # the composer is empty again
+
+        # The worker uploads the file, then sends it by its media id.
+        _eventually(lambda: any(m.body.get("type") == "image" for m in graph_api.sent_messages()))
+        sent = next(m for m in graph_api.sent_messages() if m.body.get("type") == "image")
+        assert sent.body["to"] == CUSTOMER and sent.body["image"]["caption"] == "Your parcel, packed"
+        assert graph_api.uploads[sent.body["image"]["id"]].content == JPEG
+        # The picture the agent sees is the stored file.
+        src = photo.locator("img.media").get_attribute("src")
+        assert src is not None
+        assert amina.evaluate("async (src) => (await (await fetch(src)).arrayBuffer()).byteLength", src) == len(JPEG)
+
+        with tenant_context(tenant_a.organization):
+            wamid = OutboxMessage.objects.get(to_wa_id=CUSTOMER, kind="media").wamid
+        assert wamid
+        wp.post(wp.status(tenant_a.whatsapp.phone_number_id, wamid, "delivered", timestamp=int(time.time())))
+        photo.locator(".ticks.delivered").wait_for(timeout=30_000)
+        assert errors == []
+    finally:
+        amina.context.close()
+
+
+def test_outside_the_window_the_composer_is_a_template_picker(
+    browser: Any,
+    live_server_tenants: LiveServer,
+    celery_worker: str,
+    graph_api: FakeGraphApi,
+    tenant_a: TenantSetup,
+    agents: Agents,
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.contacts.models import Contact
+    from apps.conversations.models import Message
+    from apps.tenants.models import WhatsAppAccount
+    from apps.whatsapp.message_templates import message_templates_sync
+
+    graph_api.templates["WABA-BROWSER"] = [
+        {"id": "1", "name": "order_ready", "language": "en", "status": "APPROVED", "category": "UTILITY",
+         "components": [{"type": "BODY", "text": "Hello {{1}}, your order {{2}} is ready."}]},
+        {"id": "2", "name": "order_ready", "language": "sw", "status": "APPROVED", "category": "UTILITY",
+         "components": [{"type": "BODY", "text": "Habari {{1}}, oda yako {{2}} iko tayari."}]},
+        {"id": "3", "name": "draft", "language": "sw", "status": "PENDING", "category": "MARKETING",
+         "components": [{"type": "BODY", "text": "Not approved"}]},
+    ]  # fmt: skip
+    WhatsAppAccount.objects.filter(pk=tenant_a.whatsapp.pk).update(waba_id="WABA-BROWSER")
+    errors: list[str] = []
+    try:
+        with tenant_context(tenant_a.organization):
+            account = WhatsAppAccount.objects.get(pk=tenant_a.whatsapp.pk)
+            message_templates_sync(account=account)
+            closed = timezone.now() - timedelta(hours=2)
+            contact = Contact.objects.create(
+                wa_id=CUSTOMER, profile_name="Neema", language="sw", window_expires_at=closed
+            )
+            conversation = Conversation.objects.create(
+                contact=contact, account=account, language="sw", window_expires_at=closed, last_message_at=closed
+            )
+            Message.objects.create(
+                conversation=conversation, direction="in", author_kind="customer", type="text",
+                text="Nitakuja kesho", sent_at=closed - timedelta(hours=22), wamid="wamid.OLD1",
+            )  # fmt: skip
+        amina = _signed_in_inbox(browser, live_server_tenants, tenant_a, agents.amina.email)
+        amina.on("pageerror", lambda error: errors.append(str(error)))
+        amina.locator("#conversations li", has_text="Neema").click()
+        amina.locator("#template-picker").wait_for(state="visible", timeout=20_000)
+        assert amina.locator("#free-form").is_hidden() and amina.locator("#window-countdown").is_hidden()
+        assert "Window closed" in amina.inner_text("#window")
+        # Approved templates only, the customer's language (Swahili) first.
+        amina.locator("#template-variables input").first.wait_for(timeout=20_000)  # loaded and chosen
+        options = amina.locator("#template option").all_inner_texts()
+        assert options[1:] == ["order_ready · sw", "order_ready · en"]
+        assert amina.input_value("#template") != ""
+        assert amina.locator("#send").is_disabled()  # two variables to fill first
+        amina.fill("#template-variables input[data-index='1']", "Neema")
+        amina.fill("#template-variables input[data-index='2']", "A-42")
+        assert amina.inner_text("#template-preview") == "Habari Neema, oda yako A-42 iko tayari."
+        amina.click("#send")
+        amina.locator("#messages li.agent", has_text="Habari Neema, oda yako A-42 iko tayari.").wait_for(timeout=20_000)
+        _eventually(lambda: any(m.body.get("type") == "template" for m in graph_api.sent_messages()))
+        sent = next(m for m in graph_api.sent_messages() if m.body.get("type") == "template")
+        assert sent.body["to"] == CUSTOMER
+        assert sent.body["template"]["name"] == "order_ready" and sent.body["template"]["language"] == {"code": "sw"}
+        assert [p["text"] for p in sent.body["template"]["components"][0]["parameters"]] == ["Neema", "A-42"]
+        assert errors == []
+        amina.context.close()
+    finally:
+        WhatsAppAccount.objects.filter(pk=tenant_a.whatsapp.pk).update(waba_id="")
+        with tenant_context(tenant_a.organization):
+            from apps.whatsapp.models import MessageTemplate
+
+            MessageTemplate.objects.all().delete()

@@ -308,3 +308,48 @@ async def test_the_older_events_socket_applies_the_same_rule(tenant_a: TenantSet
     finally:
         await editor.disconnect()
         await manager.disconnect()
+
+
+async def test_delivering_events_costs_no_database_query(
+    tenant_a: TenantSetup, people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fan-out to hundreds of sockets must never wait on the database (benchmarks/inbox_fanout.py)."""
+    from django.db.backends import utils
+
+    queries: list[str] = []
+    execute = utils.CursorWrapper.execute
+
+    def counting(self: Any, sql: str, params: Any = None) -> Any:
+        queries.append(sql)  # any thread: the sockets' own database work runs on worker threads
+        return execute(self, sql, params)
+
+    sockets = [await _open(tenant_a, user) for user in (people.manager, people.amina, people.baraka)]
+    try:
+        conversation = await _conversation(tenant_a)
+        monkeypatch.setattr(utils.CursorWrapper, "execute", counting)
+        for i in range(5):
+            await database_sync_to_async(event_publish)(
+                event_type="conversation.updated",
+                data={"conversation": conversation.pk, "assigned_agent": None, "team": None, "n": i},
+                schema_name=tenant_a.schema,
+            )
+        for socket in sockets:
+            got = [e["data"]["n"] for e in await _drain(socket) if e["type"] == "conversation.updated"]
+            assert got == [0, 1, 2, 3, 4]
+        assert queries == []
+    finally:
+        for socket in sockets:
+            await socket.disconnect()
+
+
+def test_an_event_frame_is_encoded_once_per_tenant_and_event() -> None:
+    from apps.core.consumers import event_frame
+
+    # Stream ids are per tenant: two tenants' events may carry the same id.
+    alpha = {"event": "message.created", "id": "1700000000000-0", "schema": "alpha", "data": {"preview": "A"}}
+    beta = {"event": "message.created", "id": "1700000000000-0", "schema": "beta", "data": {"preview": "B"}}
+    assert '"preview": "A"' in event_frame(alpha)
+    assert '"preview": "B"' in event_frame(beta)
+    assert event_frame(dict(alpha)) is event_frame(alpha)  # the same text for every socket
+    unrecorded = {"event": "x", "id": "", "schema": "alpha", "data": {"v": 1}}
+    assert event_frame(unrecorded) == '{"type": "x", "id": "", "data": {"v": 1}}'

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
@@ -22,6 +24,11 @@ from apps.conversations.lifecycle import (
     conversation_update,
 )
 from apps.conversations.models import Conversation, Message
+from apps.conversations.outgoing import (
+    conversation_attachment_send,
+    conversation_template_send,
+    conversation_templates,
+)
 from apps.conversations.selectors import (
     canned_response_list,
     contact_history_for_user,
@@ -56,8 +63,14 @@ class ConversationSerializer(serializers.Serializer[Any]):
     is_snoozed = serializers.BooleanField()
     handoff_reason = serializers.CharField()
     window_expires_at = serializers.DateTimeField(allow_null=True)
+    window_open = serializers.SerializerMethodField()
     last_message_at = serializers.DateTimeField(allow_null=True)
     last_message_preview = serializers.CharField()
+
+    def get_window_open(self, conversation: Conversation) -> bool:
+        """Whether free-form messages may be sent now (the customer wrote within 24 hours)."""
+        expires = conversation.window_expires_at
+        return expires is not None and expires > timezone.now()
 
 
 class MessageSerializer(serializers.Serializer[Any]):
@@ -188,17 +201,43 @@ class ConversationResolveApi(APIView):
         return Response(ConversationSerializer(conversation).data)
 
 
+class TemplateChoiceSerializer(serializers.Serializer[dict[str, Any]]):
+    class Meta:
+        ref_name = "ConversationTemplateChoice"  # unique OpenAPI component name
+
+    id = serializers.IntegerField()
+    variables = serializers.ListField(
+        child=serializers.CharField(max_length=1024, allow_blank=True), required=False, default=list, max_length=20
+    )
+
+
 class ConversationMessageCreateApi(APIView):
-    """An agent's reply (sent to the customer) or an internal note (never sent)."""
+    """An agent's reply (sent to the customer), an attachment, a template, or an internal note (never sent).
+
+    JSON: `{"text"}` for a reply or a note, `{"template": {"id", "variables"}}` for a template.
+    Multipart: `file` (a photo, audio, video or document) with an optional `text` as its caption.
+    """
 
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         class Meta:
             ref_name = "ConversationMessageCreateInput"  # unique OpenAPI component name
 
-        text = serializers.CharField(max_length=4096)
+        text = serializers.CharField(max_length=4096, required=False, allow_blank=True, default="")
         note = serializers.BooleanField(required=False, default=False)
         client_id = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$", required=False, default="")
         translate = serializers.BooleanField(required=False, default=True)
+        file = serializers.FileField(required=False, allow_empty_file=True, max_length=240)
+        template = TemplateChoiceSerializer(required=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            kinds = [name for name in ("file", "template") if attrs.get(name) is not None]
+            if len(kinds) > 1:
+                raise serializers.ValidationError(_("Send a file or a template, not both at once."))
+            if attrs["note"] and kinds:
+                raise serializers.ValidationError(_("An internal note is text only."))
+            if not kinds and not attrs["text"].strip():
+                raise serializers.ValidationError({"text": [_("Write a message first.")]})
+            return attrs
 
     @extend_schema(request=InputSerializer, responses=MessageSerializer)
     def post(self, request: Request, conversation_id: int) -> Response:
@@ -209,6 +248,26 @@ class ConversationMessageCreateApi(APIView):
         conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
         if values["note"]:
             message = conversation_note_add(conversation=conversation, author=user, text=values["text"])
+        elif values.get("file") is not None:
+            upload = values["file"]
+            message = conversation_attachment_send(
+                conversation=conversation,
+                agent=user,
+                file=upload,
+                filename=upload.name or "",
+                size=upload.size or 0,
+                caption=values["text"],
+                client_id=values["client_id"],
+                translate=values["translate"],
+            )
+        elif values.get("template") is not None:
+            message = conversation_template_send(
+                conversation=conversation,
+                agent=user,
+                template_id=values["template"]["id"],
+                variables=values["template"]["variables"],
+                client_id=values["client_id"],
+            )
         else:
             message = conversation_reply(
                 conversation=conversation,
@@ -218,6 +277,27 @@ class ConversationMessageCreateApi(APIView):
                 translate=values["translate"],
             )
         return Response(MessageSerializer(message).data, status=201)
+
+
+class MessageTemplateSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    language = serializers.CharField()
+    category = serializers.CharField()
+    header_text = serializers.CharField()
+    body_text = serializers.CharField()
+    footer_text = serializers.CharField()
+    variable_count = serializers.IntegerField()
+
+
+class ConversationTemplateListApi(APIView):
+    """The approved templates the agent may send in this conversation, the customer's language first."""
+
+    @extend_schema(responses=MessageTemplateSerializer(many=True))
+    def get(self, request: Request, conversation_id: int) -> Response:
+        conversation = conversation_get_for_user(user=api_user(request), conversation_id=conversation_id)
+        templates = conversation_templates(conversation=conversation)
+        return Response(MessageTemplateSerializer(templates, many=True).data)
 
 
 class CustomerHistoryApi(APIView):

@@ -10,6 +10,7 @@ from apps.conversations.api import (
     ConversationResolveApi,
     ConversationReturnToBotApi,
     ConversationTakeoverApi,
+    ConversationTemplateListApi,
     CustomerHistoryApi,
 )
 
@@ -34,6 +35,11 @@ urlpatterns = [
         "conversations/<int:conversation_id>/return-to-bot/",
         ConversationReturnToBotApi.as_view(),
         name="conversation-return-to-bot",
+    ),
+    path(
+        "conversations/<int:conversation_id>/templates/",
+        ConversationTemplateListApi.as_view(),
+        name="conversation-template-list",
     ),
     path("conversations/<int:conversation_id>/assign/", ConversationAssignApi.as_view(), name="conversation-assign"),
     path("canned-responses/", CannedResponseListApi.as_view(), name="canned-response-list"),

@@ -27,6 +27,7 @@ from apps.tenants.selectors import organization_working_language
 from apps.whatsapp import messages as wa
 from apps.whatsapp.media import media_register
 from apps.whatsapp.messages import MessageInvalid
+from apps.whatsapp.models import Media
 from apps.whatsapp.outbox import outbox_enqueue
 from apps.whatsapp.payloads import InboundMessage
 
@@ -143,6 +144,7 @@ def message_send(
     author_kind: str,
     idempotency_key: str,
     author: User | None = None,
+    media: Media | None = None,
 ) -> Message:
     """Send a message in a conversation: an outbox row and the message that shows it."""
     contact = conversation.contact
@@ -152,6 +154,7 @@ def message_send(
         message=outgoing,
         idempotency_key=idempotency_key,
         window_expires_at=contact.window_expires_at,
+        media=media,
     )
     existing = Message.objects.filter(outbox=row).first()
     if existing is not None:
@@ -166,6 +169,7 @@ def message_send(
         text=outgoing.preview,
         content={"payload": outgoing.payload},
         outbox=row,
+        media=media,
         sent_at=now,
     )
     Conversation.objects.filter(pk=conversation.pk).update(
@@ -174,7 +178,7 @@ def message_send(
     return message
 
 
-def _reply_translated(conversation: Conversation, text: str) -> tuple[str, dict[str, Any]]:
+def agent_text_translated(conversation: Conversation, text: str) -> tuple[str, dict[str, Any]]:
     """The agent's reply in the customer's language when a provider can translate it."""
     from apps.ai.router import translate
 
@@ -199,7 +203,7 @@ def conversation_reply(
         raise MessageInvalid(_("Write a message first."), extra={"field": "text"})
     if not (conversation.status == Conversation.Status.ASSIGNED and conversation.assigned_agent_id == agent.pk):
         conversation = conversation_takeover(conversation=conversation, agent=agent)
-    outgoing_text, content = _reply_translated(conversation, text) if translate else (text, {})
+    outgoing_text, content = agent_text_translated(conversation, text) if translate else (text, {})
     message = message_send(
         conversation=conversation,
         outgoing=wa.text(outgoing_text),
@@ -210,13 +214,23 @@ def conversation_reply(
     if content and message.content.get("original") is None:
         message.content = {**message.content, **content}
         message.save(update_fields=["content"])
+    agent_reply_recorded(conversation=conversation, message=message, preview=text)
+    return message
+
+
+def agent_reply_recorded(*, conversation: Conversation, message: Message, preview: str) -> None:
+    """What follows every agent reply: the thread is read, higher apps hear of it, the inboxes update."""
     Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
     hooks.hooks_fire(hooks.on_agent_reply, message)
     event_publish(
         event_type="message.created",
-        data={**conversation_routing(conversation), "message": message.pk, "direction": "out", "preview": text[:200]},
+        data={
+            **conversation_routing(conversation),
+            "message": message.pk,
+            "direction": "out",
+            "preview": preview[:200],
+        },
     )
-    return message
 
 
 @transaction.atomic

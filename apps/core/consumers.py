@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -9,6 +11,29 @@ from apps.core.realtime import EVENTS_TOPIC, tenant_group, user_group
 # Close codes the client can act on (4000-4999 are for applications).
 CLOSE_UNKNOWN_TENANT = 4404
 CLOSE_UNAUTHENTICATED = 4401
+
+
+_FRAMES_KEPT = 256
+_frames: OrderedDict[str, str] = OrderedDict()
+
+
+def event_frame(message: dict[str, Any]) -> str:
+    """The websocket text of an event, encoded once per process for all the sockets it goes to.
+
+    Every socket that may see an event sends the same text. The tenant's schema and the
+    event's id in that tenant's stream name it: stream ids are only unique within one tenant's
+    stream. An event without both (Redis could not record it) is encoded each time.
+    """
+    event_id = str(message.get("id") or "")
+    key = f"{message['schema']}:{event_id}" if event_id and message.get("schema") else ""
+    frame = _frames.get(key) if key else None
+    if frame is None:
+        frame = json.dumps({"type": message["event"], "id": event_id, "data": message["data"]})
+        if key:
+            _frames[key] = frame
+            if len(_frames) > _FRAMES_KEPT:
+                _frames.popitem(last=False)
+    return frame
 
 
 class TenantEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -59,4 +84,4 @@ class TenantEventsConsumer(AsyncJsonWebsocketConsumer):
             await super().dispatch(message)
 
     async def event_forward(self, message: dict[str, Any]) -> None:
-        await self.send_json({"type": message["event"], "id": message.get("id", ""), "data": message["data"]})
+        await self.send(text_data=event_frame(message))

@@ -6,15 +6,17 @@ publisher in one tenant cannot address a socket of another.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import redis
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
@@ -94,6 +96,45 @@ def events_since(*, schema_name: str, since_id: str, limit: int = 500) -> list[R
     ]
 
 
+PUBLISH_TIMEOUT_SECONDS = 5.0
+
+
+class _Publisher:
+    """One event loop per process, on a thread of its own, that hands events to the channel layer.
+
+    `async_to_sync` called from a worker thread starts a new event loop (on a new thread) for
+    each call, and the channel layer keeps its Redis connections per loop: every event paid
+    for a fresh connection (profiled in benchmarks/inbox_fanout.py). This loop lives as long as
+    the process (a forked child starts its own), so its connections are reused.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            alive = self._thread is not None and self._thread.is_alive()
+            if self._loop is None or self._pid != os.getpid() or not alive:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="event-publisher", daemon=True)
+                thread.start()
+                self._loop, self._thread, self._pid = loop, thread, os.getpid()
+            return self._loop
+
+    def group_send(self, group: str, message: dict[str, Any]) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            raise RuntimeError("No channel layer is configured (CHANNEL_LAYERS).")
+        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), self._running_loop())
+        future.result(timeout=PUBLISH_TIMEOUT_SECONDS)
+
+
+_publisher = _Publisher()
+
+
 def event_publish(
     *, event_type: str, data: dict[str, Any], user_id: int | None = None, schema_name: str | None = None
 ) -> None:
@@ -106,12 +147,10 @@ def event_publish(
     group = user_group(schema, user_id) if user_id is not None else tenant_group(schema, EVENTS_TOPIC)
 
     def send() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            raise RuntimeError("No channel layer is configured (CHANNEL_LAYERS).")
         message = event_message(event_type, data)
         message["id"] = event_record(schema, event_type, data, user_id)
         message["user"] = user_id
-        async_to_sync(layer.group_send)(group, message)
+        message["schema"] = schema
+        _publisher.group_send(group, message)
 
     transaction.on_commit(send)

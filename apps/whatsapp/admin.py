@@ -18,8 +18,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from apps.core.admin_sites import platform_admin_site, tenant_admin_site
+from apps.core.tenancy import current_schema
 from apps.tenants.models import WebhookEvent, WhatsAppAccount
-from apps.whatsapp.models import Media, OutboxMessage
+from apps.whatsapp.models import Media, MessageTemplate, OutboxMessage
 from apps.whatsapp.processing import webhook_event_replay
 
 SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
@@ -76,8 +77,40 @@ class WhatsAppAccountForm(forms.ModelForm[WhatsAppAccount]):
         return cleaned
 
 
+def _templates_sync_queue(modeladmin: Any, request: HttpRequest, accounts: list[WhatsAppAccount]) -> None:
+    from apps.whatsapp.tasks import message_templates_sync_task
+
+    queued = 0
+    for account in accounts:
+        if account.transport == WhatsAppAccount.Transport.CLOUD and not account.waba_id:
+            modeladmin.message_user(
+                request,
+                _("%(number)s has no WhatsApp Business account ID: add it to the number first.") % {"number": account},
+                level=messages.WARNING,
+            )
+            continue
+        message_templates_sync_task.apply_async(args=(account.pk,), headers={"_schema_name": current_schema()})
+        queued += 1
+    if queued:
+        modeladmin.message_user(
+            request,
+            ngettext(
+                "Fetching the templates of %(count)d number from WhatsApp; reload the templates list in a minute.",
+                "Fetching the templates of %(count)d numbers from WhatsApp; reload the templates list in a minute.",
+                queued,
+            )
+            % {"count": queued},
+        )
+
+
+@admin.action(description=_("Fetch message templates from WhatsApp"))
+def templates_sync(modeladmin: Any, request: HttpRequest, queryset: QuerySet[WhatsAppAccount]) -> None:
+    _templates_sync_queue(modeladmin, request, list(queryset))
+
+
 class TenantWhatsAppAccountAdmin(admin.ModelAdmin[WhatsAppAccount]):
     form = WhatsAppAccountForm
+    actions = [templates_sync]
     list_display = [
         "name",
         "display_phone_number",
@@ -224,7 +257,43 @@ class MediaAdmin(admin.ModelAdmin[Media]):
         return False
 
 
+@admin.action(description=_("Refresh from WhatsApp"))
+def templates_refresh(modeladmin: Any, request: HttpRequest, queryset: QuerySet[MessageTemplate]) -> None:
+    ids = set(queryset.values_list("account_id", flat=True))
+    tenant = request.tenant  # type: ignore[attr-defined]
+    _templates_sync_queue(modeladmin, request, list(WhatsAppAccount.objects.filter(pk__in=ids, tenant=tenant)))
+
+
+class MessageTemplateAdmin(admin.ModelAdmin[MessageTemplate]):
+    """Templates are written and approved in WhatsApp Manager; here they are read, and refreshed."""
+
+    list_display = ["name", "language", "category", "status", "variable_count", "is_sendable", "account", "synced_at"]
+    list_filter = ["status", "category", "language", "is_sendable"]
+    search_fields = ["name", "body_text"]
+    list_select_related = ["account"]
+    actions = [templates_refresh]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [field.name for field in MessageTemplate._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        if request.method == "GET" and not MessageTemplate.objects.exists():
+            self.message_user(
+                request,
+                _(
+                    "No templates yet: select your numbers under WhatsApp numbers and run "
+                    "'Fetch message templates from WhatsApp'. They are also refreshed every 6 hours."
+                ),
+                level=messages.INFO,
+            )
+        return super().changelist_view(request, extra_context)
+
+
 tenant_admin_site.register(WhatsAppAccount, TenantWhatsAppAccountAdmin)
+tenant_admin_site.register(MessageTemplate, MessageTemplateAdmin)
 tenant_admin_site.register(WebhookEvent, TenantWebhookEventAdmin)
 tenant_admin_site.register(OutboxMessage, OutboxMessageAdmin)
 tenant_admin_site.register(Media, MediaAdmin)

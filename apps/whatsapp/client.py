@@ -106,6 +106,19 @@ class WhatsAppClient:
             file_size=int(size) if isinstance(size, int | str) and str(size).isdigit() else None,
         )
 
+    def media_upload(self, *, content: bytes, mime_type: str, filename: str) -> str:
+        """POST /{phone-number-id}/media (multipart); return the media id to send it by."""
+        response = self._call(
+            "POST",
+            self._url(f"{self.phone_number_id}/media"),
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (filename, content, mime_type)},
+        )
+        data = response.json()
+        if not isinstance(data, dict) or not data.get("id"):
+            raise GraphApiError(status=200, code=None, title="The upload response has no media id", details=str(data))
+        return str(data["id"])
+
     def media_download(self, url: str, *, max_bytes: int) -> bytes:
         """Download a media URL with the bearer token, refusing anything over max_bytes."""
         try:
@@ -123,6 +136,29 @@ class WhatsAppClient:
         except httpx.HTTPError as exc:
             raise GraphApiError(status=0, code=None, title=f"{type(exc).__name__}: {exc}") from exc
         return b"".join(chunks)
+
+    # --- message templates -----------------------------------------------------------------
+
+    def message_templates(self, waba_id: str, *, page_size: int = 100, max_pages: int = 100) -> list[dict[str, Any]]:
+        """GET /{waba-id}/message_templates, every page (Meta pages with an `after` cursor)."""
+        fields = "id,name,language,status,category,components"
+        params: dict[str, str | int] = {"fields": fields, "limit": page_size}
+        templates: list[dict[str, Any]] = []
+        for _page in range(max_pages):
+            data = self._call("GET", self._url(f"{waba_id}/message_templates"), params=params).json()
+            if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+                raise GraphApiError(
+                    status=200, code=None, title="The templates response has no data", details=str(data)
+                )
+            templates.extend(item for item in data["data"] if isinstance(item, dict))
+            paging = data.get("paging")
+            paging = paging if isinstance(paging, dict) else {}
+            cursors = paging.get("cursors")
+            after = cursors.get("after") if isinstance(cursors, dict) else None
+            if not paging.get("next") or not after:
+                return templates
+            params = {"fields": fields, "limit": page_size, "after": str(after)}
+        raise GraphApiError(status=200, code=None, title=f"More than {max_pages} pages of templates")
 
 
 class MediaTooLarge(Exception):

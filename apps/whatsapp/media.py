@@ -46,8 +46,8 @@ def media_register(*, account: WhatsAppAccount, kind: str, ref: MediaRef) -> Med
 def media_download(*, media_id: int, client: WhatsAppClient | None = None) -> Media:
     """Fetch the file into storage, within the size limit for its type. Retryable errors propagate."""
     media = Media.objects.select_related("account").get(pk=media_id)
-    if media.status == Media.Status.READY:
-        return media
+    if media.status == Media.Status.READY or not media.media_id:
+        return media  # stored already, or an agent's file (which we upload, never download)
     account = media.account
     client = client or WhatsAppClient(phone_number_id=account.phone_number_id, access_token=account.access_token)
     limit = settings.WHATSAPP_MEDIA_MAX_BYTES.get(media.kind, 16 * 1024 * 1024)

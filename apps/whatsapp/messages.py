@@ -207,10 +207,21 @@ def template(
 
 
 def media(kind: str, ref: str, *, caption: str = "", filename: str = "") -> Outgoing:
+    _limit(ref, "media", 2000)
+    return _media(kind, ref, caption=caption, filename=filename)
+
+
+def attachment(kind: str, *, caption: str = "", filename: str = "") -> Outgoing:
+    """A media message for a stored file: the outbox uploads it and fills in the media id when sending."""
+    return _media(kind, "", caption=caption, filename=filename)
+
+
+def _media(kind: str, ref: str, *, caption: str, filename: str) -> Outgoing:
     if kind not in {"image", "audio", "video", "document", "sticker"}:
         raise MessageInvalid(_("Unknown media type %(kind)s.") % {"kind": kind}, extra={"field": "type"})
-    _limit(ref, "media", 2000)
-    body: dict[str, Any] = {"link": ref} if ref.startswith(("http://", "https://")) else {"id": ref}
+    body: dict[str, Any] = {}
+    if ref:
+        body = {"link": ref} if ref.startswith(("http://", "https://")) else {"id": ref}
     if caption:
         if kind in {"audio", "sticker"}:
             raise MessageInvalid(_("%(kind)s messages have no caption.") % {"kind": kind}, extra={"field": "caption"})

@@ -48,6 +48,9 @@ class OutboxMessage(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     error_code = models.IntegerField(null=True, blank=True)
     error_title = models.TextField(blank=True)
+    # An attachment: uploaded to the Graph API by the sender before the message itself, so that
+    # the upload is retried with the send (the media id is kept once Meta has given it).
+    media = models.ForeignKey("Media", on_delete=models.SET_NULL, null=True, blank=True, related_name="outbox")
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
@@ -74,7 +77,7 @@ class OutboxMessage(models.Model):
 
 
 class Media(models.Model):
-    """A media file a customer sent, fetched from the Graph API into our storage."""
+    """A media file: one a customer sent, fetched into our storage, or one an agent sends, uploaded from it."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Downloading")
@@ -85,7 +88,8 @@ class Media(models.Model):
     # Cross-schema (tenant -> public): DO_NOTHING, so that deleting in the public schema never
     # looks for this tenant table there; the database constraint still refuses a dangling row.
     account = models.ForeignKey(WhatsAppAccount, on_delete=models.DO_NOTHING, related_name="+")
-    media_id = models.CharField(max_length=200, unique=True)
+    # Meta's id: an agent's attachment has none until the sender has uploaded it.
+    media_id = models.CharField(max_length=200, unique=True, null=True, blank=True)
     kind = models.CharField(max_length=20)
     mime_type = models.CharField(max_length=200, blank=True)
     sha256 = models.CharField(max_length=200, blank=True)
@@ -103,3 +107,50 @@ class Media(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.media_id} ({self.status})"
+
+
+class MessageTemplate(models.Model):
+    """A message template of the number's WhatsApp Business account, as Meta last reported it."""
+
+    class Status(models.TextChoices):
+        APPROVED = "APPROVED", _("Approved")
+        PENDING = "PENDING", _("In review")
+        REJECTED = "REJECTED", _("Rejected")
+        PAUSED = "PAUSED", _("Paused")
+        DISABLED = "DISABLED", _("Disabled")
+        IN_APPEAL = "IN_APPEAL", _("In appeal")
+        OTHER = "OTHER", _("Other")
+
+    class Category(models.TextChoices):
+        MARKETING = "MARKETING", _("Marketing")
+        UTILITY = "UTILITY", _("Utility")
+        AUTHENTICATION = "AUTHENTICATION", _("Authentication")
+        OTHER = "OTHER", _("Other")
+
+    # Cross-schema (tenant -> public): DO_NOTHING, so that deleting in the public schema never
+    # looks for this tenant table there; the database constraint still refuses a dangling row.
+    account = models.ForeignKey(WhatsAppAccount, on_delete=models.DO_NOTHING, related_name="+")
+    template_id = models.CharField(_("Meta template ID"), max_length=64, blank=True)
+    name = models.CharField(_("name"), max_length=512)
+    language = models.CharField(_("language"), max_length=15)
+    category = models.CharField(_("category"), max_length=20, choices=Category.choices, default=Category.OTHER)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.OTHER)
+    components = models.JSONField(_("components"), default=list, blank=True)
+    header_text = models.CharField(_("header"), max_length=60, blank=True)
+    body_text = models.TextField(_("body"), blank=True)
+    footer_text = models.CharField(_("footer"), max_length=60, blank=True)
+    variable_count = models.PositiveSmallIntegerField(_("body variables"), default=0)
+    # Agents can send it from the inbox: every parameter it takes is a body text variable.
+    is_sendable = models.BooleanField(_("sendable from the inbox"), default=True)
+    synced_at = models.DateTimeField(_("synced"))
+
+    class Meta:
+        verbose_name = _("message template")
+        verbose_name_plural = _("message templates")
+        ordering = ["name", "language"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "name", "language"], name="whatsapp_template_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"

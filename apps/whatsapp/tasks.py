@@ -5,8 +5,11 @@ from dataclasses import asdict
 
 from celery import Task, shared_task
 
+from apps.core.exceptions import ApplicationError
+from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp.client import GraphApiError
 from apps.whatsapp.media import media_download
+from apps.whatsapp.message_templates import message_templates_accounts, message_templates_sync
 from apps.whatsapp.outbox import outbox_deliver, outbox_drain_cycle, outbox_stuck_requeue
 from apps.whatsapp.processing import EventRetry, webhook_event_fail, webhook_event_process, webhook_events_stuck_requeue
 
@@ -68,3 +71,29 @@ def media_download_task(self: Task, media_id: int) -> str:  # type: ignore[type-
         return media_download(media_id=media_id).status
     except GraphApiError as exc:
         raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 2)) from exc
+
+
+@shared_task(bind=True, max_retries=4, acks_late=True)
+def message_templates_sync_task(self: Task, account_id: int) -> dict[str, int]:  # type: ignore[type-arg]
+    """Fetch one number's templates from Meta (the admin action queues this)."""
+    account = WhatsAppAccount.objects.get(pk=account_id)
+    try:
+        report = message_templates_sync(account=account)
+    except GraphApiError as exc:
+        if exc.retryable:
+            raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
+        raise
+    return asdict(report)
+
+
+@shared_task
+def message_templates_refresh_task() -> int:
+    """Refresh the templates of every number of this tenant (runs per tenant, periodically)."""
+    synced = 0
+    for account in message_templates_accounts():
+        try:
+            message_templates_sync(account=account)
+            synced += 1
+        except (GraphApiError, ApplicationError):  # one number's failure must not stop the others
+            logger.exception("could not refresh the templates of number %s", account.pk)
+    return synced

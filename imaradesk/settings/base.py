@@ -128,6 +128,11 @@ _pool_max = env_int("DB_POOL_MAX_SIZE", 10)
 _db["OPTIONS"] = {"pool": {"min_size": 1, "max_size": _pool_max, "timeout": 10}} if _pool_max > 0 else {}
 DATABASES = {"default": _db}
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# django-tenants sends `SET search_path` before every query unless told to send it only when
+# the schema changes. Profiled (benchmarks/inbox_fanout.py, py-spy): those SETs were about half
+# of the webhook task's time. Its wrapper forgets the setting on rollback, savepoint rollback,
+# close (back to the pool) and every set_schema/set_tenant, so skipping repeats is safe.
+TENANT_LIMIT_SET_CALLS = env_bool("TENANT_LIMIT_SET_CALLS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery --------------------------------------------------
@@ -147,10 +152,13 @@ CACHES = {
 # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis'
 # blocking BZPOPMIN: an idle socket's receive loop would die after 5 s. Read longer.
 CHANNEL_LAYER_SOCKET_TIMEOUT = 30
-# channels_redis's list-based layer; `channels_redis.pubsub.RedisPubSubChannelLayer` is the
-# alternative (one PUBLISH per event and process). Measured with benchmarks/inbox_fanout.py on
-# a loaded 2-core machine, neither was faster; see docs/architecture.md.
-CHANNEL_LAYER_BACKEND = env_str("CHANNEL_LAYER_BACKEND", "channels_redis.core.RedisChannelLayer")
+# Redis pub/sub: a group_send is one PUBLISH, and each server process receives it once and
+# hands it to its local sockets. The list-based `channels_redis.core.RedisChannelLayer` writes
+# one copy per socket, and its receive loop wakes every waiting socket for each copy: with 200
+# agents on one process that churn was most of the fan-out time (benchmarks/inbox_fanout.py).
+# Pub/sub delivers at most once; a socket that misses an event catches up from the tenant's
+# Redis stream (see apps.core.realtime).
+CHANNEL_LAYER_BACKEND = env_str("CHANNEL_LAYER_BACKEND", "channels_redis.pubsub.RedisPubSubChannelLayer")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": CHANNEL_LAYER_BACKEND,
@@ -196,6 +204,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "apps.tenants.tasks.tenants_fan_out_task",
         "schedule": 60.0,
         "args": ["apps.whatsapp.tasks.outbox_sweep_task"],
+    },
+    # Templates are edited and approved in WhatsApp Manager: keep each number's copy fresh.
+    "whatsapp-message-templates-refresh": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 6 * 3600.0,
+        "args": ["apps.whatsapp.tasks.message_templates_refresh_task"],
     },
     "conversations-assignment-drain": {
         "task": "apps.tenants.tasks.tenants_fan_out_task",

@@ -16,12 +16,17 @@
   let cannedTimer = null;
   let cannedFirst = null;
   let chosenSuggestion = null;
+  let attachment = null;  // the File chosen in the composer, sent with the reply as its caption
+  let templates = [];  // the approved templates of the open conversation (outside the window)
+  let templatesFor = null;
+  let sending = false;
 
+  // JSON by default; a FormData body (an attachment) goes as multipart, its boundary set by the browser.
   async function api(path, options) {
-    const response = await fetch(cfg.api + path, Object.assign({
-      headers: {"Content-Type": "application/json", "X-CSRFToken": decodeURIComponent(csrf)},
-      credentials: "same-origin",
-    }, options || {}));
+    const multipart = options && options.body instanceof FormData;
+    const headers = {"X-CSRFToken": decodeURIComponent(csrf)};
+    if (!multipart) headers["Content-Type"] = "application/json";
+    const response = await fetch(cfg.api + path, Object.assign({headers: headers, credentials: "same-origin"}, options || {}));
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.message || ("HTTP " + response.status));
     return body;
@@ -85,6 +90,7 @@
 
   // --- one conversation ---------------------------------------------------------------------
   async function open(id) {
+    if (id !== openId) clearAttachment();
     openId = id;
     document.body.classList.add("reading");
     showError("");
@@ -189,19 +195,104 @@
     list.dataset.openId = String(openId);
   }
 
+  // --- the composer: the 24-hour window, templates, attachments ---------------------------
+  function windowLeft() {
+    const c = openConversation;
+    return c && c.window_expires_at ? new Date(c.window_expires_at) - Date.now() : -1;
+  }
+
+  function countdownText(left) {
+    const hours = Math.floor(left / 3600000);
+    const minutes = Math.floor((left % 3600000) / 60000);
+    const seconds = Math.floor((left % 60000) / 1000);
+    const pad = (n) => String(n).padStart(2, "0");
+    return hours ? hours + "h " + pad(minutes) + "m" : minutes + "m " + pad(seconds) + "s";
+  }
+
+  // Open window: free text and attachments, with the time left. Closed: the template picker
+  // (notes are never sent, so they stay free text).
   function renderWindow() {
     clearInterval(windowTimer);
     const update = () => {
-      const c = openConversation;
-      const ends = c && c.window_expires_at ? new Date(c.window_expires_at) : null;
-      const left = ends ? ends - Date.now() : -1;
+      const left = windowLeft();
       const closed = left <= 0;
-      $("window").textContent = closed ? L.windowClosed : L.windowOpen + " " + Math.floor(left / 3600000) + "h " + Math.floor((left % 3600000) / 60000) + "m";
-      $("window-closed").hidden = !closed || $("note").checked;
-      $("send").disabled = closed && !$("note").checked;
+      const picking = closed && !$("note").checked;
+      $("window").textContent = closed ? L.windowClosed : L.windowOpen + " " + countdownText(left);
+      const countdown = $("window-countdown");
+      countdown.hidden = closed;
+      countdown.textContent = closed ? "" : L.windowOpen + " " + countdownText(left);
+      countdown.classList.toggle("soon", !closed && left < 3600000);
+      $("window-closed").hidden = !picking;
+      $("free-form").hidden = picking;
+      $("attach-label").hidden = closed || $("note").checked;
+      $("template-picker").hidden = !picking;
+      $("send").textContent = picking ? L.sendTemplate : $("send").dataset.label;
+      if (picking && templatesFor !== openId) loadTemplates();
+      if (picking) renderTemplate();
+      else $("send").disabled = sending;
+      if (closed) clearInterval(windowTimer);
     };
     update();
-    windowTimer = setInterval(update, 30000);
+    windowTimer = setInterval(update, 1000);
+  }
+
+  async function loadTemplates() {
+    templatesFor = openId;
+    templates = [];
+    try {
+      templates = await api("conversations/" + openId + "/templates/");
+    } catch (error) {
+      showError(error.message);
+    }
+    const select = $("template");
+    select.replaceChildren(new Option(L.chooseTemplate, ""));
+    for (const t of templates) select.appendChild(new Option(t.name + " · " + t.language, String(t.id)));
+    $("template-none").hidden = templates.length > 0;
+    if (templates.length) select.value = String(templates[0].id);  // the customer's language comes first
+    renderVariables();
+  }
+
+  function chosenTemplate() {
+    return templates.find((t) => String(t.id) === $("template").value) || null;
+  }
+
+  function renderVariables() {
+    const box = $("template-variables");
+    box.replaceChildren();
+    const t = chosenTemplate();
+    for (let i = 1; t && i <= t.variable_count; i++) {
+      const input = el("input", "template-variable");
+      input.dataset.index = String(i);
+      input.placeholder = "{{" + i + "}}";
+      input.setAttribute("aria-label", L.variable + " " + i);
+      input.maxLength = 1024;
+      input.addEventListener("input", renderTemplate);
+      box.appendChild(input);
+    }
+    renderTemplate();
+  }
+
+  function templateVariables() {
+    return Array.from($("template-variables").querySelectorAll("input")).map((input) => input.value.trim());
+  }
+
+  function renderTemplate() {
+    const t = chosenTemplate();
+    const values = templateVariables();
+    const body = t ? t.body_text.replace(/\{\{\s*(\d+)\s*\}\}/g, (match, n) => values[n - 1] || "[" + n + "]") : "";
+    $("template-preview").textContent = t ? [t.header_text, body, t.footer_text].filter(Boolean).join("\n") : "";
+    $("send").disabled = sending || !t || values.some((value) => !value);
+  }
+
+  function chooseAttachment(file) {
+    attachment = file || null;
+    $("attachment-chosen").hidden = !attachment;
+    $("attachment-name").textContent = attachment ? "📎 " + attachment.name + " (" + Math.max(1, Math.round(attachment.size / 1024)) + " KB)" : "";
+  }
+
+  function clearAttachment() {
+    $("attachment").value = "";
+    chooseAttachment(null);
   }
 
   function due(label, iso) {
@@ -299,23 +390,47 @@
     $("suggestions").replaceChildren();
   }
 
+  function clientId() {
+    return "web-" + Date.now() + "-" + Math.random().toString(36).slice(2, 8);
+  }
+
+  // What the composer sends now: a note, a template (window closed), an attachment, or text.
+  function outgoing() {
+    const note = $("note").checked;
+    if (!note && windowLeft() <= 0) {
+      const t = chosenTemplate();
+      return t ? JSON.stringify({template: {id: t.id, variables: templateVariables()}, client_id: clientId()}) : null;
+    }
+    const text = $("reply").value;
+    if (attachment && !note) {
+      const form = new FormData();
+      form.append("file", attachment, attachment.name);
+      form.append("text", text);
+      form.append("client_id", clientId());
+      return form;
+    }
+    return text.trim() ? JSON.stringify({text: text, note: note, client_id: clientId()}) : null;
+  }
+
   async function send(event) {
     event.preventDefault();
-    const text = $("reply").value;
-    if (!text.trim() || !openId) return;
+    const body = openId ? outgoing() : null;
+    if (!body) return;
+    const note = $("note").checked;
+    sending = true;
     $("send").disabled = true;
     try {
-      const sent = await api("conversations/" + openId + "/messages/", {
-        method: "POST",
-        body: JSON.stringify({text: text, note: $("note").checked, client_id: "web-" + Date.now() + "-" + Math.random().toString(36).slice(2, 8)}),
-      });
+      const sent = await api("conversations/" + openId + "/messages/", {method: "POST", body: body});
       $("reply").value = "";
+      clearAttachment();
+      for (const input of $("template-variables").querySelectorAll("input")) input.value = "";
       showError("");
-      if (!$("note").checked) recordOutcomes(sent.id);
+      if (!note) recordOutcomes(sent.id);
       await Promise.all([loadThread(), loadList()]);
     } catch (error) {
-      showError(error.message);  // the text stays in the box: nothing typed is lost
+      showError(error.message);  // the text and the file stay in the composer: nothing is lost
     } finally {
+      sending = false;
       $("send").disabled = false;
       renderWindow();
     }
@@ -394,7 +509,11 @@
   $("filters").addEventListener("input", () => loadList());
   $("filters").addEventListener("submit", (event) => { event.preventDefault(); loadList(); });
   $("composer").addEventListener("submit", send);
+  $("send").dataset.label = $("send").textContent;
   $("note").addEventListener("change", renderWindow);
+  $("attachment").addEventListener("change", (event) => chooseAttachment(event.target.files[0]));
+  $("attachment-remove").addEventListener("click", clearAttachment);
+  $("template").addEventListener("change", renderVariables);
   $("reply").addEventListener("keydown", (event) => {
     if (event.key !== "Enter" || event.shiftKey) return;
     event.preventDefault();

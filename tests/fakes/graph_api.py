@@ -9,6 +9,10 @@ The server is a small asyncio HTTP/1.1 server with keep-alive, on an event loop 
 thousands of requests a second and a benchmark measures the sender, not the fake. A scripted
 delay sleeps on the loop, so a slow answer never holds up the others.
 
+It also speaks the media upload (`POST /{phone}/media`, multipart: the file is kept in
+`uploads` and then served like a customer's media) and the template catalogue
+(`GET /{waba}/message_templates`, paginated with `after` cursors, from `templates[waba]`).
+
 In its own process, `GET /_fake/stats` answers {"messages": n, "distinct": n, "duplicates": n}
 (message requests counted by their body) and `POST /_fake/reset` forgets everything.
 """
@@ -18,6 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import email.parser
+import email.policy
+import hashlib
 import itertools
 import json
 import threading
@@ -25,6 +32,7 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -42,10 +50,40 @@ class Recorded:
     body: Any
 
 
+@dataclass(frozen=True)
+class Upload:
+    phone_number_id: str
+    filename: str
+    mime_type: str  # the form's `type` field
+    content: bytes
+
+
+def _multipart(content_type: str, raw: bytes) -> tuple[dict[str, str], dict[str, tuple[str, str, bytes]]]:
+    """The form fields and files of a multipart/form-data body."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+    )
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, str, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        decoded = part.get_payload(decode=True)
+        payload = decoded if isinstance(decoded, bytes) else b""
+        filename = part.get_filename()
+        if filename is not None:
+            files[str(name)] = (filename, part.get_content_type(), payload)
+        else:
+            fields[str(name)] = payload.decode()
+    return fields, files
+
+
 @dataclass
 class FakeGraphApi:
     requests: list[Recorded] = field(default_factory=list)
     media_files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    uploads: dict[str, Upload] = field(default_factory=dict)
+    templates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    templates_page_size: int = 2
     host: str = "127.0.0.1"
     port: int = 0
     _scripts: dict[str, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
@@ -131,9 +169,11 @@ class FakeGraphApi:
             self.requests.clear()
             self._scripts.clear()
             self.media_files.clear()
+            self.uploads.clear()
+            self.templates.clear()
 
     def script(self, route: str, *replies: Reply) -> None:
-        """Queue replies for a route: "messages", "media-info" or "media-file"."""
+        """Queue replies for a route: "messages", "media-info", "media-file", "media-upload" or "templates"."""
         with self._lock:
             self._scripts[route].extend(replies)
 
@@ -170,10 +210,17 @@ class FakeGraphApi:
                         headers[name.strip()] = value.strip()
                 length = int(next((v for k, v in headers.items() if k.lower() == "content-length"), "0") or 0)
                 raw = await reader.readexactly(length) if length else b""
-                try:
-                    body: Any = json.loads(raw) if raw else None
-                except ValueError:
-                    body = raw.decode(errors="replace")
+                kind = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+                body: Any
+                if kind.startswith("multipart/form-data"):
+                    fields, files = _multipart(kind, raw)
+                    body = {"fields": fields, "files": {k: (n, t, len(c)) for k, (n, t, c) in files.items()}}
+                    body["_files"] = files
+                else:
+                    try:
+                        body = json.loads(raw) if raw else None
+                    except ValueError:
+                        body = raw.decode(errors="replace")
                 status, content, content_type = await self._answer(method, path, headers, body)
                 try:
                     reason = HTTPStatus(status).phrase
@@ -200,9 +247,62 @@ class FakeGraphApi:
         if path == "/_fake/reset":
             self.reset()
             return 200, b"{}", "application/json"
+        files = body.pop("_files", {}) if isinstance(body, dict) else {}
         with self._lock:
             self.requests.append(Recorded(method, path, headers, body))
+        if method == "POST" and urlsplit(path).path.endswith("/media"):
+            return await self._upload(path, body, files)
+        if method == "GET" and "/message_templates" in path:
+            return await self._templates(path)
         return await self._route(path)
+
+    async def _scripted(self, route: str) -> tuple[int, bytes, str] | None:
+        scripted = self._next(route)
+        if scripted is None:
+            return None
+        await asyncio.sleep(scripted.delay)
+        if scripted.body is None and scripted.status == 200:
+            return None
+        return scripted.status, json.dumps(scripted.body or {}).encode(), "application/json"
+
+    async def _upload(self, path: str, body: Any, files: dict[str, tuple[str, str, bytes]]) -> tuple[int, bytes, str]:
+        scripted = await self._scripted("media-upload")
+        if scripted is not None:
+            return scripted
+        fields = body.get("fields", {}) if isinstance(body, dict) else {}
+        if fields.get("messaging_product") != "whatsapp" or "file" not in files:
+            error = {"error": {"message": "(#100) The parameter file is required.", "code": 100}}
+            return 400, json.dumps(error).encode(), "application/json"
+        filename, _part_type, content = files["file"]
+        mime = fields.get("type", "")
+        media_id = f"upload{next(self._ids)}{hashlib.sha256(content).hexdigest()[:8]}"
+        phone = urlsplit(path).path.rstrip("/").split("/")[-2]
+        with self._lock:
+            self.uploads[media_id] = Upload(phone, filename, mime, content)
+            self.media_files[media_id] = (content, mime)
+        return 200, json.dumps({"id": media_id}).encode(), "application/json"
+
+    async def _templates(self, path: str) -> tuple[int, bytes, str]:
+        scripted = await self._scripted("templates")
+        if scripted is not None:
+            return scripted
+        parts = urlsplit(path)
+        waba = parts.path.rstrip("/").split("/")[-2]
+        query = parse_qs(parts.query)
+        with self._lock:
+            if waba not in self.templates:
+                error = {"error": {"message": f"Unsupported get request. Object with ID '{waba}' does not exist",
+                                   "code": 100}}  # fmt: skip
+                return 400, json.dumps(error).encode(), "application/json"
+            items = list(self.templates[waba])
+        size = min(int((query.get("limit") or ["25"])[0]), self.templates_page_size)
+        start = int((query.get("after") or ["0"])[0])
+        page = items[start : start + size]
+        cursors = {"before": str(start), "after": str(start + size)}
+        answer: dict[str, Any] = {"data": page, "paging": {"cursors": cursors}}
+        if start + size < len(items):
+            answer["paging"]["next"] = f"{self.url}{parts.path}?after={start + size}&limit={size}"
+        return 200, json.dumps(answer).encode(), "application/json"
 
     async def _route(self, path: str) -> tuple[int, bytes, str]:
         if path.startswith("/media-files/"):

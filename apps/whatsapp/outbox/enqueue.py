@@ -12,7 +12,7 @@ from apps.core.exceptions import ConflictError
 from apps.core.tenancy import current_schema
 from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp.messages import Outgoing
-from apps.whatsapp.models import OutboxMessage
+from apps.whatsapp.models import Media, OutboxMessage
 from apps.whatsapp.outbox.scheduling import outbox_drain_request
 
 
@@ -28,6 +28,7 @@ def outbox_enqueue(
     idempotency_key: str,
     window_expires_at: datetime | None,
     priority: int = OutboxMessage.Priority.LIVE,
+    media: Media | None = None,
 ) -> OutboxMessage:
     """Queue a message for sending; a free-form message outside the 24-hour window is refused here."""
     now = timezone.now()
@@ -48,6 +49,7 @@ def outbox_enqueue(
             "payload": {"to": to_wa_id, **message.payload},
             "priority": priority,
             "next_attempt_at": now,
+            "media": media,
         },
     )
     if created:

@@ -34,7 +34,7 @@ from django.utils import timezone
 from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp import governor
 from apps.whatsapp.client import GraphApiError, NumberSender, WhatsAppClient, graph_send_pool
-from apps.whatsapp.models import OutboxMessage
+from apps.whatsapp.models import Media, OutboxMessage
 from apps.whatsapp.outbox.statuses import outbox_status_publish
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,61 @@ def _release(claim: _Claim, rows: Sequence[OutboxMessage], *, retry_at: datetime
     )
 
 
+def _needs_upload(row: OutboxMessage) -> bool:
+    """An attachment whose message does not yet name a Meta media id (or a link)."""
+    if row.kind != "media":
+        return False
+    body = row.payload.get(str(row.payload.get("type", "")), {})
+    return isinstance(body, dict) and not body.get("id") and not body.get("link")
+
+
+def _media_upload(account: WhatsAppAccount, media: Media) -> str:
+    if account.transport == WhatsAppAccount.Transport.SANDBOX:
+        return f"sandbox-media-{media.pk}"
+    client = WhatsAppClient(phone_number_id=account.phone_number_id, access_token=account.access_token, http=_http())
+    with media.file.open("rb") as handle:
+        content = handle.read()
+    return client.media_upload(content=content, mime_type=media.mime_type, filename=media.filename or "file")
+
+
+def _attachments_upload(
+    claim: _Claim, rows: Sequence[OutboxMessage], account: WhatsAppAccount
+) -> tuple[list[OutboxMessage], list[tuple[OutboxMessage, _Result]]]:
+    """Upload the claimed rows' attachments; return the rows ready to send and the failed uploads.
+
+    The media id is stored on the Media row as soon as Meta gives it, so a send that fails
+    afterwards is retried with the same upload. A crash between the upload and that write
+    costs one more upload of the file (Meta forgets unused media after 30 days), never a lost message.
+    """
+    ready: list[OutboxMessage] = []
+    failed: list[tuple[OutboxMessage, _Result]] = []
+    for row in rows:
+        if not _needs_upload(row):
+            ready.append(row)
+            continue
+        media = Media.objects.filter(pk=row.media_id).first() if row.media_id else None
+        if media is None or not media.file:
+            failed.append((row, GraphApiError(status=400, code=None, title="The attachment is no longer stored")))
+            continue
+        try:
+            if not media.media_id:
+                media_id = _media_upload(account, media)
+                Media.objects.filter(pk=media.pk).update(media_id=media_id)
+                media.media_id = media_id
+        except GraphApiError as exc:
+            failed.append((row, exc))
+            continue
+        except Exception as exc:  # storage or network trouble: a transient failure, retried
+            logger.exception("outbox %s: could not upload its attachment (media %s)", row.pk, media.pk)
+            failed.append((row, GraphApiError(status=0, code=None, title=f"{type(exc).__name__}: {exc}")))
+            continue
+        kind = str(row.payload["type"])
+        row.payload = {**row.payload, kind: {**row.payload[kind], "id": media.media_id}}
+        _fenced(claim, [row]).update(payload=row.payload)
+        ready.append(row)
+    return ready, failed
+
+
 def _send(sender: MessageSender, account: WhatsAppAccount, row: OutboxMessage) -> _Result:
     if account.transport == WhatsAppAccount.Transport.SANDBOX:
         return f"wamid.sandbox.{uuid.uuid4().hex}"
@@ -247,6 +302,9 @@ def outbox_deliver(*, outbox_id: int, client: MessageSender | None = None) -> De
         return DeliveryOutcome("skipped")
     row = claim.rows[0]
     account = WhatsAppAccount.objects.get(pk=row.account_id)
+    _ready, upload_failed = _attachments_upload(claim, [row], account)
+    if upload_failed:
+        return _record(claim, upload_failed, account)[row.pk]
     bulk = row.priority == OutboxMessage.Priority.BULK
     grant = governor.send_slots_take(
         phone_number_id=account.phone_number_id,
@@ -279,7 +337,7 @@ def _deliver_batch(
     claim: _Claim, account: WhatsAppAccount, sender: MessageSender, report: DrainReport, deadline: float
 ) -> bool:
     """Send a claimed batch as send slots come; False when the governor asked for a long wait."""
-    waiting = claim.rows  # live first: the claim's order
+    waiting, upload_failed = _attachments_upload(claim, claim.rows, account)  # live first: the claim's order
     in_flight: list[tuple[OutboxMessage, Future[_Result]]] = []
     throttled = False
     while waiting:
@@ -305,7 +363,7 @@ def _deliver_batch(
         # Wait for 20 ms' worth of tokens, not for the next single one: fewer governor calls.
         rate = account.rate_limit_per_second
         time.sleep(max(grant.wait, min(len(waiting), rate * 0.02) / rate))
-    results = [(row, future.result()) for row, future in in_flight]
+    results = upload_failed + [(row, future.result()) for row, future in in_flight]
     for outcome in _record(claim, results, account).values():
         if outcome.state == "sent":
             report.sent += 1

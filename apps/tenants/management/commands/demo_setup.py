@@ -105,6 +105,8 @@ class Command(BaseCommand):
         call_command("sla_defaults", tenant=DEMO_SLUG, stdout=self.stdout)
         # Two sample flows to open in the builder and try (by name, for the same reason).
         call_command("flows_demo", tenant=DEMO_SLUG, stdout=self.stdout)
+        # Sample templates for the sandbox number, for conversations past the 24-hour window.
+        call_command("templates_sync", tenant=DEMO_SLUG, stdout=self.stdout)
 
         port = options["port"]
         self.stdout.write(self.style.SUCCESS("Demo ready."))

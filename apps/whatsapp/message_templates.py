@@ -1,0 +1,245 @@
+"""Message templates: the catalogue of the number's WhatsApp Business account, synced from Meta.
+
+Outside the 24-hour customer service window only an approved template may be sent (131047).
+Meta owns the templates (they are written and approved in WhatsApp Manager); Imaradesk keeps
+a copy per number, refreshed by `message_templates_sync` (a Celery task, an admin action and
+a periodic refresh), and sends them with `messages.template`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.core.exceptions import ApplicationError, NotFoundError
+from apps.tenants.models import WhatsAppAccount
+from apps.tenants.selectors import organization_current
+from apps.whatsapp import messages as wa
+from apps.whatsapp.client import WhatsAppClient
+from apps.whatsapp.models import MessageTemplate
+
+logger = logging.getLogger(__name__)
+
+_ANY_VARIABLE = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
+# Meta's sample templates, so that a sandbox number (the demo) has a catalogue to pick from.
+SANDBOX_TEMPLATES: list[dict[str, Any]] = [
+    {
+        "id": "sandbox-hello-world",
+        "name": "hello_world",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "components": [
+            {"type": "HEADER", "format": "TEXT", "text": "Hello World"},
+            {
+                "type": "BODY",
+                "text": "Welcome and congratulations!! This message demonstrates your ability to "
+                "send a WhatsApp message notification from the Cloud API.",
+            },
+            {"type": "FOOTER", "text": "WhatsApp Business Platform sample message"},
+        ],
+    },
+    {
+        "id": "sandbox-follow-up-en",
+        "name": "follow_up",
+        "language": "en",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Hello {{1}}, we have an update about your request: {{2}}"}],
+    },
+    {
+        "id": "sandbox-follow-up-sw",
+        "name": "follow_up",
+        "language": "sw",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Habari {{1}}, tuna taarifa kuhusu ombi lako: {{2}}"}],
+    },
+]
+
+
+class TemplatesUnavailable(ApplicationError):
+    code = "templates_unavailable"
+
+
+class TemplateNotFound(NotFoundError):
+    code = "template_not_found"
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    created: int
+    updated: int
+    removed: int
+
+    @property
+    def total(self) -> int:
+        return self.created + self.updated
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    header_text: str
+    body_text: str
+    footer_text: str
+    variable_count: int
+    is_sendable: bool
+
+
+def _parse(components: list[dict[str, Any]], category: str) -> _Parsed:
+    """The texts, the number of body variables, and whether body variables are all it needs."""
+    header = body = footer = ""
+    sendable = category != MessageTemplate.Category.AUTHENTICATION  # needs a one-time code button
+    for component in components:
+        kind = str(component.get("type", "")).upper()
+        text = str(component.get("text", "") or "")
+        if kind == "HEADER":
+            if str(component.get("format", "TEXT")).upper() != "TEXT" or _ANY_VARIABLE.search(text):
+                sendable = False  # a media header or a header variable needs a parameter of its own
+            header = text
+        elif kind == "BODY":
+            body = text
+        elif kind == "FOOTER":
+            footer = text
+        elif kind == "BUTTONS":
+            for button in component.get("buttons") or []:
+                button_type = str(button.get("type", "")).upper()
+                dynamic_url = button_type == "URL" and _ANY_VARIABLE.search(str(button.get("url", "")))
+                if dynamic_url or button_type not in {"QUICK_REPLY", "PHONE_NUMBER", "URL"}:
+                    sendable = False
+    names = _ANY_VARIABLE.findall(body)
+    if any(not name.isdigit() for name in names):
+        sendable = False  # named parameters: the inbox fills positional ones
+    return _Parsed(header[:60], body, footer[:60], wa.template_variable_count(body), sendable)
+
+
+def _choice(value: Any, choices: type[MessageTemplate.Status] | type[MessageTemplate.Category]) -> str:
+    text = str(value or "").upper()
+    return text if text in choices.values else "OTHER"
+
+
+def _upsert(account: WhatsAppAccount, items: list[dict[str, Any]]) -> SyncReport:
+    now = timezone.now()
+    existing = {(t.name, t.language): t for t in MessageTemplate.objects.filter(account=account)}
+    created = updated = 0
+    seen: set[tuple[str, str]] = set()
+    for item in items:
+        name, language = str(item.get("name", ""))[:512], str(item.get("language", ""))[:15]
+        if not name or not language or (name, language) in seen:
+            continue
+        seen.add((name, language))
+        components = [c for c in item.get("components") or [] if isinstance(c, dict)]
+        category = _choice(item.get("category"), MessageTemplate.Category)
+        parsed = _parse(components, category)
+        values = {
+            "template_id": str(item.get("id", ""))[:64],
+            "category": category,
+            "status": _choice(item.get("status"), MessageTemplate.Status),
+            "components": components,
+            "header_text": parsed.header_text,
+            "body_text": parsed.body_text,
+            "footer_text": parsed.footer_text,
+            "variable_count": parsed.variable_count,
+            "is_sendable": parsed.is_sendable,
+            "synced_at": now,
+        }
+        template = existing.get((name, language))
+        if template is None:
+            MessageTemplate.objects.create(account=account, name=name, language=language, **values)
+            created += 1
+        else:
+            for field, value in values.items():
+                setattr(template, field, value)
+            template.save()
+            updated += 1
+    gone = [t.pk for key, t in existing.items() if key not in seen]
+    MessageTemplate.objects.filter(pk__in=gone).delete()  # deleted in WhatsApp Manager
+    return SyncReport(created=created, updated=updated, removed=len(gone))
+
+
+def message_templates_sync(*, account: WhatsAppAccount, client: WhatsAppClient | None = None) -> SyncReport:
+    """Fetch every template of the number's business account from Meta and store them; GraphApiError propagates."""
+    if account.transport == WhatsAppAccount.Transport.SANDBOX:
+        items = SANDBOX_TEMPLATES
+    else:
+        if not account.waba_id:
+            raise TemplatesUnavailable(
+                _(
+                    "The number %(number)s has no WhatsApp Business account ID: add it to the number "
+                    "(WhatsApp Manager, Account tools) to fetch its templates."
+                )
+                % {"number": account.display_phone_number or account.phone_number_id},
+                extra={"account": account.pk},
+            )
+        client = client or WhatsAppClient(phone_number_id=account.phone_number_id, access_token=account.access_token)
+        items = client.message_templates(account.waba_id)  # outside the transaction: a slow Meta holds no lock
+    with transaction.atomic():
+        report = _upsert(account, items)
+    logger.info("templates of number %s synced: %s", account.pk, report)
+    return report
+
+
+def message_templates_accounts() -> QuerySet[WhatsAppAccount]:
+    """The current tenant's active numbers that have a template catalogue."""
+    organization = organization_current()
+    if organization is None:
+        return WhatsAppAccount.objects.none()
+    accounts = WhatsAppAccount.objects.filter(tenant=organization, is_active=True)
+    return accounts.filter(transport=WhatsAppAccount.Transport.SANDBOX) | accounts.exclude(waba_id="")
+
+
+def message_template_list_sendable(*, account: WhatsAppAccount, language: str = "") -> QuerySet[MessageTemplate]:
+    """Approved templates an agent can send from this number, the customer's language first."""
+    templates = MessageTemplate.objects.filter(
+        account=account, status=MessageTemplate.Status.APPROVED, is_sendable=True
+    )
+    base = language.split("_")[0].split("-")[0].lower()
+    if not base:
+        return templates.order_by("name", "language")
+    rank = Case(
+        When(language__iexact=language, then=Value(0)),
+        When(language__iexact=base, then=Value(0)),
+        When(language__istartswith=f"{base}_", then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return templates.annotate(language_rank=rank).order_by("language_rank", "name", "language")
+
+
+def message_template_get_sendable(*, account: WhatsAppAccount, template_id: int) -> MessageTemplate:
+    template = message_template_list_sendable(account=account).filter(pk=template_id).first()
+    if template is None:
+        raise TemplateNotFound(
+            _("That template is not approved for this number (any more): choose another one."),
+            extra={"template": template_id},
+        )
+    return template
+
+
+def message_template_render(template: MessageTemplate, variables: list[str]) -> str:
+    """The text the customer reads: header, body with the variables filled in, footer."""
+
+    def fill(match: re.Match[str]) -> str:
+        index = int(match.group(1)) - 1 if match.group(1).isdigit() else -1
+        return variables[index] if 0 <= index < len(variables) else match.group(0)
+
+    body = _ANY_VARIABLE.sub(fill, template.body_text)
+    return "\n".join(part for part in (template.header_text, body, template.footer_text) if part)
+
+
+def message_template_outgoing(template: MessageTemplate, variables: list[str]) -> wa.Outgoing:
+    """The Graph API message for this template with these body variables (checked against its count)."""
+    outgoing = wa.template(
+        template.name,
+        template.language,
+        body_params=[value.strip() for value in variables],
+        expected_body_params=template.variable_count,
+    )
+    return wa.Outgoing(outgoing.kind, outgoing.payload, message_template_render(template, variables))
