@@ -438,6 +438,8 @@ KNOWLEDGE_ANSWER_MIN_CONFIDENCE = float(env_str("KNOWLEDGE_ANSWER_MIN_CONFIDENCE
 # HNSW candidate list per search: on 100k clustered vectors 40 gives recall@10 0.97, 100
 # gives 0.99 at the same latency (benchmarks/retrieval.py).
 KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100)
+# Full-text matches ranked per search tier (passages with 2+ of the question's terms, then 1).
+KNOWLEDGE_FTS_RANK_LIMIT = env_int("KNOWLEDGE_FTS_RANK_LIMIT", 500)
 # Unanswered questions at least this similar (e5 cosine, 0..1) to an open one join its group.
 KNOWLEDGE_GAP_GROUP_SIMILARITY = float(env_str("KNOWLEDGE_GAP_GROUP_SIMILARITY", "0.9"))
 KNOWLEDGE_QUERY_CACHE_SECONDS = env_int("KNOWLEDGE_QUERY_CACHE_SECONDS", 24 * 3600)
