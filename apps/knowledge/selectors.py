@@ -58,7 +58,8 @@ def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
             -- language configuration (stemmed) and as it is (`simple`: codes and names match
             -- whatever the language), OR-ed. The language's stop words are left out: they
             -- would match nearly every passage.
-            SELECT DISTINCT '(' || string_agg(DISTINCT quote_literal(lexeme), ' | ' ORDER BY quote_literal(lexeme)) || ')' AS term
+            SELECT DISTINCT
+                '(' || string_agg(DISTINCT quote_literal(lexeme), ' | ' ORDER BY quote_literal(lexeme)) || ')' AS term
             FROM unnest(%(words)s::text[]) WITH ORDINALITY AS word(text, position),
                  LATERAL unnest(
                      tsvector_to_array(to_tsvector(%(config)s::regconfig, word.text))
@@ -77,9 +78,10 @@ def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
                    ), (SELECT min(term) FROM terms), '')::tsquery AS two_terms
         ),
         strong AS MATERIALIZED (
-            -- Ranking is the cost of full-text search on a large base (ts_rank_cd reads every
-            -- match's positions), so only a bounded candidate set is ranked: passages with two
-            -- or more of the question's terms first, at most KNOWLEDGE_FTS_RANK_LIMIT of them.
+            -- Ranking every match is what full-text search costs on a large base (a common
+            -- word matches thousands of passages), so only a bounded candidate set is ranked:
+            -- passages with two or more of the question's terms first, at most
+            -- KNOWLEDGE_FTS_RANK_LIMIT of them (the first the GIN index yields), by ts_rank.
             SELECT id, ts_rank(search_vector, fts.any_term) AS score
             FROM (
                 SELECT id, search_vector
