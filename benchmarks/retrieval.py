@@ -155,8 +155,8 @@ def _top10(vector: Matrix, *, exact: bool, ef: int = 40, category: int | None = 
     where = "is_live" + (" AND category_id = %s" if category is not None else "")
     params: list[Any] = [*([category] if category is not None else []), vector_literal(vector)]
     with transaction.atomic(), connection.cursor() as cursor:
-        if exact:
-            cursor.execute("SET LOCAL enable_indexscan = off")
+        # As chunk_search: exact means no index; otherwise the HNSW index even on small tables.
+        cursor.execute("SET LOCAL enable_indexscan = off" if exact else "SET LOCAL enable_seqscan = off")
         cursor.execute(
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true)",
             [str(ef)],

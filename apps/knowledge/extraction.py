@@ -118,6 +118,8 @@ def _pdf_heading_levels(lines: list[_PdfLine]) -> dict[int, int]:
     if not chars_by_size:
         return {}
     body = max(chars_by_size, key=lambda size: chars_by_size[size])
+    # In a document set mostly in bold, bold says nothing: only size marks its headings.
+    bold_marks = 2 * sum(line.bold_chars for line in lines) < sum(chars_by_size.values())
     candidates: dict[int, float] = {}
     for index, line in enumerate(lines):
         text = _clean(line.text)
@@ -128,7 +130,7 @@ def _pdf_heading_levels(lines: list[_PdfLine]) -> dict[int, int]:
             continue  # page numbers, figures
         if line.size >= body * _HEADING_SIZE_RATIO:
             candidates[index] = line.size
-        elif line.bold and line.size >= body and words <= _BOLD_HEADING_MAX_WORDS and text[-1] != ":":
+        elif bold_marks and line.bold and line.size >= body and words <= _BOLD_HEADING_MAX_WORDS and text[-1] != ":":
             candidates[index] = body
     larger = sorted({size for size in candidates.values() if size > body}, reverse=True)[:_MAX_HEADING_LEVELS]
     levels = {}

@@ -108,6 +108,9 @@ def test_pdf_in_one_font_has_no_headings() -> None:
     blocks = blocks_extract(samples.pdf_with_headings([[("p", "Short line"), ("p", LONG_PARAGRAPH)]]), Kind.PDF)
     assert {b.kind for b in blocks} == {"paragraph"}
     assert any(LONG_PARAGRAPH in b.text for b in blocks)
+    # Set all in bold, bold marks nothing either (the wrapped lines of a paragraph are short and bold).
+    bold = blocks_extract(samples.pdf_with_headings([[("bold", "Short line"), ("bold", LONG_PARAGRAPH)]]), Kind.PDF)
+    assert {b.kind for b in bold} == {"paragraph"}
 
 
 def test_pdf_heading_wrapped_over_two_lines_is_one_heading() -> None:
