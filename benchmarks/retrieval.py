@@ -66,7 +66,7 @@ Matrix = np.ndarray[Any, np.dtype[np.float32]]
 CENTRES = 300
 NOISE = 0.045  # per dimension: a point's cosine to its centre ≈ 0.75, like e5 neighbours
 FILTER_CATEGORY, OTHER_CATEGORIES = 1, 19  # category 1 holds 5% of the passages
-EF_SEARCH = (40, 64, 100, 200)
+EF_SEARCH = (40, 64, 100, 150, 200)
 JSON_BASELINE_MAX = 100_000
 _rng_words = random.Random(7)
 WORDS = ["".join(_rng_words.choices("abcdefghijklmnopqrstuvwxyz", k=_rng_words.randint(4, 9))) for _ in range(3000)]
@@ -323,7 +323,7 @@ def _measure(size: int, corpus: Corpus, queries: Matrix, baseline_queries: int) 
             f"recall@10 {_recall(results, truth):.4f}{_cpu_p50([cpu for _ids, _ms, cpu in results])}"
         )
     filtered_truth = _exact_top10(corpus, queries, category=FILTER_CATEGORY)
-    for ef in (40, 100):
+    for ef in (40, 100, 200):
         results = [_top10(q, exact=False, ef=ef, category=FILTER_CATEGORY) for q in queries]
         latencies = [ms for _ids, ms, _cpu in results]
         print(
