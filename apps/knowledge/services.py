@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path, PurePath
-from typing import IO
+from typing import IO, Literal
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -30,7 +30,7 @@ from apps.knowledge.exceptions import (
 from apps.knowledge.formats import Kind, kind_detect
 from apps.knowledge.gaps import knowledge_gaps_resolve_for_article
 from apps.knowledge.imports import import_items
-from apps.knowledge.indexing import chunks_flags_sync, document_fail
+from apps.knowledge.indexing import chunks_flags_sync, document_fail, document_index
 from apps.knowledge.models import Article, ArticleVersion, Category, Document, IndexStatus
 from apps.knowledge.tasks import article_index_task, document_index_task
 
@@ -254,24 +254,55 @@ class ImportOutcome:
     refused: list[tuple[str, str, str]]  # (file name, error code, message)
 
 
+@dataclass(frozen=True)
+class ImportStep:
+    """One file of an import, reported as soon as it is done (kb_import's progress lines)."""
+
+    number: int  # 1-based
+    total: int
+    name: str  # path inside the folder or archive
+    document: Document | None  # None when the file was refused before a document existed
+    refused: tuple[str, str] | None = None  # (error code, message)
+
+
 def documents_import(
-    *, path: Path, published: bool = True, by: User | None = None, queue_index: bool = True
+    *,
+    path: Path,
+    published: bool = True,
+    by: User | None = None,
+    index: Literal["queue", "now"] = "queue",
+    on_step: Callable[[ImportStep], None] | None = None,
 ) -> ImportOutcome:
-    """Import a file, folder or zip (kb_import's path): one document per file, its first folder its category."""
+    """Import a file, folder or zip: one document per file, its first folder its category.
+
+    The API and `kb_import` both come here. `index="queue"` hands each document to the Celery
+    pipeline (after commit); `index="now"` indexes it in this process before the next file,
+    so that a caller without a worker ends with searchable documents. `on_step` hears about
+    every file once it is done. A file that cannot be read is kept as a failed document with
+    its error (or refused when no document could be stored, e.g. too large); the archive as a
+    whole is refused only when it is unsafe (zip bomb) or a file exceeds the upload limit.
+    """
     documents: list[Document] = []
     refused: list[tuple[str, str, str]] = []
-    for item in import_items(path):
+    items = list(import_items(path))
+    for number, item in enumerate(items, start=1):
         try:
-            documents.append(
-                document_create(
-                    upload=io.BytesIO(item.data),
-                    filename=item.name,
-                    category=category_get_or_create(name=item.folder) if item.folder else None,
-                    published=published,
-                    by=by,
-                    queue_index=queue_index,
-                )
+            document = document_create(
+                upload=io.BytesIO(item.data),
+                filename=item.name,
+                category=category_get_or_create(name=item.folder) if item.folder else None,
+                published=published,
+                by=by,
+                queue_index=index == "queue",
             )
         except ApplicationError as exc:
             refused.append((item.name, exc.code, exc.message))
+            if on_step is not None:
+                on_step(ImportStep(number, len(items), item.name, None, (exc.code, exc.message)))
+            continue
+        if index == "now" and document.status == IndexStatus.UPLOADED:
+            document = document_index(document_id=document.pk) or document
+        documents.append(document)
+        if on_step is not None:
+            on_step(ImportStep(number, len(items), item.name, document))
     return ImportOutcome(documents, refused)

@@ -459,9 +459,12 @@ KNOWLEDGE_EMBED_BATCH = env_int("KNOWLEDGE_EMBED_BATCH", 32)
 KNOWLEDGE_SEARCH_K = env_int("KNOWLEDGE_SEARCH_K", 5)
 # Below this confidence the answerer says it does not know and hands off (0..1).
 KNOWLEDGE_ANSWER_MIN_CONFIDENCE = float(env_str("KNOWLEDGE_ANSWER_MIN_CONFIDENCE", "0.5"))
-# HNSW candidate list per search: on 100k clustered vectors 40 gives recall@10 0.97, 100
-# gives 0.99 at the same latency (benchmarks/retrieval.py).
-KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100)
+# HNSW candidate list per search (benchmarks/retrieval.py, 100k clustered vectors): recall@10
+# 0.93-0.98 at 40, 0.985-0.998 at 100, 0.997-0.999 at 200 for +0.2 ms; at 1M, 0.81 at 100
+# and 0.86 at 200 (docs/architecture.md, "Scale").
+KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 200)
+# Full-text matches ranked per search tier (passages with 2+ of the question's terms, then 1).
+KNOWLEDGE_FTS_RANK_LIMIT = env_int("KNOWLEDGE_FTS_RANK_LIMIT", 500)
 # Unanswered questions at least this similar (e5 cosine, 0..1) to an open one join its group.
 KNOWLEDGE_GAP_GROUP_SIMILARITY = float(env_str("KNOWLEDGE_GAP_GROUP_SIMILARITY", "0.9"))
 KNOWLEDGE_QUERY_CACHE_SECONDS = env_int("KNOWLEDGE_QUERY_CACHE_SECONDS", 24 * 3600)

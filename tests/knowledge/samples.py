@@ -40,6 +40,35 @@ def pdf_bytes(pages: list[list[str]]) -> bytes:
     return out.getvalue()
 
 
+def pdf_with_headings(pages: list[list[tuple[str, str]]]) -> bytes:
+    """A PDF laid out by fpdf2, one list of (style, text) per page.
+
+    Styles: "title" (22 pt bold), "h1" (16 pt bold), "h2" (13 pt bold), "bold" (11 pt bold,
+    the body size), "p" (11 pt, wrapped over several lines when long), "small" (8 pt).
+    """
+    from fpdf import FPDF
+
+    fonts = {
+        "title": ("B", 22),
+        "h1": ("B", 16),
+        "h2": ("B", 13),
+        "bold": ("B", 11),
+        "p": ("", 11),
+        "small": ("", 8),
+    }
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    for page in pages:
+        pdf.add_page()
+        for style, text in page:
+            weight, size = fonts[style]
+            pdf.set_font("Helvetica", weight, size)
+            pdf.multi_cell(0, size * 0.55, text, new_x="LMARGIN", new_y="NEXT")
+            if style == "p":
+                pdf.ln(3)
+    return bytes(pdf.output())
+
+
 def pdf_encrypted(pages: list[list[str]], password: str = "secret") -> bytes:  # noqa: S107 - a test fixture
     from pypdf import PdfReader, PdfWriter
 

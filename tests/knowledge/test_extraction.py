@@ -57,6 +57,69 @@ def test_pdf_pages_are_extracted_with_page_numbers() -> None:
     assert "8am to 5pm" in blocks[0].text and "Madaraka Day" in blocks[1].text
 
 
+LONG_PARAGRAPH = (
+    "Orders placed before noon in Nairobi are delivered the same day by our riders, who call before they "
+    "arrive; orders placed later leave the warehouse the next morning, and upcountry parcels travel by bus."
+)
+
+
+def test_pdf_headings_are_detected_from_font_size_and_bold() -> None:
+    data = samples.pdf_with_headings(
+        [
+            [
+                ("title", "Customer Handbook"),
+                ("h1", "1. Delivery"),
+                ("p", LONG_PARAGRAPH),
+                ("h2", "Fees"),
+                ("p", "Delivery costs 200 KES inside the city."),
+                ("bold", "Payment by M-Pesa"),
+                ("p", "Pay to till 123456 and keep the confirmation message."),
+                ("small", "Prices include VAT."),
+            ],
+            [("h1", "2. Returns"), ("p", "Returns are accepted within 14 days with the receipt.")],
+        ]
+    )
+    blocks = blocks_extract(data, Kind.PDF)
+    headings = [(b.text, b.level, b.page) for b in blocks if b.kind == "heading"]
+    assert headings == [
+        ("Customer Handbook", 1, 1),
+        ("1. Delivery", 2, 1),
+        ("Fees", 3, 1),
+        ("Payment by M-Pesa", 4, 1),
+        ("2. Returns", 2, 2),
+    ]
+    paragraphs = [b for b in blocks if b.kind == "paragraph"]
+    # A paragraph wrapped over several lines stays one paragraph; small print stays body text.
+    assert paragraphs[0].text == LONG_PARAGRAPH and paragraphs[0].page == 1
+    assert any("Prices include VAT." in b.text for b in paragraphs)
+    assert paragraphs[-1].page == 2
+
+    passages = passages_build(blocks, max_tokens=180, overlap_tokens=30)
+    delivery = next(p for p in passages if "same day" in p.text)
+    assert delivery.heading_path == "Customer Handbook > 1. Delivery" and delivery.page == 1
+    fees = next(p for p in passages if "200 KES" in p.text)
+    assert fees.heading_path == "Customer Handbook > 1. Delivery > Fees"
+    returns = next(p for p in passages if "14 days" in p.text)
+    assert returns.heading_path == "Customer Handbook > 2. Returns" and returns.page == 2
+
+
+def test_pdf_in_one_font_has_no_headings() -> None:
+    # Same size throughout and no bold: nothing is promoted to a heading, lines join into paragraphs.
+    blocks = blocks_extract(samples.pdf_with_headings([[("p", "Short line"), ("p", LONG_PARAGRAPH)]]), Kind.PDF)
+    assert {b.kind for b in blocks} == {"paragraph"}
+    assert any(LONG_PARAGRAPH in b.text for b in blocks)
+    # Set all in bold, bold marks nothing either (the wrapped lines of a paragraph are short and bold).
+    bold = blocks_extract(samples.pdf_with_headings([[("bold", "Short line"), ("bold", LONG_PARAGRAPH)]]), Kind.PDF)
+    assert {b.kind for b in bold} == {"paragraph"}
+
+
+def test_pdf_heading_wrapped_over_two_lines_is_one_heading() -> None:
+    title = "Terms and conditions of delivery, returns and warranty repairs for Kenya"
+    data = samples.pdf_with_headings([[("title", title), ("p", LONG_PARAGRAPH), ("p", "Second paragraph here.")]])
+    blocks = blocks_extract(data, Kind.PDF)
+    assert blocks[0] == Block("heading", title, level=1, page=1)
+
+
 def test_docx_headings_lists_and_tables() -> None:
     data = samples.docx_bytes(
         [("h1", "Returns"), ("p", "Keep the receipt."), ("li", "Unopened items only"), ("table", "Item|Days;Phone|14")]

@@ -7,13 +7,15 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from apps.core.tenancy import tenant_context
 from apps.knowledge.models import Category, Chunk, Document
-from apps.knowledge.services import document_create, document_delete
+from apps.knowledge.services import ImportStep, document_create, document_delete, documents_import
 from tests.conftest import TenantSetup
 from tests.knowledge import samples
 
@@ -43,6 +45,52 @@ def test_kb_import_folder_and_zip(tenant_a: TenantSetup, tmp_path: Path) -> None
     with tenant_context(tenant_a.organization):
         assert set(Category.objects.values_list("name", flat=True)) == {"billing", "returns"}
         assert Chunk.objects.filter(document__category__name="returns").count() == 1
+
+
+@pytest.mark.django_db
+def test_documents_import_indexes_now_and_reports_each_file(
+    tenant_a: TenantSetup, tenant_b: TenantSetup, tmp_path: Path
+) -> None:
+    # kb_import's path (index="now"); the API's is index="queue" (test_api_admin).
+    folder = tmp_path / "kb"
+    (folder / "delivery").mkdir(parents=True)
+    (folder / "delivery" / "zones.md").write_bytes(b"# Zones\n\nWe deliver to Kisumu on Tuesdays.\n")
+    (folder / "notes.bin").write_bytes(samples.PNG)
+    steps: list[ImportStep] = []
+    with tenant_context(tenant_a.organization):
+        outcome = documents_import(path=folder, index="now", on_step=steps.append)
+        assert [(s.number, s.total, s.name) for s in steps] == [(1, 2, "delivery/zones.md"), (2, 2, "notes.bin")]
+        assert [s.document.status if s.document else None for s in steps] == ["ready", "failed"]
+        assert outcome.refused == [] and [d.status for d in outcome.documents] == ["ready", "failed"]
+        zones = Chunk.objects.select_related("document__category").get(document=outcome.documents[0])
+        category = zones.document.category if zones.document else None
+        assert (zones.heading_path, zones.is_live, category.name if category else "") == ("Zones", True, "delivery")
+    with tenant_context(tenant_b.organization):
+        assert not Document.objects.exists() and not Chunk.objects.exists()
+        assert not Category.objects.filter(name="delivery").exists()
+
+
+@pytest.mark.django_db
+def test_documents_import_queues_without_indexing(
+    tenant_a: TenantSetup, tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    (tmp_path / "hours.txt").write_bytes(b"Open 8am to 6pm.")
+    with tenant_context(tenant_a.organization), django_capture_on_commit_callbacks() as callbacks:
+        outcome = documents_import(path=tmp_path / "hours.txt")
+        assert [d.status for d in outcome.documents] == ["uploaded"] and not Chunk.objects.exists()
+    assert len(callbacks) >= 1  # the indexing task is queued after commit
+
+
+@pytest.mark.django_db
+def test_kb_import_refuses_an_unsafe_archive_clearly(tenant_a: TenantSetup, tmp_path: Path, settings: Any) -> None:
+    settings.KNOWLEDGE_ZIP_MAX_UNCOMPRESSED_BYTES = 1000
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("a.txt", "a" * 5000)
+    with pytest.raises(CommandError, match="expand to more than the allowed size"):
+        call_command("kb_import", str(archive), "--tenant", tenant_a.organization.slug, stdout=io.StringIO())
+    with tenant_context(tenant_a.organization):
+        assert not Document.objects.exists()
 
 
 @pytest.fixture

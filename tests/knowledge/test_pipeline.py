@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.core.tenancy import tenant_context
 from apps.knowledge import embedding, indexing
+from apps.knowledge.answers import knowledge_answer
 from apps.knowledge.exceptions import DocumentTooLarge
 from apps.knowledge.models import Chunk, Document
 from apps.knowledge.services import document_delete, document_replace, document_update, knowledge_index_sweep
@@ -160,3 +161,21 @@ def test_stuck_indexing_is_queued_again(tenant_a: TenantSetup) -> None:
         stuck.refresh_from_db()
         fresh.refresh_from_db()
         assert (stuck.status, stuck.progress, fresh.status) == ("uploaded", 0, "embedding")
+
+
+def test_pdf_headings_reach_passages_and_citations(tenant_a: TenantSetup) -> None:
+    data = samples.pdf_with_headings(
+        [
+            [("title", "Shop Guide"), ("h1", "Delivery"), ("p", "We deliver anywhere in Mombasa within one day.")],
+            [("h1", "Warranty"), ("p", "Phones carry a one year warranty against factory defects.")],
+        ]
+    )
+    with tenant_context(tenant_a.organization):
+        document = upload(data, "guide.pdf")
+        assert (document.status, document.kind) == ("ready", "pdf")
+        chunks = {c.heading_path: c for c in Chunk.objects.filter(document=document)}
+        assert set(chunks) == {"Shop Guide > Delivery", "Shop Guide > Warranty"}
+        assert chunks["Shop Guide > Warranty"].page == 2
+        answer = knowledge_answer(question="How long is the warranty on a phone?", record_gap=False)
+        assert answer.citations and answer.citations[0].heading_path == "Shop Guide > Warranty"
+        assert (answer.citations[0].page, answer.citations[0].title) == (2, "guide")

@@ -200,3 +200,30 @@ def test_text_search_configuration_follows_the_content_language(tenant_a: Tenant
         # Swahili has no stemmer: the exact word matches through 'simple'.
         hits = chunk_search(query="madereva", k=3)
         assert hits[0].chunk.document_id == swahili.pk and hits[0].text_rank == 1
+
+
+TERMS = b"""# One
+The paybill number is printed on the paybill card: paybill, paybill, paybill.
+
+# Two
+Keep the receipt after you pay by paybill.
+
+# Three
+Ask for a receipt at the counter.
+"""
+
+
+def test_full_text_ranks_passages_with_more_of_the_question_first(tenant_a: TenantSetup, settings: Any) -> None:
+    with tenant_context(tenant_a.organization):
+        upload(TERMS, "terms.md")
+        hits = {hit.chunk.heading_path: hit for hit in chunk_search(query="paybill receipt", k=3, language="en")}
+        # "Two" has both words; "One" repeats one word five times, and still ranks after it.
+        assert hits["Two"].text_rank == 1
+        assert {hits["One"].text_rank, hits["Three"].text_rank} == {2, 3}
+        # Only a bounded number of matches is ranked per tier (2+ words, then 1 word).
+        settings.KNOWLEDGE_FTS_RANK_LIMIT = 1
+        bounded = chunk_search(query="paybill receipt", k=3, language="en")
+        ranked = sorted((hit.text_rank, hit.chunk.heading_path) for hit in bounded if hit.text_rank is not None)
+        assert len(ranked) == 2 and ranked[0] == (1, "Two")
+        # Stop words alone match nothing; a question without any searchable word still gets vector hits.
+        assert all(hit.text_rank is None for hit in chunk_search(query="the and of", k=3, language="en"))

@@ -108,10 +108,13 @@ class GoogleProvider:
             raise _error(exc) from exc
 
     def embed(self, texts: Sequence[str], *, model: str, kind: EmbedKind, dimensions: int) -> Embeddings:
+        # Typed as the SDK's part union: with Pillow installed its list type includes images,
+        # and a plain list[str] no longer matches the invariant list parameter.
+        contents: list[types.PartUnion] = list(texts)
         try:
             response = self._client.models.embed_content(
                 model=model,
-                contents=list(texts),
+                contents=contents,
                 config=types.EmbedContentConfig(task_type=_TASK_TYPES[kind], output_dimensionality=dimensions),
             )
             rows = [list(item.values or ()) for item in response.embeddings or ()]

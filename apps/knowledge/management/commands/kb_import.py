@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,8 @@ from django.db.models import Q
 
 from apps.core.exceptions import ApplicationError
 from apps.core.tenancy import tenant_context
-from apps.knowledge.imports import import_items
-from apps.knowledge.indexing import document_index
 from apps.knowledge.models import IndexStatus
-from apps.knowledge.services import category_get_or_create, document_create
+from apps.knowledge.services import ImportStep, documents_import
 from apps.tenants.models import Organization
 
 
@@ -21,7 +18,7 @@ class Command(BaseCommand):
     help = (
         "Import documents into a tenant's knowledge base: a file, a folder or a zip (PDF, DOCX, XLSX, TXT, CSV, "
         "Markdown, HTML). A CSV with question/answer columns becomes one passage per pair. "
-        "A file's first folder becomes its category."
+        "A file's first folder becomes its category. The same import as the API's /api/v1/knowledge/import/."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -41,40 +38,38 @@ class Command(BaseCommand):
             raise CommandError(f"Unknown tenant {options['tenant']!r}")
         started = time.perf_counter()
         counts = {"ready": 0, "failed": 0, "queued": 0}
+
+        def report(step: ImportStep) -> None:
+            # One progress line per file, as soon as it is done: "[3/40] billing/fees.md: ready, …".
+            prefix = f"[{step.number}/{step.total}] {step.name}"
+            document = step.document
+            if document is None:
+                counts["failed"] += 1
+                message = step.refused[1] if step.refused else ""
+                self.stdout.write(self.style.ERROR(f"{prefix}: {message}"))
+            elif document.status == IndexStatus.READY:
+                counts["ready"] += 1
+                passages = document.chunks_embedded + document.chunks_reused
+                self.stdout.write(f"{prefix}: ready, {passages} passages ({document.get_kind_display()})")
+            elif document.status == IndexStatus.FAILED:
+                counts["failed"] += 1
+                self.stdout.write(self.style.ERROR(f"{prefix}: failed: {document.error_message}"))
+            else:
+                counts["queued"] += 1
+                self.stdout.write(f"{prefix}: queued")
+
         with tenant_context(tenant):
             try:
-                items = list(import_items(path))
+                outcome = documents_import(
+                    path=path,
+                    published=not options["unpublished"],
+                    index="queue" if options["queue"] else "now",
+                    on_step=report,
+                )
             except ApplicationError as exc:
                 raise CommandError(f"{exc.message} [{exc.code}]") from exc
-            total = len(items)
-            for number, item in enumerate(items, start=1):
-                prefix = f"[{number}/{total}] {item.name}"
-                try:
-                    document = document_create(
-                        upload=io.BytesIO(item.data),
-                        filename=item.name,
-                        category=category_get_or_create(name=item.folder) if item.folder else None,
-                        published=not options["unpublished"],
-                        queue_index=options["queue"],
-                    )
-                except ApplicationError as exc:
-                    counts["failed"] += 1
-                    self.stdout.write(self.style.ERROR(f"{prefix}: {exc.message}"))
-                    continue
-                if document.status == IndexStatus.UPLOADED and options["queue"]:
-                    counts["queued"] += 1
-                    self.stdout.write(f"{prefix}: queued")
-                    continue
-                if document.status == IndexStatus.UPLOADED:
-                    document = document_index(document_id=document.pk) or document
-                if document.status == IndexStatus.READY:
-                    counts["ready"] += 1
-                    passages = document.chunks_embedded + document.chunks_reused
-                    self.stdout.write(f"{prefix}: ready, {passages} passages ({document.get_kind_display()})")
-                else:
-                    counts["failed"] += 1
-                    self.stdout.write(self.style.ERROR(f"{prefix}: failed: {document.error_message}"))
         elapsed = time.perf_counter() - started
+        total = len(outcome.documents) + len(outcome.refused)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Imported {total} files into {tenant.schema_name} in {elapsed:.1f}s: "
