@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_sites import tenant_admin_site
 from apps.flows.models import Flow, FlowRun, FlowRunStep, FlowVersion
@@ -16,9 +19,18 @@ class FlowVersionInline(admin.TabularInline[FlowVersion, Flow]):
 
 
 class FlowAdmin(admin.ModelAdmin[Flow]):
-    list_display = ("name", "is_active", "priority", "updated")
+    list_display = ("name", "is_active", "priority", "updated", "builder_link")
     list_filter = ("is_active",)
+    readonly_fields = ("builder_link",)
     inlines = [FlowVersionInline]
+
+    @admin.display(description=_("Visual builder"))
+    def builder_link(self, flow: Flow) -> str:
+        if flow.pk is None:
+            return str(_("Save the flow first, then open it in the builder."))
+        return format_html(
+            '<a class="button" href="{}">{}</a>', reverse("flow-builder", args=[flow.pk]), _("Open builder")
+        )
 
 
 class FlowRunStepInline(admin.TabularInline[FlowRunStep, FlowRun]):
