@@ -41,6 +41,7 @@ _TEXT = {  # the builder script's words, translated here
     "you": _("Customer"),
     "bot": _("Flow"),
     "effect": _("Not done in a test"),
+    "waits": _("waits for the customer"),
     "imported": _("Imported. Check the steps, then save or publish."),
     "readOnly": _("You can look at this flow but not change it."),
     "failed": _("Could not reach the server. Your changes are still on the canvas; try again."),

@@ -295,6 +295,7 @@
     ghost.className = "palette-ghost";
     ghost.textContent = TYPES[type].label;
     document.body.appendChild(ghost);
+    $("builder").classList.add("dragging");
     const move = function (e) {
       ghost.style.left = e.clientX + 8 + "px";
       ghost.style.top = e.clientY + 8 + "px";
@@ -303,6 +304,9 @@
       document.removeEventListener("mousemove", move);
       document.removeEventListener("mouseup", up);
       ghost.remove();
+      $("builder").classList.remove("dragging");
+      const selection = window.getSelection();
+      if (selection) selection.removeAllRanges();
       const rect = canvasEl.getBoundingClientRect();
       if (e.clientX >= rect.left && e.clientX <= rect.right && e.clientY >= rect.top && e.clientY <= rect.bottom) {
         addStep(type, e.clientX, e.clientY);
@@ -751,7 +755,8 @@
       const node = nodes[step.node_id];
       const label = node ? TYPES[node.type].label : step.node_type;
       const out = node ? outputsOf(node).find(function (o) { return o[0] === step.branch; }) : null;
-      item.textContent = label + " (" + step.node_id + ")" + (step.branch ? " → " + (out ? out[1] : step.branch) : "") + (step.error ? " ⚠ " + step.error : "");
+      const branch = step.branch === "wait" ? T.waits : (out ? out[1] : step.branch);
+      item.textContent = label + " (" + step.node_id + ")" + (step.branch ? " → " + branch : "") + (step.error ? " ⚠ " + step.error : "");
       item.dataset.node = step.node_id;
       $("test-path").appendChild(item);
       const el = document.getElementById("node-" + dfOf[step.node_id]);
