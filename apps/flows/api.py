@@ -12,6 +12,7 @@ from typing import Any
 from django.http import HttpResponse
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -233,7 +234,7 @@ class FlowVersionDetailApi(APIView):
 class FlowExportApi(APIView):
     """The draft as a downloadable .json file (the builder's "Export")."""
 
-    @extend_schema(responses={(200, "application/json"): serializers.JSONField()})
+    @extend_schema(responses={(200, "application/json"): OpenApiTypes.OBJECT})
     def get(self, request: Request, flow_id: int) -> HttpResponse:
         _user_may(request, "view")
         flow = flow_get(flow_id=flow_id)
@@ -242,6 +243,12 @@ class FlowExportApi(APIView):
         filename = f"{slugify(flow.name) or 'flow'}-{flow.pk}.json"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
+
+
+_IMPORT_REQUEST = {
+    "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}},
+    "application/json": OpenApiTypes.OBJECT,
+}
 
 
 def _import_source(request: Request) -> bytes | dict[str, Any]:
@@ -261,7 +268,7 @@ class FlowImportApi(APIView):
 
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
-    @extend_schema(request=None, responses={201: FlowDetailSerializer})
+    @extend_schema(operation_id="flows_import", request=_IMPORT_REQUEST, responses={201: FlowDetailSerializer})
     def post(self, request: Request) -> Response:
         _user_may(request, "add")
         name = str(request.data.get("name", ""))[:120] if hasattr(request.data, "get") else ""
@@ -274,11 +281,41 @@ class FlowDraftImportApi(APIView):
 
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
-    @extend_schema(request=None, responses=FlowDetailSerializer)
+    @extend_schema(operation_id="flows_draft_import", request=_IMPORT_REQUEST, responses=FlowDetailSerializer)
     def post(self, request: Request, flow_id: int) -> Response:
         _user_may(request, "change")
         flow_import(raw=_import_source(request), flow=flow_get(flow_id=flow_id))
         return Response(_detail(flow_id))
+
+
+class TestReplySerializer(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=["text", "buttons", "list", "template"])
+    text = serializers.CharField()
+    choices = serializers.ListField(child=serializers.DictField(child=serializers.CharField()), required=False)
+    button = serializers.CharField(required=False)
+    params = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class TestEffectSerializer(serializers.Serializer[Any]):
+    kind = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class TestStepSerializer(serializers.Serializer[Any]):
+    node_id = serializers.CharField()
+    node_type = serializers.CharField()
+    branch = serializers.CharField()
+    error = serializers.CharField()
+
+
+class FlowTestRunResultSerializer(serializers.Serializer[Any]):
+    started = serializers.BooleanField(help_text="False when the message would not start the flow.")
+    notice = serializers.CharField()
+    replies = TestReplySerializer(many=True)
+    effects = TestEffectSerializer(many=True, help_text="What the flow would do, not done in a test.")
+    steps = TestStepSerializer(many=True)
+    analysis = serializers.DictField()
+    session = serializers.DictField(allow_null=True, help_text="Send it back with the next message.")
 
 
 class FlowTestRunApi(APIView):
@@ -296,7 +333,7 @@ class FlowTestRunApi(APIView):
         # The builder's unsaved canvas; without it the saved draft runs.
         graph = serializers.JSONField(required=False)
 
-    @extend_schema(request=InputSerializer, responses=serializers.JSONField())
+    @extend_schema(request=InputSerializer, responses=FlowTestRunResultSerializer)
     def post(self, request: Request, flow_id: int) -> Response:
         _user_may(request, "view")
         flow = flow_get(flow_id=flow_id)
