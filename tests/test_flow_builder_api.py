@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,7 +24,9 @@ from apps.flows import graph as g
 from apps.flows.drafts import MAX_NODES, flow_export, flow_import
 from apps.flows.models import Flow, FlowRun, FlowVersion
 from apps.flows.palette import palette
+from apps.flows.simulation import SimulatedMessage, flow_test_run
 from apps.flows.tests.fakes import graph_of, node
+from apps.knowledge.models import KnowledgeGap
 from apps.tickets.models import Ticket
 from tests.conftest import TenantSetup
 
@@ -400,3 +404,97 @@ def test_the_builder_page_is_for_staff_with_the_flow_permission(tenant_a: Tenant
         other = tenant_b.client()
         other.force_login(_user(SUPPORT_MANAGER))
         assert other.get(page).status_code == 404
+
+
+class _OrderApi:
+    """A real loopback HTTP server standing in for a shop's order API."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                owner.hits.append(f"{self.command} {self.path}")
+                body = b'{"status": "shipped"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+
+def test_the_test_run_reads_for_real_but_writes_nothing(tenant_a: TenantSetup, settings: Any) -> None:
+    server = _OrderApi()
+    try:
+        data = graph_of(
+            node(
+                "look",
+                "api_call",
+                {"success": "update", "error": "sorry"},
+                url=server.url("/orders/{{last_message}}"),
+                variable="order",
+            ),
+            node(
+                "update",
+                "api_call",
+                {"success": "kb", "error": "sorry"},
+                method="POST",
+                url=server.url("/notify"),
+                body="x",
+            ),
+            node("kb", "knowledge_base", {"answered": "said", "no_answer": "said"}),
+            node("said", "send_message", text="Order status: {{order.status}}"),
+            node("sorry", "send_message", text="The shop's system is not answering"),
+        )
+        with tenant_context(tenant_a.organization):
+            gaps = KnowledgeGap.objects.count()
+            settings.FLOWS_EGRESS_ALLOW_LOOPBACK = True
+            result = flow_test_run(graph_data=data, session=None, message=SimulatedMessage(text="A17"))
+            assert [(s["node_id"], s["branch"]) for s in result["steps"]] == [
+                ("start", "default"),
+                ("look", "success"),
+                ("update", "success"),
+                ("kb", "no_answer"),  # this tenant has no published article
+                ("said", "default"),
+            ]
+            assert result["replies"] == [{"kind": "text", "text": "Order status: shipped"}]
+            assert server.hits == ["GET /orders/A17"]  # the POST was reported, not sent
+            assert [e["kind"] for e in result["effects"]] == ["http", "http"]
+            assert "not sent" in result["effects"][1]["detail"]
+            assert result["analysis"] == {}  # nothing reads intent, sentiment or language
+            assert KnowledgeGap.objects.count() == gaps  # a test question is not a customer's gap
+
+            # The API Call's SSRF guard holds in a test run too.
+            settings.FLOWS_EGRESS_ALLOW_LOOPBACK = False
+            refused = flow_test_run(graph_data=data, session=None, message=SimulatedMessage(text="A17"))
+            assert [(s["node_id"], s["branch"]) for s in refused["steps"]][1] == ("look", "error")
+            assert refused["replies"][0]["text"] == "The shop's system is not answering"
+            assert "loopback" in refused["effects"][-1]["detail"]
+            assert server.hits == ["GET /orders/A17"]
+    finally:
+        server.httpd.shutdown()
+
+
+def test_the_test_run_analyses_the_message_when_a_condition_reads_it(tenant_a: TenantSetup) -> None:
+    data = graph_of(
+        node("swahili", "condition", {"true": "sw", "false": "other"}, rules=[{"field": "language", "value": "sw"}]),
+        node("sw", "send_message", text="Karibu!"),
+        node("other", "send_message", text="Welcome!"),
+    )
+    with tenant_context(tenant_a.organization):
+        text = "Habari za asubuhi, ningependa kujua bei ya bidhaa zenu tafadhali"
+        result = flow_test_run(graph_data=data, session=None, message=SimulatedMessage(text=text))
+        assert result["analysis"]["language"] == "sw" and set(result["analysis"]) == {"language", "intent", "sentiment"}
+        assert result["replies"] == [{"kind": "text", "text": "Karibu!"}]

@@ -36,7 +36,7 @@ from apps.flows.drafts import (
 from apps.flows.models import FlowVersion
 from apps.flows.selectors import flow_get, flow_list, flow_versions_list
 from apps.flows.services import flow_activate, flow_publish
-from apps.flows.simulation import TestMessage, flow_test_run
+from apps.flows.simulation import SimulatedMessage, flow_test_run
 
 MAX_IMPORT_BYTES = 512 * 1024
 
@@ -346,6 +346,6 @@ class FlowTestRunApi(APIView):
         result = flow_test_run(
             graph_data=values.get("graph", flow.draft),
             session=session,
-            message=TestMessage(text=values["text"], choice_id=values["choice_id"], resume=values["resume"]),
+            message=SimulatedMessage(text=values["text"], choice_id=values["choice_id"], resume=values["resume"]),
         )
         return Response(result)

@@ -116,7 +116,7 @@ def _choice(choice: Choice) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class TestMessage:
+class SimulatedMessage:
     text: str = ""
     choice_id: str = ""
     resume: bool = False  # end the Delay the flow waits on, as if its time had passed
@@ -191,7 +191,7 @@ def _session_of(state: engine.State, tags: list[str]) -> dict[str, Any]:
 
 
 def flow_test_run(
-    *, graph_data: Any, session: dict[str, Any] | None, message: TestMessage, now: datetime | None = None
+    *, graph_data: Any, session: dict[str, Any] | None, message: SimulatedMessage, now: datetime | None = None
 ) -> dict[str, Any]:
     """Run one customer message (or a Delay's end) through a draft; return what the customer would see."""
     graph = g.graph_parse(graph_data)
