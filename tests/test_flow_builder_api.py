@@ -498,3 +498,47 @@ def test_the_test_run_analyses_the_message_when_a_condition_reads_it(tenant_a: T
         result = flow_test_run(graph_data=data, session=None, message=SimulatedMessage(text=text))
         assert result["analysis"]["language"] == "sw" and set(result["analysis"]) == {"language", "intent", "sentiment"}
         assert result["replies"] == [{"kind": "text", "text": "Karibu!"}]
+
+
+def test_the_back_office_imports_a_file_as_a_new_flow_and_adds_open_the_builder(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        client = tenant_a.client()
+        client.force_login(_user(SUPPORT_MANAGER))
+        listing = client.get("/admin/flows/flow/")
+        assert "/admin/flows/flow/import/" in listing.content.decode()
+
+        document = {"format": "imaradesk-flow", "format_version": 1, "name": "From a file", "graph": _menu_graph()}
+        upload = io.BytesIO(json.dumps(document).encode())
+        upload.name = "flow.json"
+        imported = client.post("/admin/flows/flow/import/", {"file": upload, "name": ""})
+        flow = Flow.objects.get(name="From a file")
+        assert imported.status_code == 302 and imported["Location"] == f"/flows/{flow.pk}/builder/"
+        assert flow.draft == _menu_graph() and not flow.is_active and not flow.versions.exists()
+
+        bad = io.BytesIO(b"not json at all")
+        bad.name = "flow.json"
+        refused = client.post("/admin/flows/flow/import/", {"file": bad})
+        assert refused.status_code == 400 and "not valid JSON" in refused.content.decode()
+        assert client.post("/admin/flows/flow/import/", {}).status_code == 400
+
+        added = client.post("/admin/flows/flow/add/", _add_form("Made in the back office"))
+        created = Flow.objects.get(name="Made in the back office")
+        assert added.status_code == 302 and added["Location"] == f"/flows/{created.pk}/builder/"
+
+        agent = tenant_a.client()
+        agent.force_login(_user(AGENT))
+        assert agent.get("/admin/flows/flow/import/").status_code == 302  # to the sign-in page: not staff
+
+
+def _add_form(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "trigger": json.dumps({"kind": "catch_all"}),
+        "priority": "0",
+        "draft": json.dumps({"nodes": [{"id": "start", "type": "trigger", "config": {}, "next": {}}]}),
+        "versions-TOTAL_FORMS": "0",
+        "versions-INITIAL_FORMS": "0",
+        "versions-MIN_NUM_FORMS": "0",
+        "versions-MAX_NUM_FORMS": "1000",
+        "_save": "Save",
+    }

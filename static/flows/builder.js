@@ -282,7 +282,18 @@
       item.dataset.type = entry.type;
       item.title = entry.help;
       item.innerHTML = "<strong>" + esc(entry.label) + "</strong><span>" + esc(entry.help) + "</span>";
-      if (config.canEdit) item.addEventListener("mousedown", startDrag);
+      if (config.canEdit) {
+        item.tabIndex = 0;
+        item.setAttribute("role", "button");
+        item.addEventListener("pointerdown", startDrag);
+        // Without a mouse: Enter or Space puts the step in the middle of the canvas.
+        item.addEventListener("keydown", function (e) {
+          if (e.key !== "Enter" && e.key !== " ") return;
+          e.preventDefault();
+          const rect = canvasEl.getBoundingClientRect();
+          addStep(entry.type, rect.left + rect.width / 2, rect.top + rect.height / 3);
+        });
+      }
       list.appendChild(item);
     });
   }
@@ -301,8 +312,8 @@
       ghost.style.top = e.clientY + 8 + "px";
     };
     const up = function (e) {
-      document.removeEventListener("mousemove", move);
-      document.removeEventListener("mouseup", up);
+      document.removeEventListener("pointermove", move);
+      document.removeEventListener("pointerup", up);
       ghost.remove();
       $("builder").classList.remove("dragging");
       const selection = window.getSelection();
@@ -313,8 +324,8 @@
       }
     };
     move(event);
-    document.addEventListener("mousemove", move);
-    document.addEventListener("mouseup", up);
+    document.addEventListener("pointermove", move);
+    document.addEventListener("pointerup", up);
   }
 
   // --- the side panel: one node's settings -----------------------------------------------------
