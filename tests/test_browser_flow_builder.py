@@ -8,7 +8,9 @@ keyword through the real webhook and a real Celery worker, and the flow's replie
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +18,12 @@ from django.db import connections
 
 from apps.core.tenancy import tenant_context, use_public_schema
 from apps.flows.models import Flow
+from apps.flows.services import flow_publish
+from apps.flows.tests.fakes import graph_of, node
 from apps.tenants.models import WebhookEvent, WhatsAppAccount
 from tests.conftest import LiveServer, TenantSetup, tenant_conversations_wipe
 from tests.test_browser_simulator import _eventually, _sign_in
+from tests.test_flow_builder_api import _menu_graph
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 
@@ -178,6 +183,70 @@ def test_build_a_flow_by_drag_and_drop_publish_it_and_the_simulator_follows_it(
         page.locator("#thread li.msg.business", has_text=QUESTION).wait_for(timeout=60_000)
         page.locator("#thread").get_by_role("button", name=YES).click()
         page.locator("#thread li.msg.business", has_text=ANSWER).wait_for(timeout=60_000)
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_revert_export_import_and_delete_in_the_builder(
+    browser: Any, live_server_tenants: LiveServer, builder_tenant: TenantSetup
+) -> None:
+    tenant = builder_tenant
+    with tenant_context(tenant.organization):
+        flow = Flow.objects.create(name="Browser versions", draft=_menu_graph())
+        flow_publish(flow=flow, by=None)
+        flow.draft = graph_of(node("x", "send_message", text="Second try"))
+        flow.save()
+    context = browser.new_context(viewport={"width": 1600, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        _sign_in(page, live_server_tenants, tenant, f"/flows/{flow.pk}/builder/")
+        page.locator("body[data-builder-ready]").wait_for()
+        assert page.locator("#canvas .drawflow-node").count() == 2
+
+        # Put version 1 back in the draft: its five steps come back on the canvas and in the database.
+        page.select_option("#versions", "1")
+        page.click("#revert")
+        _step(page, "people").wait_for()
+        assert page.locator("#canvas .drawflow-node").count() == 5
+        with tenant_context(tenant.organization):
+            assert Flow.objects.get(pk=flow.pk).draft == _menu_graph()
+
+        # Export downloads the draft as a .json file.
+        with page.expect_download() as download_info:
+            page.click("#export")
+        download = download_info.value
+        assert download.suggested_filename == f"browser-versions-{flow.pk}.json"
+        exported = json.loads(Path(download.path()).read_text())
+        assert exported["format"] == "imaradesk-flow" and exported["graph"] == _menu_graph()
+
+        # Import a file over the draft; a broken file says what is wrong and changes nothing.
+        page.set_input_files(
+            "#import-file", files=[{"name": "broken.json", "mimeType": "application/json", "buffer": b"{oops"}]
+        )
+        page.locator("#message", has_text="not valid JSON").wait_for()
+        other = {"nodes": [node("start", "trigger", {"default": "hi"}), node("hi", "send_message", text="Imported hi")]}
+        page.set_input_files(
+            "#import-file",
+            files=[{"name": "other.json", "mimeType": "application/json", "buffer": json.dumps(other).encode()}],
+        )
+        _step(page, "hi").locator(".df-summary", has_text="Imported hi").wait_for()
+        assert page.locator("#canvas .drawflow-node").count() == 2
+
+        # Delete a step from its side panel, then save: the saved draft no longer has it or its link.
+        _select(page, "hi")
+        page.click("#settings .delete-step")
+        assert _step(page, "hi").count() == 0
+        page.click("#save")
+        page.locator("#message", has_text="Draft saved").wait_for()
+        with tenant_context(tenant.organization):
+            saved = Flow.objects.get(pk=flow.pk)
+            assert [n["id"] for n in saved.draft["nodes"]] == ["start"]
+            assert saved.draft["nodes"][0]["next"] == {}
+            assert saved.versions.count() == 1
         assert errors == []
     finally:
         context.close()

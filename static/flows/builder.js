@@ -179,6 +179,10 @@
       labelOutputs(node);
     });
     rendering = false;
+    // The redraw removed the elements Drawflow remembered as selected: forget them, so its
+    // Delete key never aims at a step that is gone.
+    editor.node_selected = null;
+    editor.connection_selected = null;
     showProblems();
   }
 
@@ -813,6 +817,9 @@
   });
   $("test-skip").addEventListener("click", function () { testSend("", "", true); });
   $("test-restart").addEventListener("click", testRestart);
+  $("zoom-in").addEventListener("click", function () { editor.zoom_in(); });
+  $("zoom-out").addEventListener("click", function () { editor.zoom_out(); });
+  $("zoom-reset").addEventListener("click", function () { editor.zoom_reset(); });
   if (!config.canEdit) {
     ["save", "publish", "active", "revert", "flow-name"].forEach(function (id) { $(id).disabled = true; });
     document.querySelector(".builder-import").hidden = true;
