@@ -21,7 +21,7 @@ from apps.accounts.services import user_create
 from apps.conversations.models import Conversation, Message
 from apps.core.tenancy import tenant_context
 from apps.flows import graph as g
-from apps.flows.drafts import MAX_NODES, flow_export, flow_import
+from apps.flows.drafts import MAX_IMPORT_BYTES, MAX_NODES, flow_export, flow_import
 from apps.flows.models import Flow, FlowRun, FlowVersion
 from apps.flows.palette import palette
 from apps.flows.simulation import SimulatedMessage, flow_test_run
@@ -265,6 +265,7 @@ def test_export_then_import_round_trips_and_bad_files_get_clear_errors(tenant_a:
             return body
 
         assert refused(b"{not json")["extra"]["reason"] == "json"
+        assert refused(b" " * (MAX_IMPORT_BYTES + 1))["extra"]["reason"] == "size"
         assert refused(b"\xff\xfe")["extra"]["reason"] == "json"
         assert refused(b"[1, 2]")["extra"]["reason"] == "shape"
         assert refused(b'{"hello": 1}')["extra"]["reason"] == "shape"

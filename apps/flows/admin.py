@@ -11,10 +11,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_sites import tenant_admin_site
-from apps.flows.drafts import FlowImportInvalid, flow_import
+from apps.flows.drafts import FlowImportInvalid, flow_import, flow_import_upload
 from apps.flows.models import Flow, FlowRun, FlowRunStep, FlowVersion
-
-MAX_IMPORT_BYTES = 512 * 1024
 
 
 class FlowVersionInline(admin.TabularInline[FlowVersion, Flow]):
@@ -55,13 +53,9 @@ class FlowAdmin(admin.ModelAdmin[Flow]):
             return HttpResponseRedirect(reverse("admin:index"))
         error = ""
         if request.method == "POST":
-            upload = request.FILES.get("file")
             try:
-                if upload is None:
-                    raise FlowImportInvalid(gettext("Choose a .json file exported from a flow."))
-                if upload.size is not None and upload.size > MAX_IMPORT_BYTES:
-                    raise FlowImportInvalid(gettext("The file is larger than 512 KB."))
-                flow = flow_import(raw=upload.read(), name=str(request.POST.get("name", "")).strip()[:120])
+                raw = flow_import_upload(request.FILES.get("file"))
+                flow = flow_import(raw=raw, name=str(request.POST.get("name", "")).strip()[:120])
             except FlowImportInvalid as exc:
                 error = exc.message
             else:

@@ -31,14 +31,13 @@ from apps.flows.drafts import (
     flow_draft_revert,
     flow_export,
     flow_import,
+    flow_import_upload,
     flow_update,
 )
 from apps.flows.models import FlowVersion
 from apps.flows.selectors import flow_get, flow_list, flow_versions_list
 from apps.flows.services import flow_activate, flow_publish
 from apps.flows.simulation import SimulatedMessage, flow_test_run
-
-MAX_IMPORT_BYTES = 512 * 1024
 
 
 def _user_may(request: Request, action: str) -> User:
@@ -253,11 +252,8 @@ _IMPORT_REQUEST = {
 
 def _import_source(request: Request) -> bytes | dict[str, Any]:
     """The uploaded file (multipart "file"), or the JSON body itself."""
-    upload = request.FILES.get("file")
-    if upload is not None:
-        if upload.size is not None and upload.size > MAX_IMPORT_BYTES:
-            raise FlowImportInvalid(_("The file is larger than 512 KB."), extra={"reason": "size"})
-        return bytes(upload.read())
+    if "file" in request.FILES:
+        return flow_import_upload(request.FILES["file"])
     if isinstance(request.data, dict) and ("graph" in request.data or "nodes" in request.data):
         return dict(request.data)
     raise FlowImportInvalid(_("Choose a .json file exported from a flow."), extra={"reason": "missing"})

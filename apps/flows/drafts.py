@@ -11,6 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,6 +24,7 @@ EXPORT_FORMAT = "imaradesk-flow"
 EXPORT_FORMAT_VERSION = 1
 MAX_NODES = 200  # far beyond any flow a person builds by hand; keeps a pasted file from bloating a row
 MAX_GRAPH_BYTES = 256 * 1024
+MAX_IMPORT_BYTES = 512 * 1024  # an export is about 1 KB per step
 
 
 class FlowImportInvalid(ApplicationError):
@@ -104,6 +106,15 @@ def flow_export(*, flow: Flow) -> dict[str, Any]:
         "exported": timezone.now().isoformat(),
         "graph": flow.draft,
     }
+
+
+def flow_import_upload(upload: UploadedFile | None) -> bytes:
+    """The bytes of an uploaded export, refused when missing or too large to be one."""
+    if upload is None:
+        raise FlowImportInvalid(_("Choose a .json file exported from a flow."), extra={"reason": "missing"})
+    if upload.size is not None and upload.size > MAX_IMPORT_BYTES:
+        raise FlowImportInvalid(_("The file is larger than 512 KB."), extra={"reason": "size"})
+    return bytes(upload.read())
 
 
 def flow_import_read(raw: bytes | str | dict[str, Any]) -> tuple[str, int, dict[str, Any]]:
