@@ -3,6 +3,13 @@
 #   worker  celery -A imaradesk worker -l info
 #   worker-ai  IMARADESK_WARM_AI=1 celery -A imaradesk worker -Q ai -n ai@%h -l info
 #   beat    celery -A imaradesk beat -l info     (exactly one per deployment)
+# The browser libraries of package.json (the flow builder's graph editor), installed from the
+# lock file in a throwaway Node stage; only node_modules is copied into the image.
+FROM node:20-slim AS assets
+WORKDIR /assets
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,6 +32,7 @@ COPY requirements.txt constraints.txt ./
 RUN pip install -r requirements.txt -c constraints.txt
 
 COPY . .
+COPY --from=assets /assets/node_modules ./node_modules
 
 # Static files are collected at build time into var/staticfiles (hashed names, compressed;
 # WhiteNoise serves them). Loading the production settings needs its secrets to be set,

@@ -4,20 +4,29 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STACK := $(PY) scripts/stack.py
+# Browser libraries (package.json) that Django serves as static files; npm ci keeps them to the lock.
+ASSETS := node_modules/.installed
 
-.PHONY: run test venv chromium lint typecheck migrations-check deploy-check pytest bench services stop clean
+.PHONY: run test venv assets chromium lint typecheck migrations-check deploy-check pytest bench services stop clean
 
-run: $(STAMP)
+run: $(STAMP) $(ASSETS)
 	$(STACK) run
 
-test: $(STAMP)
+test: $(STAMP) $(ASSETS)
 	sh scripts/ensure_chromium.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(STACK) exec -- $(MAKE) --no-print-directory migrations-check deploy-check pytest
 
-venv: $(STAMP)
+venv: $(STAMP) $(ASSETS)
+
+assets: $(ASSETS)
+
+$(ASSETS): package.json package-lock.json
+	sh scripts/ensure_node.sh
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(ASSETS)
 
 chromium:
 	sh scripts/ensure_chromium.sh
@@ -57,4 +66,4 @@ stop: $(STAMP)
 	$(STACK) down
 
 clean: stop
-	rm -rf var
+	rm -rf var node_modules

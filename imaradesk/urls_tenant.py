@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/v1/", include("apps.tickets.api_urls")),
     path("", include("apps.conversations.urls")),
     path("", include("apps.tickets.urls")),
+    path("api/v1/", include("apps.flows.api_urls")),
+    path("", include("apps.flows.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

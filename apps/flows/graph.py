@@ -252,39 +252,69 @@ def _allowed_branches(node: Node) -> frozenset[str]:
     return BRANCHES[node.type]
 
 
+def _check_links(node: Node, graph: Graph) -> None:
+    for branch, target in node.next.items():
+        if branch not in _allowed_branches(node):
+            raise _fail(node.id, _("%(type)s has no branch %(branch)r.") % {"type": node.type, "branch": branch})
+        if target not in graph.nodes:
+            raise _fail(
+                node.id,
+                _("branch %(branch)r leads to unknown node %(target)r.") % {"branch": branch, "target": target},
+            )
+        if target == graph.entry:
+            raise _fail(node.id, _("no branch may lead back to the Trigger."))
+    missing: set[str] = set(REQUIRED_BRANCHES.get(node.type, frozenset())) - set(node.next)
+    if node.type == QUICK_REPLIES and "default" not in node.next:
+        # Without a default, every option needs a branch of its own.
+        missing = {str(o.get("id")) for o in node.config["options"]} - set(node.next)
+    if missing:
+        raise _fail(node.id, _("missing branch(es): %(branches)s.") % {"branches": ", ".join(sorted(missing))})
+
+
+def _unreachable(graph: Graph) -> list[str]:
+    reachable = {graph.entry}
+    stack = [graph.entry]
+    while stack:
+        for target in graph.nodes[stack.pop()].next.values():
+            if target in graph.nodes and target not in reachable:
+                reachable.add(target)
+                stack.append(target)
+    return [node_id for node_id in graph.nodes if node_id not in reachable]
+
+
 def graph_validate(data: Any) -> Graph:
     """Parse and check a graph for publication; the error names the first node at fault."""
     graph = graph_parse(data)
     for node in graph.nodes.values():
         _check_node(node, graph)
-        for branch, target in node.next.items():
-            if branch not in _allowed_branches(node):
-                raise _fail(node.id, _("%(type)s has no branch %(branch)r.") % {"type": node.type, "branch": branch})
-            if target not in graph.nodes:
-                raise _fail(
-                    node.id,
-                    _("branch %(branch)r leads to unknown node %(target)r.") % {"branch": branch, "target": target},
-                )
-            if target == graph.entry:
-                raise _fail(node.id, _("no branch may lead back to the Trigger."))
-        missing: set[str] = set(REQUIRED_BRANCHES.get(node.type, frozenset())) - set(node.next)
-        if node.type == QUICK_REPLIES and "default" not in node.next:
-            # Without a default, every option needs a branch of its own.
-            missing = {str(o.get("id")) for o in node.config["options"]} - set(node.next)
-        if missing:
-            raise _fail(node.id, _("missing branch(es): %(branches)s.") % {"branches": ", ".join(sorted(missing))})
-    reachable = {graph.entry}
-    stack = [graph.entry]
-    while stack:
-        for target in graph.nodes[stack.pop()].next.values():
-            if target not in reachable:
-                reachable.add(target)
-                stack.append(target)
-    for node_id in graph.nodes:
-        if node_id not in reachable:
-            raise _fail(node_id, _("no path from the Trigger reaches this node."))
+        _check_links(node, graph)
+    for node_id in _unreachable(graph):
+        raise _fail(node_id, _("no path from the Trigger reaches this node."))
     _check_cycles(graph)
     return graph
+
+
+def graph_problems(data: Any) -> list[FlowGraphInvalid]:
+    """Every reason `graph_validate` would refuse the graph, at most one per node (for the builder)."""
+    try:
+        graph = graph_parse(data)
+    except FlowGraphInvalid as exc:
+        return [exc]
+    problems: dict[str, FlowGraphInvalid] = {}
+    for node in graph.nodes.values():
+        try:
+            _check_node(node, graph)
+            _check_links(node, graph)
+        except FlowGraphInvalid as exc:
+            problems[node.id] = exc
+    for node_id in _unreachable(graph):
+        problems.setdefault(node_id, _fail(node_id, _("no path from the Trigger reaches this node.")))
+    if not problems:
+        try:
+            _check_cycles(graph)
+        except FlowGraphInvalid as exc:
+            return [exc]
+    return list(problems.values())
 
 
 def _check_cycles(graph: Graph) -> None:

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import Max, OuterRef, QuerySet, Subquery
+from django.utils.translation import gettext as _
 
+from apps.core.exceptions import NotFoundError
 from apps.flows.models import Flow, FlowRun, FlowVersion
 
 
@@ -31,3 +33,19 @@ def flow_runs_resume_due(*, now: datetime, limit: int = 500) -> list[int]:
         .order_by("wait_until")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def flow_list() -> QuerySet[Flow]:
+    """Every flow with its latest published version number, for the builder's list and the API."""
+    return Flow.objects.annotate(latest_version=Max("versions__number")).order_by("-priority", "id")
+
+
+def flow_get(*, flow_id: int) -> Flow:
+    flow = flow_list().filter(pk=flow_id).first()
+    if flow is None:
+        raise NotFoundError(_("No such flow."), code="flow_not_found")
+    return flow
+
+
+def flow_versions_list(*, flow: Flow) -> QuerySet[FlowVersion]:
+    return FlowVersion.objects.filter(flow=flow).select_related("published_by").order_by("-number")

@@ -310,7 +310,12 @@ USE_TZ = True
 # --- Static and media ---------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS: list[Path | tuple[str, Path]] = [
+    BASE_DIR / "static",
+    # The flow builder's graph editor, installed from npm by `make` (package.json, `npm ci`):
+    # served as /static/drawflow/..., never copied into the repository.
+    ("drawflow", BASE_DIR / "node_modules" / "drawflow" / "dist"),
+]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 # Uploaded files (knowledge documents) go to S3 or an S3-compatible store when a bucket is
