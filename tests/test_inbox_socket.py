@@ -129,13 +129,19 @@ async def test_each_person_hears_only_about_conversations_they_may_see(tenant_a:
         await _in_tenant(tenant_a, lambda: conversation_takeover(conversation=teams, agent=people.amina))
         heard = {name: _conversation_ids(await _drain(socket)) for name, socket in sockets.items()}
         assert heard["manager"] == {teams.pk, general.pk}
-        assert heard["amina"] == {teams.pk}  # Baraka's conversation is not hers
-        assert heard["baraka"] == {general.pk}
+        # Amina saw the general conversation in the unassigned queue: she hears Baraka take it
+        # (so her list drops it), and nothing after that.
+        assert heard["amina"] == {teams.pk, general.pk}
+        assert heard["baraka"] == {general.pk}  # the team's conversation was never in his queue
         assert heard["editor"] == set()
 
         # A manager moves Amina's conversation to Baraka: she hears it leave, he hears it come.
         await _in_tenant(
             tenant_a, lambda: conversation_assign(conversation=teams, agent=people.baraka, by=people.manager)
+        )
+        # Baraka's own conversation changes hands within his view only: Amina hears nothing of it.
+        await _in_tenant(
+            tenant_a, lambda: conversation_assign(conversation=general, agent=people.manager, by=people.manager)
         )
         amina_events = await _drain(sockets["amina"])
         assert [e["data"]["assigned_agent"] for e in amina_events if e["type"] == "conversation.updated"] == [

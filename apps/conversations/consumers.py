@@ -69,6 +69,8 @@ class InboxConsumer(TenantEventsConsumer):
             return not data.get("private", False)
         if data.get("previous_agent") == self.viewer.user_id:
             return True  # it just left this agent: their inbox must drop it
+        if data.get("left_queue") and viewer_can_see(self.viewer, assigned_agent_id=None, team_id=data.get("team")):
+            return True  # a colleague took it from a queue this person sees: their list must drop it
         return viewer_can_see(self.viewer, assigned_agent_id=data.get("assigned_agent"), team_id=data.get("team"))
 
     async def event_forward(self, message: dict[str, Any]) -> None:

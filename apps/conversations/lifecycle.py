@@ -76,6 +76,9 @@ def _record(
     payload.update(change=kind, actor=actor.pk if actor else None, reason=event.reason)
     if data and data.get("previous_agent"):
         payload["previous_agent"] = data["previous_agent"]  # so the previous agent's inbox hears it left
+    if kind in (Kind.ASSIGNED, Kind.TAKEOVER) and data and data.get("previous_agent") is None:
+        # It was in the unassigned queue: everyone who saw it there must hear it leave.
+        payload["left_queue"] = True
     event_publish(event_type="conversation.updated", data=payload)
     if kind in (Kind.ASSIGNED, Kind.TAKEOVER) and conversation.assigned_agent_id is not None:
         # The agent's own sockets: a browser notification for a new assignment.
