@@ -24,6 +24,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 from django.test import Client
+from django.utils import translation
 
 from apps.accounts.models import User
 from apps.core.tenancy import schema_context, use_public_schema
@@ -109,6 +110,7 @@ def _public_schema_after_test() -> Iterator[None]:
     routes_forget()  # a test's rolled-back numbers must not be routed from the cache
     yield
     use_public_schema()
+    translation.activate(settings.LANGUAGE_CODE)  # a French request must not leave French on
 
 
 @pytest.fixture
