@@ -340,3 +340,17 @@ def tenant_conversations_wipe(tenant: TenantSetup) -> None:
             if "deadlock" not in str(error) or attempt == 4:
                 raise
             time.sleep(0.5)
+
+
+def session_key_for(schema: str, user: User) -> str:
+    """A signed-in session for `user` in a tenant's schema (for websocket cookies)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    with schema_context(schema):
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        return str(session.session_key)

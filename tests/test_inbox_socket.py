@@ -12,8 +12,6 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,9 +23,9 @@ from apps.conversations.lifecycle import conversation_assign, conversation_takeo
 from apps.conversations.models import Conversation
 from apps.conversations.selectors import conversation_list_for_user, viewer_can_see, viewer_for
 from apps.core.realtime import event_publish
-from apps.core.tenancy import schema_context, tenant_context
+from apps.core.tenancy import tenant_context
 from imaradesk.asgi import application
-from tests.conftest import TenantSetup
+from tests.conftest import TenantSetup, session_key_for
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 
@@ -41,16 +39,6 @@ class People:
     baraka: User
     editor: User
     team: Team
-
-
-def _session(schema: str, user: User) -> str:
-    with schema_context(schema):
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
-        return str(session.session_key)
 
 
 @pytest.fixture
@@ -76,7 +64,7 @@ def people(tenant_a: TenantSetup) -> Iterator[People]:
 
 
 def _socket(tenant: TenantSetup, user: User) -> WebsocketCommunicator:
-    key = _session(tenant.schema, user)
+    key = session_key_for(tenant.schema, user)
     headers = [
         (b"host", tenant.domain.encode()),
         (b"origin", f"http://{tenant.domain}".encode()),
@@ -282,7 +270,7 @@ async def test_the_older_events_socket_applies_the_same_rule(tenant_a: TenantSet
 
     async def events_socket(user: User) -> WebsocketCommunicator:
         def build() -> WebsocketCommunicator:
-            key = _session(tenant_a.schema, user)
+            key = session_key_for(tenant_a.schema, user)
             headers = [
                 (b"host", tenant_a.domain.encode()),
                 (b"origin", f"http://{tenant_a.domain}".encode()),

@@ -12,20 +12,18 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 
 from apps.accounts.models import AgentProfile, Team, User
 from apps.accounts.roles import AGENT, KNOWLEDGE_EDITOR, SUPPORT_MANAGER
 from apps.accounts.services import user_create
-from apps.core.tenancy import schema_context, tenant_context
+from apps.core.tenancy import tenant_context
 from apps.tickets.consumers import CLOSE_FORBIDDEN
 from apps.tickets.models import SLAPolicy, Ticket
 from apps.tickets.services.sla import ticket_sla_check
 from apps.tickets.services.tickets import ticket_create, ticket_update
 from imaradesk.asgi import application
-from tests.conftest import TenantSetup
+from tests.conftest import TenantSetup, session_key_for
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 
@@ -40,16 +38,6 @@ class People:
     editor: User
     team: Team
     other_manager: User
-
-
-def _session(schema: str, user: User) -> str:
-    with schema_context(schema):
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
-        return str(session.session_key)
 
 
 @pytest.fixture
@@ -85,7 +73,7 @@ def people(tenant_a: TenantSetup, tenant_b: TenantSetup) -> Iterator[People]:
 
 
 def _socket(tenant: TenantSetup, user: User) -> WebsocketCommunicator:
-    key = _session(tenant.schema, user)
+    key = session_key_for(tenant.schema, user)
     headers = [
         (b"host", tenant.domain.encode()),
         (b"origin", f"http://{tenant.domain}".encode()),
