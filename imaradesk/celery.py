@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from celery.signals import setup_logging, worker_process_init
+from celery.concurrency import get_implementation
+from celery.signals import setup_logging, worker_init, worker_process_init
 from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imaradesk.settings.base")
@@ -32,3 +33,15 @@ def _warm_offline_models(**_kwargs: object) -> None:
     from apps.ai.warmup import analysers_warm_in_background
 
     analysers_warm_in_background()
+
+
+@worker_init.connect
+def _warm_offline_models_in_a_thread_pool(sender: object = None, **_kwargs: object) -> None:
+    """A threads-pool AI worker (`-P threads`) runs tasks in its own process: warm that one.
+
+    The prefork and solo pools send `worker_process_init` (above); the threads pool does not,
+    so without this its first messages waited ~15 s for the models.
+    """
+    pool = get_implementation(getattr(sender, "pool_cls", "prefork"))
+    if pool.__module__ == "celery.concurrency.thread":
+        _warm_offline_models()

@@ -20,10 +20,12 @@ from apps.accounts.roles import AGENT, KNOWLEDGE_EDITOR, SUPPORT_MANAGER
 from apps.accounts.services import user_create
 from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_assign, conversation_takeover
-from apps.conversations.models import Conversation
+from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import conversation_list_for_user, viewer_can_see, viewer_for
 from apps.core.realtime import event_publish
 from apps.core.tenancy import tenant_context
+from apps.whatsapp.models import OutboxMessage
+from apps.whatsapp.outbox.statuses import outbox_status_publish
 from imaradesk.asgi import application
 from tests.conftest import TenantSetup, session_key_for
 
@@ -210,6 +212,79 @@ async def test_typing_reaches_colleagues_who_see_the_conversation(tenant_a: Tena
             await socket.disconnect()
 
 
+def _outbound(conversation: Conversation | None, tenant: TenantSetup, tag: str) -> OutboxMessage:
+    """An outgoing send (in `conversation`, or a broadcast when None) that WhatsApp confirmed."""
+    row = OutboxMessage.objects.create(
+        account=tenant.whatsapp,
+        to_wa_id="254700000001",
+        kind="text",
+        payload={"type": "text"},
+        idempotency_key=f"watch-{tag}-{next(_numbers)}",
+        status=OutboxMessage.Status.SENT,
+        wamid=f"wamid.watch.{tag}.{next(_numbers)}",
+        delivery_status=OutboxMessage.Delivery.DELIVERED,
+    )
+    if conversation is not None:
+        Message.objects.create(
+            conversation=conversation,
+            direction=Message.Direction.OUTBOUND,
+            author_kind=Message.Author.AGENT,
+            type="text",
+            text="Your order left the warehouse",
+            outbox=row,
+            sent_at=timezone.now(),
+        )
+    return row
+
+
+async def test_ticks_and_ticket_changes_reach_only_the_sockets_with_the_conversation_open(
+    tenant_a: TenantSetup, people: People
+) -> None:
+    """Delivery ticks and ticket changes feed the open conversation's pane only: they go to the
+    sockets that watch that conversation, and watching never widens what a person may see."""
+    mine = await _conversation(tenant_a)
+    other = await _conversation(tenant_a)
+    await _in_tenant(tenant_a, lambda: conversation_takeover(conversation=mine, agent=people.amina))
+    amina = await _open(tenant_a, people.amina)
+    baraka = await _open(tenant_a, people.baraka)
+    manager = await _open(tenant_a, people.manager)
+    manager_elsewhere = await _open(tenant_a, people.manager)
+    try:
+        await amina.send_json_to({"type": "watch", "conversation": mine.pk})
+        await baraka.send_json_to({"type": "watch", "conversation": mine.pk})  # not his: still nothing
+        await manager.send_json_to({"type": "watch", "conversation": mine.pk})
+        await manager_elsewhere.send_json_to({"type": "watch", "conversation": other.pk})
+        for socket in (amina, baraka, manager, manager_elsewhere):
+            await _drain(socket, timeout=0.3)
+
+        def publish() -> None:
+            outbox_status_publish(_outbound(mine, tenant_a, "mine"))
+            outbox_status_publish(_outbound(None, tenant_a, "broadcast"))
+            event_publish(event_type="ticket.updated", data={"ticket": 7, "status": "open", "conversations": [mine.pk]})
+            event_publish(event_type="ticket.risk", data={"ticket": 8, "risk_score": 40, "conversations": [other.pk]})
+
+        await _in_tenant(tenant_a, publish)
+        heard = {name: await _drain(s) for name, s in {"amina": amina, "baraka": baraka, "manager": manager}.items()}
+        for name in ("amina", "manager"):
+            statuses = [e for e in heard[name] if e["type"] == "message.status"]
+            assert [(e["data"]["conversation"], e["data"]["status"]) for e in statuses] == [(mine.pk, "delivered")]
+            assert statuses[0]["data"]["assigned_agent"] == people.amina.pk
+            assert [e["data"]["ticket"] for e in heard[name] if e["type"].startswith("ticket.")] == [7]
+        assert heard["baraka"] == []
+        assert [(e["type"], e["data"]["ticket"]) for e in await _drain(manager_elsewhere)] == [("ticket.risk", 8)]
+
+        # Closing the conversation (or opening none) stops them.
+        await amina.send_json_to({"type": "watch", "conversation": None})
+        await _drain(amina, timeout=0.3)
+        await _in_tenant(tenant_a, lambda: outbox_status_publish(_outbound(mine, tenant_a, "after")))
+        assert await _drain(amina) == []
+        assert [e["type"] for e in await _drain(manager)] == ["message.status"]
+    finally:
+        for socket in (amina, baraka, manager, manager_elsewhere):
+            await socket.disconnect()
+        await _in_tenant(tenant_a, lambda: OutboxMessage.objects.filter(idempotency_key__startswith="watch-").delete())
+
+
 async def test_another_tenant_hears_nothing(tenant_a: TenantSetup, tenant_b: TenantSetup, people: People) -> None:
     admin_b = await database_sync_to_async(_admin)(tenant_b)
     other = await _open(tenant_b, admin_b)
@@ -288,13 +363,17 @@ async def test_the_older_events_socket_applies_the_same_rule(tenant_a: TenantSet
     manager = await events_socket(people.manager)
     try:
         general = await _conversation(tenant_a)
+        for socket in (editor, manager):  # both open it; the editor's request is refused
+            await socket.send_json_to({"type": "watch", "conversation": general.pk})
 
         def publish() -> None:
             event_publish(
                 event_type="message.created",
                 data={"conversation": general.pk, "assigned_agent": None, "team": None, "preview": "my card number"},
             )
-            event_publish(event_type="ticket.updated", data={"ticket": 1, "status": "open"})
+            event_publish(
+                event_type="ticket.updated", data={"ticket": 1, "status": "open", "conversations": [general.pk]}
+            )
 
         await _in_tenant(tenant_a, publish)
         assert {e["type"] for e in await _drain(manager)} == {"message.created", "ticket.updated"}

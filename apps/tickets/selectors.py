@@ -237,3 +237,9 @@ def handoffs_without_ticket(
     for conversation_id, reason in events:
         missing[conversation_id] = reason  # the latest hand-off's reason wins
     return list(missing.items())[:limit]
+
+
+def ticket_conversation_ids(ticket: Ticket) -> list[int]:
+    """The conversations a ticket is linked to: the inbox forwards a ticket's events only to
+    the agents who have one of them open (its ticket panel is all that uses them)."""
+    return sorted(ticket.conversations.values_list("pk", flat=True))

@@ -7,13 +7,17 @@ The transport sits below the apps that understand messages, so it cannot import 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp.payloads import InboundMessage
 
 InboundHandler = Callable[[WhatsAppAccount, InboundMessage], None]
+# Given an outbox row's id, the routing of the conversation it belongs to (or None).
+StatusRouter = Callable[[int], "dict[str, Any] | None"]
 
 _inbound_handlers: list[InboundHandler] = []
+_status_routers: list[StatusRouter] = []
 
 
 def inbound_handler_register(handler: InboundHandler) -> None:
@@ -26,3 +30,19 @@ def inbound_dispatch(account: WhatsAppAccount, message: InboundMessage) -> None:
         raise RuntimeError("No inbound message handler is registered (is apps.conversations installed?)")
     for handler in _inbound_handlers:
         handler(account, message)
+
+
+def status_router_register(router: StatusRouter) -> None:
+    if router not in _status_routers:
+        _status_routers.append(router)
+
+
+def status_routing(outbox_id: int) -> dict[str, Any]:
+    """What a delivery-status event carries so that only the people who may see the
+    conversation hear it (`conversation`, `assigned_agent`, `team`); {} for a send that
+    belongs to no conversation (a broadcast)."""
+    for router in _status_routers:
+        routing = router(outbox_id)
+        if routing:
+            return routing
+    return {}

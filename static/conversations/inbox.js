@@ -11,6 +11,7 @@
   let socket = null;
   let retry = 0;
   let refreshTimer = null;
+  let threadTimer = null;
   let windowTimer = null;
   let shownSuggestions = [];
   let cannedTimer = null;
@@ -92,6 +93,7 @@
   async function open(id) {
     if (id !== openId) clearAttachment();
     openId = id;
+    watch();
     document.body.classList.add("reading");
     showError("");
     await Promise.all([loadThread(), loadList()]);
@@ -104,6 +106,7 @@
       c = await api("conversations/" + openId + "/");
     } catch (error) {
       openId = null;
+      watch();
       $("thread-view").hidden = true;
       $("thread-empty").hidden = false;
       return;
@@ -437,6 +440,18 @@
   }
 
   // --- live -------------------------------------------------------------------------------
+  // The server sends ticks and ticket changes only for the conversation this page has open.
+  function watch() {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({type: "watch", conversation: openId}));
+    }
+  }
+
+  function scheduleThreadRefresh() {
+    clearTimeout(threadTimer);
+    threadTimer = setTimeout(loadThread, 120);
+  }
+
   function scheduleRefresh(conversationId) {
     clearTimeout(refreshTimer);
     const thread = conversationId === undefined || conversationId === openId;
@@ -453,6 +468,7 @@
       case "hello":
         $("connection").textContent = L.connected;
         $("connection").className = "connection live";
+        watch();
         if (lastEventId) socket.send(JSON.stringify({type: "catch_up", since: lastEventId}));
         scheduleRefresh();
         break;
@@ -465,10 +481,10 @@
       case "ticket.risk":
       case "ticket.sla_at_risk":
       case "ticket.sla_breached":
-        if (openConversation) loadTicket(openConversation);
+        if (openConversation && (data.conversations || []).includes(openConversation.id)) loadTicket(openConversation);
         break;
       case "message.status":
-        if (openId) scheduleRefresh(openId);
+        if (data.conversation === openId) scheduleThreadRefresh();
         break;
       case "agent.typing":
         if (data.conversation === openId && data.agent !== cfg.user.id) {

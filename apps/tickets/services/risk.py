@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from apps.core.realtime import event_publish
 from apps.tickets.models import Priority, Ticket
-from apps.tickets.selectors import ticket_customer_signals
+from apps.tickets.selectors import ticket_conversation_ids, ticket_customer_signals
 from apps.tickets.services.sla import CLOCKS
 
 SLA_SOON = timedelta(minutes=30)
@@ -111,6 +111,7 @@ def ticket_risk_refresh(*, ticket: Ticket, now: datetime | None = None) -> Ticke
                 # Routing: the sockets forward it only to people who may see the ticket.
                 "assignee": ticket.assignee_id,
                 "team": ticket.team_id,
+                "conversations": ticket_conversation_ids(ticket),
             },
         )
     return ticket

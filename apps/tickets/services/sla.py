@@ -27,6 +27,7 @@ from apps.core.realtime import event_publish
 from apps.tenants.selectors import organization_current
 from apps.tickets.business_hours import Schedule, business_add, business_seconds_between
 from apps.tickets.models import BusinessCalendar, SLAEvent, SLAPolicy, Ticket, TicketEvent
+from apps.tickets.selectors import ticket_conversation_ids
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +211,7 @@ def ticket_sla_check(*, ticket_id: int, now: datetime | None = None) -> list[SLA
             "priority": ticket.priority,
             "assignee": ticket.assignee_id,
             "team": ticket.team_id,
+            "conversations": ticket_conversation_ids(ticket),
         }
         event_publish(event_type=f"ticket.sla_{kind}", data=payload)
         if ticket.assignee_id is not None:

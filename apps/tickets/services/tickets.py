@@ -20,7 +20,7 @@ from apps.core.realtime import event_publish
 from apps.core.tenancy import current_schema, schema_context
 from apps.tickets.exceptions import TicketActionDenied, TicketInvalid, TicketMergeInvalid, TicketTransitionInvalid
 from apps.tickets.models import Priority, Ticket, TicketEvent
-from apps.tickets.selectors import handoffs_without_ticket, ticket_active_for_conversation
+from apps.tickets.selectors import handoffs_without_ticket, ticket_active_for_conversation, ticket_conversation_ids
 from apps.tickets.services.csat import csat_request_for_ticket
 from apps.tickets.services.risk import ticket_risk_refresh
 from apps.tickets.services.sla import SLA_FIELDS, sla_apply, sla_checks_schedule, sla_pause, sla_resume
@@ -67,6 +67,7 @@ def ticket_event_payload(ticket: Ticket) -> dict[str, Any]:
         "assignee": ticket.assignee_id,
         "team": ticket.team_id,
         "risk_score": ticket.risk_score,
+        "conversations": ticket_conversation_ids(ticket),
     }
 
 

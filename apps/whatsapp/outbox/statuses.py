@@ -6,6 +6,7 @@ from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError
 from apps.core.realtime import event_publish
+from apps.whatsapp.handlers import status_routing
 from apps.whatsapp.models import OutboxMessage
 from apps.whatsapp.payloads import StatusUpdate
 
@@ -17,10 +18,16 @@ class StatusForUnknownMessage(ApplicationError):
 
 
 def outbox_status_publish(row: OutboxMessage) -> None:
-    """Tell the tenant's sockets about the row's delivery state (after commit, to this schema)."""
+    """Tell the sockets that may see the row's conversation its delivery state (after commit)."""
     event_publish(
         event_type="message.status",
-        data={"outbox_id": row.pk, "wamid": row.wamid, "status": row.delivery_status, "error": row.error_title},
+        data={
+            "outbox_id": row.pk,
+            "wamid": row.wamid,
+            "status": row.delivery_status,
+            "error": row.error_title,
+            **status_routing(row.pk),
+        },
     )
 
 
