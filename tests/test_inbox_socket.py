@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,8 +23,10 @@ from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_assign, conversation_takeover
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import conversation_list_for_user, viewer_can_see, viewer_for
+from apps.conversations.services import message_send
 from apps.core.realtime import event_publish
 from apps.core.tenancy import tenant_context
+from apps.whatsapp import messages as wa
 from apps.whatsapp.models import OutboxMessage
 from apps.whatsapp.outbox.statuses import outbox_status_publish
 from imaradesk.asgi import application
@@ -283,6 +286,36 @@ async def test_ticks_and_ticket_changes_reach_only_the_sockets_with_the_conversa
         for socket in (amina, baraka, manager, manager_elsewhere):
             await socket.disconnect()
         await _in_tenant(tenant_a, lambda: OutboxMessage.objects.filter(idempotency_key__startswith="watch-").delete())
+
+
+async def test_the_bots_replies_reach_the_inboxes_live(tenant_a: TenantSetup, people: People) -> None:
+    general = await _conversation(tenant_a)
+
+    def bot_replies() -> None:
+        Contact.objects.filter(pk=general.contact_id).update(window_expires_at=timezone.now() + timedelta(hours=1))
+        conversation = Conversation.objects.select_related("contact", "account").get(pk=general.pk)
+        message_send(
+            conversation=conversation,
+            outgoing=wa.text("Your order left the warehouse this morning."),
+            author_kind=Message.Author.BOT,
+            idempotency_key=f"bot-live-{general.pk}",
+        )
+
+    amina = await _open(tenant_a, people.amina)
+    editor = await _open(tenant_a, people.editor)
+    try:
+        await _in_tenant(tenant_a, bot_replies)
+        created = [e["data"] for e in await _drain(amina) if e["type"] == "message.created"]
+        assert [(d["conversation"], d["author"], d["preview"]) for d in created] == [
+            (general.pk, "bot", "Your order left the warehouse this morning.")
+        ]
+        assert await _drain(editor) == []
+    finally:
+        for socket in (amina, editor):
+            await socket.disconnect()
+        await _in_tenant(
+            tenant_a, lambda: OutboxMessage.objects.filter(idempotency_key__startswith="bot-live-").delete()
+        )
 
 
 async def test_another_tenant_hears_nothing(tenant_a: TenantSetup, tenant_b: TenantSetup, people: People) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -30,5 +31,6 @@ def analysers_warm_in_background() -> None:
             logger.info("offline AI models loaded in %.1f s", analysers_warm())
         except Exception:  # a cold first message is slower, never wrong
             logger.exception("could not warm the offline AI models")
+        gc.freeze()  # the models live as long as the process: out of the collector's full passes
 
     threading.Thread(target=run, name="ai-warmup", daemon=True).start()

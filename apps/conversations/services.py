@@ -118,8 +118,7 @@ def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage)
             author_kind=Message.Author.SYSTEM,
             idempotency_key=f"consent:{inbound.wamid}",
         )
-    enqueue_on_commit(message_analyse_task, message.pk)
-    event_publish(  # sent after commit, to this tenant's sockets
+    event_publish(  # sent after commit, to this tenant's sockets: first, agents are waiting
         event_type="message.created",
         data={
             **conversation_routing(conversation),
@@ -128,6 +127,7 @@ def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage)
             "preview": message.text[:200],
         },
     )
+    enqueue_on_commit(message_analyse_task, message.pk)
     return message
 
 
@@ -175,6 +175,17 @@ def message_send(
     Conversation.objects.filter(pk=conversation.pk).update(
         last_message_at=now, last_message_preview=outgoing.preview[:200]
     )
+    if author_kind != Message.Author.AGENT:  # an agent's reply is announced by agent_reply_recorded
+        event_publish(
+            event_type="message.created",
+            data={
+                **conversation_routing(conversation),
+                "message": message.pk,
+                "direction": "out",
+                "author": author_kind,
+                "preview": outgoing.preview[:200],
+            },
+        )
     return message
 
 

@@ -378,7 +378,8 @@ LOGGING: dict[str, Any] = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "celery": {"level": "INFO"},
+        # Task start/finish lines at INFO, unless LOG_LEVEL asks for less.
+        "celery": {"level": LOG_LEVEL if LOG_LEVEL in ("WARNING", "ERROR", "CRITICAL") else "INFO"},
     },
 }
 
