@@ -150,18 +150,23 @@ def chunk_search(
         "tags": [tag.lower() for tag in tags],
         "rank_limit": settings.KNOWLEDGE_FTS_RANK_LIMIT,
     }
-    with transaction.atomic(), connection.cursor() as cursor:
-        # pgvector ≥ 0.8: keep scanning the HNSW graph until k rows pass the filters (is_live,
-        # category, tags), instead of returning fewer. relaxed_order: the rank is re-sorted above.
-        # enable_seqscan off: below ~10k passages the planner prefers an exact scan, which it
-        # costs without reading the out-of-line (TOAST) vectors: measured 30-40 ms at 3-6k
-        # passages against 1-2 ms through the index (benchmarks/retrieval.py --sizes 6000).
+    # pgvector ≥ 0.8: keep scanning the HNSW graph until k rows pass the filters (is_live,
+    # category, tags), instead of returning fewer. relaxed_order: the rank is re-sorted above.
+    # enable_seqscan off: below ~10k passages the planner prefers an exact scan, which it
+    # costs without reading the out-of-line (TOAST) vectors: measured 30-40 ms at 3-6k
+    # passages against 1-2 ms through the index (benchmarks/retrieval.py --sizes 6000).
+    # The settings and the search go in one round trip: statements sent together run in one
+    # transaction (PostgreSQL's simple query protocol; Django binds parameters client-side),
+    # so the transaction-local settings hold for the search and end with it.
+    params["ef_search"] = str(max(settings.KNOWLEDGE_HNSW_EF_SEARCH, 2 * k))
+    with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true),"
-            " set_config('enable_seqscan', 'off', true)",
-            [str(max(settings.KNOWLEDGE_HNSW_EF_SEARCH, 2 * k))],
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+            " set_config('hnsw.ef_search', %(ef_search)s, true), set_config('enable_seqscan', 'off', true);"
+            + _search_sql(filter_category=category_id is not None, filter_tags=bool(tags)),
+            params,
         )
-        cursor.execute(_search_sql(filter_category=category_id is not None, filter_tags=bool(tags)), params)
+        cursor.nextset()
         rows = cursor.fetchall()
     # The hits' vectors and full-text vectors are not needed: not reading them saves detoasting
     # and parsing 1.5 KB a passage.

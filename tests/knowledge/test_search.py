@@ -81,7 +81,7 @@ def test_search_runs_a_constant_number_of_queries(tenant_a: TenantSetup) -> None
             counts.append(
                 [q["sql"].split()[0] for q in queries.captured_queries if not q["sql"].startswith(_BOOKKEEPING)]
             )
-        assert counts[0] == counts[1] == counts[2] == ["SELECT", "WITH", "SELECT"], counts
+        assert counts[0] == counts[1] == counts[2] == ["SELECT", "SELECT"], counts
 
 
 def test_filtered_search_still_returns_k_rows(tenant_a: TenantSetup) -> None:
