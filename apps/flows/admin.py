@@ -59,7 +59,7 @@ class FlowAdmin(admin.ModelAdmin[Flow]):
             except FlowImportInvalid as exc:
                 error = exc.message
             else:
-                messages.success(request, gettext("Imported \u201c%(name)s\u201d as a draft.") % {"name": flow.name})
+                messages.success(request, gettext("Imported “%(name)s” as a draft.") % {"name": flow.name})
                 return HttpResponseRedirect(reverse("flow-builder", args=[flow.pk]))
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),

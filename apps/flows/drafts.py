@@ -143,7 +143,7 @@ def flow_import_read(raw: bytes | str | dict[str, Any]) -> tuple[str, int, dict[
         graph = document
     else:
         raise FlowImportInvalid(
-            _("The file has neither a flow export's \u201cgraph\u201d nor a graph's \u201cnodes\u201d."),
+            _("The file has neither a flow export's “graph” nor a graph's “nodes”."),
             extra={"reason": "shape"},
         )
     name = str(document.get("name") or "")[:120]

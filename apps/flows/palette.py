@@ -151,7 +151,7 @@ def palette() -> list[dict[str, Any]]:
             "fields": [
                 _field(
                     "match",
-                    _("Go to \u201cyes\u201d when"),
+                    _("Go to “yes” when"),
                     "select",
                     choices=[("all", _("all rules hold")), ("any", _("any rule holds"))],
                 ),
@@ -206,7 +206,7 @@ def palette() -> list[dict[str, Any]]:
             "fields": [
                 _field("method", _("Method"), "select", choices=[(m, m) for m in sorted(g.HTTP_METHODS)]),
                 _field("url", _("Address (URL)")),
-                _field("headers", _("Headers (one \u201cName: value\u201d per line)"), "headers"),
+                _field("headers", _("Headers (one “Name: value” per line)"), "headers"),
                 _field("body", _("Body (optional)"), "textarea", show_if={"method": ["POST", "PUT", "PATCH"]}),
                 _field("variable", _("Save the answer as")),
             ],

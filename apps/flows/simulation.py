@@ -62,7 +62,7 @@ class SimulationPorts:
         self.replies.append({"kind": "list", "text": body, "button": button, "choices": [_choice(c) for c in choices]})
 
     def send_template(self, name: str, language: str, params: list[str]) -> None:
-        text = _("Template message \u201c%(name)s\u201d (%(language)s)") % {"name": name, "language": language}
+        text = _("Template message “%(name)s” (%(language)s)") % {"name": name, "language": language}
         self.replies.append({"kind": "template", "text": text, "params": params})
 
     def knowledge_answer(self, question: str) -> KnowledgeReply:
@@ -82,11 +82,11 @@ class SimulationPorts:
 
     def tag(self, tag: str) -> None:
         self.tags.append(tag)
-        self._effect("tag", _("Would tag the conversation \u201c%(tag)s\u201d") % {"tag": tag})
+        self._effect("tag", _("Would tag the conversation “%(tag)s”") % {"tag": tag})
 
     def set_field(self, name: str, value: str) -> None:
         self._effect(
-            "field", _("Would set the contact's %(name)s to \u201c%(value)s\u201d") % {"name": name, "value": value}
+            "field", _("Would set the contact's %(name)s to “%(value)s”") % {"name": name, "value": value}
         )
 
     def close(self) -> None:
