@@ -59,6 +59,8 @@ class InboxConsumer(TenantEventsConsumer):
             # what the socket forwards: the visibility rule still applies to every event.
             conversation_id = content.get("conversation")
             ok = isinstance(conversation_id, int) and not isinstance(conversation_id, bool)
+            if ok and conversation_id == self.watching:
+                return  # the same conversation opened again: no query
             self.watching = conversation_id if ok and await self._may_open(conversation_id) else None
         elif kind == "catch_up":
             await self._catch_up(str(content.get("since", "")))
