@@ -85,9 +85,7 @@ class SimulationPorts:
         self._effect("tag", _("Would tag the conversation “%(tag)s”") % {"tag": tag})
 
     def set_field(self, name: str, value: str) -> None:
-        self._effect(
-            "field", _("Would set the contact's %(name)s to “%(value)s”") % {"name": name, "value": value}
-        )
+        self._effect("field", _("Would set the contact's %(name)s to “%(value)s”") % {"name": name, "value": value})
 
     def close(self) -> None:
         self._effect("close", _("Would close the conversation"))
