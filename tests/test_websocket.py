@@ -73,13 +73,14 @@ async def connected(
 async def test_events_reach_only_their_tenant(
     connected: dict[str, WebsocketCommunicator], tenant_a: TenantSetup, tenant_b: TenantSetup
 ) -> None:
-    await _publish(tenant_a.schema, "ticket.updated", {"id": 1, "title": "alpha secret"})
+    # A tenant-wide event (a document's indexing progress): every socket of the tenant gets it.
+    await _publish(tenant_a.schema, "knowledge.document.progress", {"id": 1, "title": "alpha secret"})
     received = await connected["a"].receive_json_from(timeout=5)
-    assert received["type"] == "ticket.updated"
+    assert received["type"] == "knowledge.document.progress"
     assert received["data"] == {"id": 1, "title": "alpha secret"}
     assert await connected["b"].receive_nothing(timeout=0.5)
 
-    await _publish(tenant_b.schema, "ticket.updated", {"id": 2})
+    await _publish(tenant_b.schema, "knowledge.document.progress", {"id": 2})
     assert (await connected["b"].receive_json_from(timeout=5))["data"] == {"id": 2}
     assert await connected["a"].receive_nothing(timeout=0.5)
 
