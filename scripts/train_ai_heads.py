@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyp
 
 from apps.ai import language, sentiment  # noqa: E402
 from apps.ai.datasets import afrisenti_read, banking77_read, clinc_read  # noqa: E402
-from apps.ai.evaluation import weighted_f1  # noqa: E402
+from apps.ai.evaluation import cached_embedder, weighted_f1  # noqa: E402
 from apps.ai.linear import LinearModel  # noqa: E402
 from apps.ai.ngrams import ngram_features  # noqa: E402
 
@@ -136,28 +136,6 @@ def train_sentiment(data: Path, out: Path, embed: Callable[[Sequence[str]], npt.
     to_linear(fit(x_ngram, y, c_ngram)).save(out / "sentiment_ngram.npz")
     to_linear(fit(x_embed, y, c_embed)).save(out / "sentiment_embed.npz")
     (out / "sentiment_mix.txt").write_text(f"{weight}\n")
-
-
-def cached_embedder(cache: Path | None) -> Callable[[Sequence[str]], npt.NDArray[np.float32]]:
-    """Embed as e5 queries, reusing vectors saved in `cache` (rebuilding on a new machine takes minutes)."""
-    from apps.ai.embeddings import embed_queries
-
-    known: dict[str, npt.NDArray[np.float32]] = {}
-    for path in sorted(cache.glob("*.npz")) if cache else []:
-        with np.load(path, allow_pickle=True) as saved:
-            known.update(zip((str(t) for t in saved["texts"]), saved["emb"], strict=True))
-
-    def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        missing = sorted({t for t in texts if t not in known})
-        if missing:
-            vectors = np.concatenate([embed_queries(missing[i : i + 256]) for i in range(0, len(missing), 256)])
-            known.update(zip(missing, vectors, strict=True))
-            if cache:
-                cache.mkdir(parents=True, exist_ok=True)
-                np.savez(cache / f"added-{len(known)}.npz", texts=np.array(missing, dtype=object), emb=vectors)
-        return np.stack([known[t] for t in texts]).astype(np.float32)
-
-    return embed
 
 
 def main(argv: Sequence[str] | None = None) -> int:

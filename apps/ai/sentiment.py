@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from apps.ai.embeddings import embed_query
-from apps.ai.linear import LinearModel, softmax
+from apps.ai.linear import Floats, LinearModel, softmax
 from apps.ai.ngrams import ngram_features
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -79,20 +79,27 @@ def _ordered(
     return np.array([proba[model.classes.index(label)] for label in LABELS], dtype=np.float32)
 
 
-def model_proba(text: str) -> np.ndarray[tuple[int], np.dtype[np.float32]]:
-    """The heads' mixed (negative, neutral, positive) probabilities, before emoji evidence."""
+def model_proba(text: str, vector: Floats | None = None) -> np.ndarray[tuple[int], np.dtype[np.float32]]:
+    """The heads' mixed (negative, neutral, positive) probabilities, before emoji evidence.
+
+    `vector` is the text's e5 query embedding when the caller already has it.
+    """
     heads = _heads_get()
     indices, values = ngram_features(text, dim=NGRAM_DIM)
     p_ngram = _ordered(heads.ngram, softmax(heads.ngram.logits_sparse(indices, values)))
-    p_embed = _ordered(heads.embed, heads.embed.proba_dense(embed_query(text)[None, :])[0])
+    vector = embed_query(text) if vector is None else vector
+    p_embed = _ordered(heads.embed, heads.embed.proba_dense(vector[None, :])[0])
     return (heads.ngram_weight * p_ngram + (1 - heads.ngram_weight) * p_embed).astype(np.float32)
 
 
-def analyse_sentiment(text: str) -> SentimentResult:
-    """Score a message from -1 (angry) to 1 (delighted) and label it negative, neutral or positive."""
+def analyse_sentiment(text: str, *, vector: Floats | None = None) -> SentimentResult:
+    """Score a message from -1 (angry) to 1 (delighted) and label it negative, neutral or positive.
+
+    `vector` is the text's e5 query embedding when the caller already has it.
+    """
     polarity, count = emoji_polarity(text)
     has_words = any(char.isalpha() for char in text)
-    proba = model_proba(text) if has_words else np.array([0.0, 1.0, 0.0], dtype=np.float32)
+    proba = model_proba(text, vector) if has_words else np.array([0.0, 1.0, 0.0], dtype=np.float32)
     if count:
         weight = 1.0 if not has_words else min(EMOJI_MAX_WEIGHT, EMOJI_WEIGHT * count)
         emoji_proba = np.array([max(-polarity, 0.0), 1.0 - abs(polarity), max(polarity, 0.0)], dtype=np.float32)
