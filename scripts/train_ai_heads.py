@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyp
 
 from apps.ai import language, sentiment  # noqa: E402
 from apps.ai.datasets import afrisenti_read, banking77_read, clinc_read  # noqa: E402
-from apps.ai.evaluation import weighted_f1  # noqa: E402
+from apps.ai.evaluation import cached_embedder, weighted_f1  # noqa: E402
 from apps.ai.linear import LinearModel  # noqa: E402
 from apps.ai.ngrams import ngram_features  # noqa: E402
 
@@ -43,10 +43,14 @@ def held_out(text: str) -> bool:
     return hashlib.sha256(text.encode()).digest()[0] < 26
 
 
-def featurise(texts: Sequence[str], dim: int) -> sparse.csr_matrix:
+Features = Callable[[str], tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]
+
+
+def featurise(texts: Sequence[str], dim: int, features: Features | None = None) -> sparse.csr_matrix:
+    """A sparse matrix of the hashed n-gram features the runtime computes (duplicate buckets add up)."""
     rows, cols, vals = [], [], []
     for row, text in enumerate(texts):
-        indices, values = ngram_features(text, dim=dim)
+        indices, values = features(text) if features else ngram_features(text, dim=dim)
         rows.append(np.full(len(indices), row))
         cols.append(indices)
         vals.append(values)
@@ -95,7 +99,8 @@ def train_language(data: Path, out: Path) -> None:
     final.save(out / "language_fallback.npz")
 
 
-def train_sentiment(data: Path, out: Path, embed: Callable[[Sequence[str]], npt.NDArray[np.float32]]) -> None:
+def afrisenti_train(data: Path) -> tuple[list[str], npt.NDArray[np.str_], npt.NDArray[np.str_]]:
+    """(tweets, labels, languages) of the four AfriSenti train files."""
     texts: list[str] = []
     labels: list[str] = []
     langs: list[str] = []
@@ -104,10 +109,34 @@ def train_sentiment(data: Path, out: Path, embed: Callable[[Sequence[str]], npt.
             texts.append(text)
             labels.append(label)
             langs.append(code)
+    return texts, np.array(labels), np.array(langs)
+
+
+def train_sentiment_ngram(data: Path, out: Path) -> None:
+    """Refit only the n-gram head (its C on the hold-out); the embedding head and the mix weight stay.
+
+    This is how the committed language-conditioned n-gram head was built: embedding the 30k
+    train tweets again for the full `train_sentiment` takes an hour on a busy 2-core machine.
+    """
+    texts, y, lang = afrisenti_train(data)
     holdout = np.array([held_out(t) for t in texts])
-    y = np.array(labels)
-    lang = np.array(langs)
-    x_ngram = featurise(texts, sentiment.NGRAM_DIM)
+    x_ngram = featurise(texts, sentiment.NGRAM_DIM, sentiment.sentiment_features)
+    best = (-1.0, 0.0)
+    for c_ngram in (1.0, 3.0, 10.0):
+        model = fit(x_ngram[~holdout], y[~holdout], c_ngram)
+        pred = model.predict(x_ngram[holdout])
+        scores = [weighted_f1(list(y[holdout & (lang == c)]), list(pred[lang[holdout] == c])) for c in AFRISENTI]
+        print(f"  ngram C={c_ngram}: " + " ".join(f"{c}={s:.3f}" for c, s in zip(AFRISENTI, scores, strict=True)))
+        if float(np.mean(scores)) > best[0]:
+            best = (float(np.mean(scores)), c_ngram)
+    print(f"sentiment: chose ngram C={best[1]} (hold-out {best[0]:.3f})", flush=True)
+    to_linear(fit(x_ngram, y, best[1])).save(out / "sentiment_ngram.npz")
+
+
+def train_sentiment(data: Path, out: Path, embed: Callable[[Sequence[str]], npt.NDArray[np.float32]]) -> None:
+    texts, y, lang = afrisenti_train(data)
+    holdout = np.array([held_out(t) for t in texts])
+    x_ngram = featurise(texts, sentiment.NGRAM_DIM, sentiment.sentiment_features)
     started = time.perf_counter()
     x_embed = embed(texts)
     print(f"sentiment: embedded {len(texts)} tweets in {time.perf_counter() - started:.0f} s", flush=True)
@@ -127,7 +156,7 @@ def train_sentiment(data: Path, out: Path, embed: Callable[[Sequence[str]], npt.
             embed_model = fit(x_embed[~holdout], y[~holdout], c_embed)
             p_embed = embed_model.predict_proba(x_embed[holdout])
             report(f"embed C={c_embed}", p_embed, embed_model.classes_)
-            for weight in (0.3, 0.5, 0.7):
+            for weight in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
                 score = report(f"mix w={weight}", weight * p_ngram + (1 - weight) * p_embed, ngram_model.classes_)
                 if score > best[0]:
                     best = (score, c_ngram, c_embed, weight)
@@ -138,33 +167,11 @@ def train_sentiment(data: Path, out: Path, embed: Callable[[Sequence[str]], npt.
     (out / "sentiment_mix.txt").write_text(f"{weight}\n")
 
 
-def cached_embedder(cache: Path | None) -> Callable[[Sequence[str]], npt.NDArray[np.float32]]:
-    """Embed as e5 queries, reusing vectors saved in `cache` (rebuilding on a new machine takes minutes)."""
-    from apps.ai.embeddings import embed_queries
-
-    known: dict[str, npt.NDArray[np.float32]] = {}
-    for path in sorted(cache.glob("*.npz")) if cache else []:
-        with np.load(path, allow_pickle=True) as saved:
-            known.update(zip((str(t) for t in saved["texts"]), saved["emb"], strict=True))
-
-    def embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        missing = sorted({t for t in texts if t not in known})
-        if missing:
-            vectors = np.concatenate([embed_queries(missing[i : i + 256]) for i in range(0, len(missing), 256)])
-            known.update(zip(missing, vectors, strict=True))
-            if cache:
-                cache.mkdir(parents=True, exist_ok=True)
-                np.savez(cache / f"added-{len(known)}.npz", texts=np.array(missing, dtype=object), emb=vectors)
-        return np.stack([known[t] for t in texts]).astype(np.float32)
-
-    return embed
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--data", type=Path, required=True, help="folder holding intents/, sentiment/, language/")
     parser.add_argument("--out", type=Path, default=ROOT / "apps" / "ai" / "artifacts")
-    parser.add_argument("--only", choices=("language", "sentiment"))
+    parser.add_argument("--only", choices=("language", "sentiment", "sentiment-ngram"))
     parser.add_argument(
         "--embedding-cache", type=Path, help="folder of .npz files (texts, emb) of e5 query embeddings to reuse"
     )
@@ -174,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_language(args.data, args.out)
     if args.only in (None, "sentiment"):
         train_sentiment(args.data, args.out, cached_embedder(args.embedding_cache))
+    if args.only == "sentiment-ngram":
+        train_sentiment_ngram(args.data, args.out)
     return 0
 
 

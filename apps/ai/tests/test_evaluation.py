@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from apps.ai import evaluation
 from apps.ai.datasets import afrisenti_language, afrisenti_read, intents_read, ntrex_read
@@ -66,3 +67,59 @@ def test_readers_and_language_evaluate(tmp_path: Path) -> None:
     assert evaluation.language_evaluate(tweets, detect=lambda text: "sw") == {"sw": 1.0, "macro": 1.0}
     sentiment = evaluation.sentiment_evaluate([tweets], analyse=lambda text: "positive")
     assert sentiment["sw"] == evaluation.weighted_f1(["positive", "negative"], ["positive", "positive"])
+
+
+def test_holdout_split_is_a_fixed_fifth() -> None:
+    rows = [(f"row {i}", "x") for i in range(2000)]
+    train, test = evaluation.holdout_split(rows)
+    assert len(train) + len(test) == 2000
+    assert 0.17 < len(test) / 2000 < 0.23
+    assert evaluation.holdout_split(rows) == (train, test)
+    assert not {text for text, _ in train} & {text for text, _ in test}
+
+
+def test_oos_threshold_is_the_best_in_scope_accuracy_at_the_minimum_recall() -> None:
+    # 4 oos rows scored .1 .2 .3 .6; 6 in-scope rows, all correct, scored .25 .4 .5 .7 .8 .9
+    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.25, 0.4, 0.5, 0.7, 0.8, 0.9], dtype=np.float32)
+    is_oos = np.array([True] * 4 + [False] * 6)
+    correct = ~is_oos
+    # recall >= .75 needs the .3 oos row rejected: threshold .4 (the .25 in-scope row is lost)
+    assert evaluation.oos_threshold_choose(scores, correct, is_oos, min_recall=0.75) == pytest.approx(0.4)
+    assert evaluation.oos_threshold_choose(scores, correct, is_oos, min_recall=0.5) == pytest.approx(0.25)
+    assert evaluation.oos_threshold_choose(scores, correct, is_oos, min_recall=1.0) == pytest.approx(0.7)
+
+
+def test_l2_choose_prefers_a_weak_penalty_on_separable_rows() -> None:
+    texts = [f"{w} x{i}" for w in ("balance", "card", "transfer") for i in range(30)]
+    labels = np.array([i for i in range(3) for _ in range(30)], dtype=np.int64)
+    vectors = _toy_embed(texts)
+    assert evaluation.l2_choose(texts, vectors, labels, 3) in evaluation.L2_CANDIDATES
+
+
+def test_cached_embedder_reuses_saved_vectors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from apps.ai import embeddings
+
+    np.savez(tmp_path / "saved.npz", texts=np.array(["known"], dtype=object), emb=np.ones((1, 384), np.float32))
+    asked: list[list[str]] = []
+
+    def fake(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        asked.append(list(texts))
+        return np.zeros((len(texts), 384), dtype=np.float32)
+
+    monkeypatch.setattr(embeddings, "embed_queries", fake)
+    embed = evaluation.cached_embedder(tmp_path)
+    vectors = embed(["known", "new", "known"])
+    assert asked == [["new"]]
+    assert vectors[0].sum() == 384 and vectors[1].sum() == 0 and vectors[2].sum() == 384
+    assert evaluation.cached_embedder(tmp_path)(["new"]).shape == (1, 384)
+    assert asked == [["new"]]  # saved by the first embedder
+
+
+def test_sentiment_evaluate_with_batch_embeddings(tmp_path: Path) -> None:
+    from apps.ai.embeddings import embed_queries
+
+    tweets = tmp_path / "afrisenti_pcm_dev.tsv"
+    tweets.write_text(
+        "ID\ttweet\tlabel\npcm_1\tUna do well, God bless una\tpositive\npcm_2\tdis service bad well well\tnegative\n"
+    )
+    assert evaluation.sentiment_evaluate([tweets], embed=embed_queries) == evaluation.sentiment_evaluate([tweets])

@@ -27,3 +27,22 @@ def test_multilingual_polarity() -> None:
 def test_clear_labels() -> None:
     assert analyse_sentiment("This is terrible, worst service ever, I am angry").label == "negative"
     assert analyse_sentiment("Una no get sense, dis service bad well well").label == "negative"
+
+
+def test_ngram_features_carry_a_copy_for_the_language() -> None:
+    from apps.ai.ngrams import ngram_features
+    from apps.ai.sentiment import NGRAM_DIM, head_language, sentiment_features
+
+    hausa = "Allah ya kara maka lafiya, mun gode sosai"
+    assert head_language(hausa) == "ha"
+    shared, _ = ngram_features(hausa, dim=NGRAM_DIM)
+    indices, values = sentiment_features(hausa)
+    assert len(values) == len(indices)
+    assert len(indices) == 2 * len(shared) and (indices[: len(shared)] == shared).all()
+
+
+def test_given_vector_gives_the_same_result() -> None:
+    from apps.ai.embeddings import embed_query
+
+    text = "Huduma mbaya sana, nimekasirika"
+    assert analyse_sentiment(text, vector=embed_query(text)) == analyse_sentiment(text)

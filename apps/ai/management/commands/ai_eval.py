@@ -1,9 +1,13 @@
 """Measure the offline analysers on public data files.
 
 manage.py ai_eval intents --train banking77_train.csv --test banking77_test.csv [--shots 10]
+manage.py ai_eval intents --train banking77_train.csv [--shots 10]   # a 20 % hash hold-out is the test
 manage.py ai_eval intents --train clinc150.json [--shots K]
 manage.py ai_eval sentiment --data afrisenti_sw_dev.tsv afrisenti_ha_dev.tsv ...
 manage.py ai_eval language --data ntrex_dev.tsv
+
+`--embedding-cache DIR` reuses e5 vectors saved in DIR (and saves the new ones there), so a
+rerun does not embed tens of thousands of texts again; the vectors are the same.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.ai import evaluation
 from apps.ai.datasets import clinc_read, intents_read
-from apps.ai.embeddings import embed_queries
+from apps.ai.intents import Embedder
 
 
 class Command(BaseCommand):
@@ -27,10 +31,14 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="task", required=True)
         intents = sub.add_parser("intents", help="Banking77 CSV (text,category) or CLINC150 JSON")
         intents.add_argument("--train", type=Path, required=True)
-        intents.add_argument("--test", type=Path, help="not needed for CLINC150 JSON")
+        intents.add_argument(
+            "--test", type=Path, help="default: a 20 %% hash hold-out of --train (not used for CLINC150 JSON)"
+        )
         intents.add_argument("--shots", type=int, help="examples per intent (default: all)")
         sentiment = sub.add_parser("sentiment", help="AfriSenti TSV files; the language is in the file name")
         sentiment.add_argument("--data", type=Path, nargs="+", required=True)
+        for command in (intents, sentiment):
+            command.add_argument("--embedding-cache", type=Path, help="folder of .npz e5 vectors (texts, emb)")
         language = sub.add_parser("language", help="NTREX-style lang<TAB>text file, or AfriSenti TSV files")
         language.add_argument("--data", type=Path, nargs="+", required=True)
 
@@ -38,9 +46,13 @@ class Command(BaseCommand):
         started = time.perf_counter()
         task = options["task"]
         if task == "intents":
-            self._intents(options["train"], options["test"], options["shots"])
+            embed = evaluation.cached_embedder(options["embedding_cache"])
+            self._intents(options["train"], options["test"], options["shots"], embed)
         elif task == "sentiment":
-            scores = evaluation.sentiment_evaluate(options["data"])
+            cache = options["embedding_cache"]
+            scores = evaluation.sentiment_evaluate(
+                options["data"], embed=evaluation.cached_embedder(cache) if cache else None
+            )
             for code, score in scores.items():
                 self.stdout.write(f"{code:8} weighted F1 {score:.4f}")
         else:
@@ -49,21 +61,27 @@ class Command(BaseCommand):
                     self.stdout.write(f"{path.name}: {code:6} accuracy {score:.4f}")
         self.stdout.write(f"({time.perf_counter() - started:.0f} s)")
 
-    def _intents(self, train: Path, test: Path | None, shots: int | None) -> None:
+    def _intents(self, train: Path, test: Path | None, shots: int | None, embed: Embedder) -> None:
         if train.suffix == ".json":
             splits = clinc_read(train)
             if "train" in splits and "val" in splits:
-                report = evaluation.clinc_evaluate(splits, shots=shots, embed=embed_queries)
+                report = evaluation.clinc_evaluate(splits, shots=shots, embed=embed)
                 self.stdout.write(
                     f"in-scope accuracy {report.in_scope_accuracy:.4f}  oos recall {report.oos_recall:.4f}  "
-                    f"threshold {report.threshold:.3f}  ({report.note}; {report.threshold_rows} tuning rows, "
-                    f"{report.test_rows} reported rows)"
+                    f"threshold {report.threshold:.3f}  l2 {report.l2:g}  ({report.note}; "
+                    f"{report.threshold_rows} tuning rows, {report.test_rows} reported rows)"
                 )
                 return
+            if test is None:
+                raise CommandError("--test is required unless --train is a CLINC150 JSON with train and val splits")
         if test is None:
-            raise CommandError("--test is required unless --train is a CLINC150 JSON with train and val splits")
-        result = evaluation.intents_evaluate(intents_read(train), intents_read(test), shots=shots, embed=embed_queries)
+            train_rows, test_rows = evaluation.holdout_split(intents_read(train))
+            note = "test: a 20 % hash hold-out of --train"
+        else:
+            train_rows, test_rows = intents_read(train), intents_read(test)
+            note = f"test: {test.name}"
+        result = evaluation.intents_evaluate(train_rows, test_rows, shots=shots, embed=embed)
         self.stdout.write(
-            f"accuracy {result.accuracy:.4f}  ({result.intents} intents, {result.train_rows} train rows, "
-            f"{result.test_rows} test rows)"
+            f"accuracy {result.accuracy:.4f}  l2 {result.l2:g}  ({result.intents} intents, {result.train_rows} "
+            f"train rows, {result.test_rows} test rows; {note})"
         )
