@@ -10,7 +10,6 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import transaction
 
@@ -19,18 +18,11 @@ from apps.core.consumers import CLOSE_UNAUTHENTICATED, CLOSE_UNKNOWN_TENANT
 from apps.core.realtime import event_publish
 from apps.core.tenancy import schema_context
 from imaradesk.asgi import application
-from tests.conftest import TenantSetup, admin_user
+from tests.conftest import TenantSetup, admin_user, session_key_for
 
 
 def _session_for(tenant: TenantSetup) -> str:
-    user = admin_user(tenant)
-    with schema_context(tenant.schema):
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
-        return str(session.session_key)
+    return session_key_for(tenant.schema, admin_user(tenant))
 
 
 @pytest.fixture

@@ -70,18 +70,13 @@ def conversation_routing(conversation: Conversation) -> dict[str, int | None]:
 
 def outbox_message_routing(outbox_id: int) -> dict[str, int | None] | None:
     """The routing of the conversation an outgoing send belongs to (None: not a conversation's)."""
-    row = (
-        Message.objects.filter(outbox_id=outbox_id)
-        .values("conversation_id", "conversation__assigned_agent_id", "conversation__team_id")
+    message = (
+        Message.objects.select_related("conversation")
+        .only("conversation__id", "conversation__assigned_agent_id", "conversation__team_id")
+        .filter(outbox_id=outbox_id)
         .first()
     )
-    if row is None:
-        return None
-    return {
-        "conversation": row["conversation_id"],
-        "assigned_agent": row["conversation__assigned_agent_id"],
-        "team": row["conversation__team_id"],
-    }
+    return conversation_routing(message.conversation) if message is not None else None
 
 
 def conversation_list_for_user(

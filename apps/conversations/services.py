@@ -77,6 +77,21 @@ def conversation_for_inbound(
     return conversation
 
 
+def message_created_publish(
+    *, conversation: Conversation, message: Message, direction: str, preview: str, author: str = ""
+) -> None:
+    """Tell the sockets that may see the conversation about a new message (after commit)."""
+    data: dict[str, Any] = {
+        **conversation_routing(conversation),
+        "message": message.pk,
+        "direction": direction,
+        "preview": preview[:200],
+    }
+    if author:
+        data["author"] = author
+    event_publish(event_type="message.created", data=data)
+
+
 @transaction.atomic
 def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage) -> Message | None:
     """Store an inbound message with its contact and conversation; None if it was stored before."""
@@ -118,15 +133,8 @@ def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage)
             author_kind=Message.Author.SYSTEM,
             idempotency_key=f"consent:{inbound.wamid}",
         )
-    event_publish(  # sent after commit, to this tenant's sockets: first, agents are waiting
-        event_type="message.created",
-        data={
-            **conversation_routing(conversation),
-            "message": message.pk,
-            "direction": "in",
-            "preview": message.text[:200],
-        },
-    )
+    # First the inbox (agents are waiting), then the analysis.
+    message_created_publish(conversation=conversation, message=message, direction="in", preview=message.text)
     enqueue_on_commit(message_analyse_task, message.pk)
     return message
 
@@ -176,15 +184,8 @@ def message_send(
         last_message_at=now, last_message_preview=outgoing.preview[:200]
     )
     if author_kind != Message.Author.AGENT:  # an agent's reply is announced by agent_reply_recorded
-        event_publish(
-            event_type="message.created",
-            data={
-                **conversation_routing(conversation),
-                "message": message.pk,
-                "direction": "out",
-                "author": author_kind,
-                "preview": outgoing.preview[:200],
-            },
+        message_created_publish(
+            conversation=conversation, message=message, direction="out", preview=outgoing.preview, author=author_kind
         )
     return message
 
@@ -233,15 +234,7 @@ def agent_reply_recorded(*, conversation: Conversation, message: Message, previe
     """What follows every agent reply: the thread is read, higher apps hear of it, the inboxes update."""
     Conversation.objects.filter(pk=conversation.pk).update(unread_count=0)
     hooks.hooks_fire(hooks.on_agent_reply, message)
-    event_publish(
-        event_type="message.created",
-        data={
-            **conversation_routing(conversation),
-            "message": message.pk,
-            "direction": "out",
-            "preview": preview[:200],
-        },
-    )
+    message_created_publish(conversation=conversation, message=message, direction="out", preview=preview)
 
 
 @transaction.atomic
@@ -259,8 +252,5 @@ def conversation_note_add(*, conversation: Conversation, author: User, text: str
         text=text,
         sent_at=timezone.now(),
     )
-    event_publish(
-        event_type="message.created",
-        data={**conversation_routing(conversation), "message": message.pk, "direction": "note", "preview": text[:200]},
-    )
+    message_created_publish(conversation=conversation, message=message, direction="note", preview=text)
     return message

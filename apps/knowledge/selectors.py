@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -21,7 +21,6 @@ from apps.knowledge.models import Article, ArticleVersion, Chunk, Document, Know
 RRF_K = 60
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_QUERY_TERMS = 32
-_M = TypeVar("_M", bound=Model)
 # A passage's vector and full-text vector are not needed by the callers: not reading them
 # saves detoasting and parsing 1.5 KB a passage.
 _CHUNK_SKIPPED = ("embedding", "search_vector")
@@ -126,9 +125,7 @@ def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
                1 - (c.embedding::vector({DIM}) <=> %(q)s::vector({DIM})) AS similarity,
                vec.rank,
                txt.rank,
-               {_columns(Chunk, "c", _CHUNK_SKIPPED)},
-               {_columns(Document, "d")},
-               {_columns(Article, "a")}
+               {", ".join(layout.sql for layout in _layouts())}
         FROM vec
         FULL OUTER JOIN txt ON txt.id = vec.id
         JOIN knowledge_chunk c ON c.id = COALESCE(vec.id, txt.id)
@@ -139,36 +136,47 @@ def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
     """  # noqa: S608 - the interpolated parts are fixed SQL fragments; values are parameters
 
 
-def _fields(model: type[Model], skipped: Sequence[str] = ()) -> list[Any]:
-    return [field for field in model._meta.concrete_fields if field.attname not in skipped]
+@dataclass(frozen=True)
+class _Layout:
+    """A model's columns in the search's rows: their SQL, attnames and the ORM's converters."""
 
+    model: type[Model]
+    alias: str
+    attnames: tuple[str, ...]
+    converters: tuple[tuple[int, Any, tuple[Callable[..., Any], ...]], ...]
 
-def _columns(model: type[Model], alias: str, skipped: Sequence[str] = ()) -> str:
-    quote = connection.ops.quote_name
-    return ", ".join(f"{alias}.{quote(field.column)}" for field in _fields(model, skipped))
+    @property
+    def sql(self) -> str:
+        quote = connection.ops.quote_name
+        table_fields = {field.attname: field for field in self.model._meta.concrete_fields}
+        return ", ".join(f"{self.alias}.{quote(table_fields[name].column)}" for name in self.attnames)
+
+    def instance(self, values: Sequence[Any]) -> Model | None:
+        """The instance from its columns (None for an outer join's NULLs)."""
+        if values[0] is None:
+            return None
+        row = list(values)
+        for position, column, converters in self.converters:
+            for convert in converters:
+                row[position] = convert(row[position], column, connection)
+        return self.model.from_db(connection.alias, list(self.attnames), row)
 
 
 @cache
-def _converters(model: type[Model], skipped: tuple[str, ...]) -> list[tuple[int, Any, list[Callable[..., Any]]]]:
-    """Per column, what the ORM would apply to the database's value (as for a queryset)."""
-    found = []
-    for position, field in enumerate(_fields(model, skipped)):
+def _layout(model: type[Model], alias: str, skipped: tuple[str, ...] = ()) -> _Layout:
+    fields = [field for field in model._meta.concrete_fields if field.attname not in skipped]
+    converters = []
+    for position, field in enumerate(fields):
         column = field.get_col(model._meta.db_table)
-        converters = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-        if converters:
-            found.append((position, column, converters))
-    return found
+        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if found:
+            converters.append((position, column, tuple(found)))
+    return _Layout(model, alias, tuple(field.attname for field in fields), tuple(converters))
 
 
-def _instance(model: type[_M], values: Sequence[Any], skipped: tuple[str, ...] = ()) -> _M | None:
-    """A model instance from its columns in a joined row (None for an outer join's NULLs)."""
-    if values[0] is None:
-        return None
-    row = list(values)
-    for position, column, converters in _converters(model, skipped):
-        for convert in converters:
-            row[position] = convert(row[position], column, connection)
-    return model.from_db(connection.alias, [field.attname for field in _fields(model, skipped)], row)
+def _layouts() -> tuple[_Layout, _Layout, _Layout]:
+    """The passage (without its vectors), its document and its article, in that order."""
+    return _layout(Chunk, "c", _CHUNK_SKIPPED), _layout(Document, "d"), _layout(Article, "a")
 
 
 def chunk_search(
@@ -213,17 +221,19 @@ def chunk_search(
         cursor.nextset()
         rows = cursor.fetchall()
     # The passages and their sources come with the ranking, in the same row: no second query.
-    chunk_width, document_width = len(_fields(Chunk, _CHUNK_SKIPPED)), len(_fields(Document))
+    chunks, documents, articles = _layouts()
+    document_start = 5 + len(chunks.attnames)
+    article_start = document_start + len(documents.attnames)
     hits = []
     for row in rows:
-        chunk = _instance(Chunk, row[5 : 5 + chunk_width], _CHUNK_SKIPPED)
-        if chunk is None:  # not possible (an inner join), but never a half-built hit
+        chunk = chunks.instance(row[5:document_start])
+        if not isinstance(chunk, Chunk):  # not possible (an inner join), but never a half-built hit
             continue
-        document = _instance(Document, row[5 + chunk_width : 5 + chunk_width + document_width])
-        article = _instance(Article, row[5 + chunk_width + document_width :])
-        if document is not None:
+        document = documents.instance(row[document_start:article_start])
+        article = articles.instance(row[article_start:])
+        if isinstance(document, Document):
             chunk.document = document
-        if article is not None:
+        if isinstance(article, Article):
             chunk.article = article
         hits.append(
             SearchHit(chunk=chunk, score=float(row[1]), similarity=float(row[2]), vector_rank=row[3], text_rank=row[4])

@@ -16,7 +16,7 @@ from apps.knowledge.models import Chunk, Document, KnowledgeGap
 from apps.knowledge.selectors import chunk_search
 from apps.knowledge.services import category_get_or_create, document_update
 from tests.conftest import TenantSetup
-from tests.knowledge.conftest import upload
+from tests.knowledge.conftest import random_passages, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -90,22 +90,7 @@ def test_filtered_search_still_returns_k_rows(tenant_a: TenantSetup) -> None:
     with tenant_context(tenant_a.organization):
         document = upload(b"Random vectors are attached to this document.", "random.txt")
         rare = category_get_or_create(name="Rare")
-        rng = np.random.default_rng(7)
-        vectors = rng.normal(size=(600, 384)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        Chunk.objects.bulk_create(
-            Chunk(
-                document=document,
-                ordinal=i + 1,
-                text=f"synthetic passage {i}",
-                content_hash=f"{i:064d}",
-                embedding=vectors[i],
-                is_live=True,
-                category_id=rare.pk if i % 50 == 0 else None,  # 12 of 600
-                tags=["rare"] if i % 60 == 0 else [],
-            )
-            for i in range(600)
-        )
+        random_passages(document, rare_category_id=rare.pk, seed=7)
         with connection.cursor() as cursor:
             # Earlier tests' rolled-back rows stay in the HNSW graph until VACUUM, which cannot
             # run inside the test's transaction; rebuilding gives this test a graph of its own.

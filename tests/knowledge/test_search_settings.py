@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from django.db import connection
 
@@ -11,7 +10,7 @@ from apps.knowledge.models import Category, Chunk, Document
 from apps.knowledge.selectors import chunk_search
 from apps.knowledge.services import category_get_or_create
 from tests.conftest import TenantSetup
-from tests.knowledge.conftest import upload
+from tests.knowledge.conftest import random_passages, upload
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 
@@ -34,21 +33,7 @@ def test_in_autocommit_the_settings_apply_to_the_search_and_end_with_it(tenant_a
         document = upload(b"Random vectors are attached to this document.", "random-autocommit.txt")
         rare = category_get_or_create(name="Rare in autocommit")
         try:
-            rng = np.random.default_rng(11)
-            vectors = rng.normal(size=(600, 384)).astype(np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            Chunk.objects.bulk_create(
-                Chunk(
-                    document=document,
-                    ordinal=i + 1,
-                    text=f"autocommit passage {i}",
-                    content_hash=f"a{i:063d}",
-                    embedding=vectors[i],
-                    is_live=True,
-                    category_id=rare.pk if i % 50 == 0 else None,  # 12 of 600
-                )
-                for i in range(600)
-            )
+            random_passages(document, rare_category_id=rare.pk, seed=11)
             # A selective filter returns k rows only if the iterative HNSW scan was on for the
             # search (the default scan stops at ef_search candidates, nearly none of them rare).
             hits = chunk_search(query="anything at all", k=8, category_id=rare.pk)
