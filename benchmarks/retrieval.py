@@ -4,11 +4,14 @@
     python -m benchmarks.retrieval --sizes 1000000 --skip-ingestion   # the 1M run (~30 min on 2 cores)
 
 Creates a throw-away tenant `bench-rt-*` and, for each size, loads that many passages with
-synthetic *clustered* 384-dim unit vectors (300 Gaussian centres, points near them, like
-real embeddings, which are far from uniform) into its `knowledge_chunk` table by binary COPY
-(through a staging table; the full-text vector is computed in SQL), then builds the HNSW
-index after loading (timed; `maintenance_work_mem` sized for the graph, one parallel worker
-beside the leader). It reports:
+synthetic 384-dim unit vectors into its `knowledge_chunk` table by binary COPY (through a
+staging table; the full-text vector is computed in SQL), then builds the HNSW index after
+loading (timed; `maintenance_work_mem` sized for the graph, one parallel worker beside the
+leader). The vectors (`benchmarks/_vectors.py`) are clustered like real embeddings, which are
+far from uniform: topics → documents → passages, with the neighbourhood geometry measured on
+real e5 embeddings (`--vectors calibrated`, the default; `python -m benchmarks.embedding_geometry`
+compares them), or the earlier 300 isotropic clusters (`--vectors isotropic`, much harder for
+any graph index). Queries are new passages of loaded documents. It reports:
 - vector top-10 latency p50/p99 and recall@10 against exact search (computed in numpy on the
   generated vectors, checked against PostgreSQL's exact scan on a few queries), per
   `hnsw.ef_search`;
@@ -61,10 +64,8 @@ from apps.knowledge.services import document_create  # noqa: E402
 from apps.tenants.models import Organization  # noqa: E402
 from apps.tenants.services import organization_create  # noqa: E402
 from benchmarks._setup import database_ready  # noqa: E402
+from benchmarks._vectors import GEOMETRIES, Matrix, VectorSpace  # noqa: E402
 
-Matrix = np.ndarray[Any, np.dtype[np.float32]]
-CENTRES = 300
-NOISE = 0.045  # per dimension: a point's cosine to its centre ≈ 0.75, like e5 neighbours
 FILTER_CATEGORY, OTHER_CATEGORIES = 1, 19  # category 1 holds 5% of the passages
 EF_SEARCH = (40, 64, 100, 150, 200)
 JSON_BASELINE_MAX = 100_000
@@ -72,18 +73,8 @@ _rng_words = random.Random(7)
 WORDS = ["".join(_rng_words.choices("abcdefghijklmnopqrstuvwxyz", k=_rng_words.randint(4, 9))) for _ in range(3000)]
 
 
-def _normalise(vectors: Matrix) -> Matrix:
-    normalised: Matrix = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-    return normalised
-
-
-def _points(rng: np.random.Generator, centres: Matrix, n: int) -> tuple[Matrix, np.ndarray[Any, Any]]:
-    owners = rng.integers(0, len(centres), size=n)
-    return _normalise(centres[owners] + rng.normal(scale=NOISE, size=(n, DIM)).astype(np.float32)), owners
-
-
 def _cluster_words(owner: int) -> list[str]:
-    # Each cluster has its own 20 topic words, so that full text and vectors roughly agree.
+    # Each topic has its own 20 words, so that full text and vectors roughly agree.
     return WORDS[(owner * 20) % len(WORDS) : (owner * 20) % len(WORDS) + 20]
 
 
@@ -98,7 +89,7 @@ class Corpus:
 LOAD_BATCH = 50_000
 
 
-def _load(document_id: int, start: int, n: int, rng: np.random.Generator, centres: Matrix) -> tuple[Corpus, float]:
+def _load(document_id: int, start: int, n: int, rng: np.random.Generator, space: VectorSpace) -> tuple[Corpus, float]:
     """Binary COPY of n passages into a staging table, then one INSERT … SELECT into knowledge_chunk."""
     started = time.perf_counter()
     raw = connection.connection
@@ -109,7 +100,7 @@ def _load(document_id: int, start: int, n: int, rng: np.random.Generator, centre
         cursor.execute("CREATE TEMP TABLE bench_stage (ordinal int, words text[], embedding vector, category int)")
         for offset in range(0, n, LOAD_BATCH):
             size = min(LOAD_BATCH, n - offset)
-            batch, owners = _points(rng, centres, size)
+            batch, owners = space.passages(size)
             batch_categories = np.where(
                 rng.random(size) < 0.05, FILTER_CATEGORY, 2 + rng.integers(0, OTHER_CATEGORIES, size=size)
             ).astype(np.int32)
@@ -399,12 +390,16 @@ def main() -> None:
     parser.add_argument("--baseline-queries", type=int, default=3)
     parser.add_argument("--skip-ingestion", action="store_true")
     parser.add_argument("--keep", action="store_true", help="Keep the tenant (for EXPLAIN); drop it by hand.")
+    parser.add_argument(
+        "--vectors", choices=sorted(GEOMETRIES), default="calibrated", help="see benchmarks/_vectors.py"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([1_000_000] if args.million else [])
     database_ready()
     rng = np.random.default_rng(42)
     random.seed(42)
-    centres = _normalise(rng.normal(size=(CENTRES, DIM)).astype(np.float32))
+    space = VectorSpace(GEOMETRIES[args.vectors])
+    print(f"vectors: {args.vectors} {space.geometry}")
     slug = f"bench-rt-{uuid.uuid4().hex[:8]}"
     organization_create(slug=slug, name=slug, domain=f"{slug}.localhost")
     org = Organization.objects.get(slug=slug)
@@ -414,14 +409,13 @@ def main() -> None:
                 _ingestion()
                 Chunk.objects.all().delete()
             document = Document.objects.create(title="bench", file="knowledge/bench.txt", kind="txt", status="ready")
-            queries, _owners = _points(rng, centres, args.queries)
             loaded = 0
             corpora: list[Corpus] = []
             for size in sorted(sizes):
                 with connection.cursor() as cursor:
                     cursor.execute("DROP INDEX IF EXISTS knowledge_chunk_embedding_hnsw")
                 added = size - loaded
-                corpus, load_seconds = _load(document.pk, loaded, added, rng, centres)
+                corpus, load_seconds = _load(document.pk, loaded, added, rng, space)
                 corpora.append(corpus)
                 corpus = Corpus(
                     np.concatenate([c.vectors for c in corpora]), np.concatenate([c.categories for c in corpora])
@@ -434,6 +428,7 @@ def main() -> None:
                     f"({added / max(load_seconds, 1e-9):,.0f}/s, vectors generated included), "
                     f"HNSW build over {size:,} (m 16, ef_construction 64) {build_seconds:.1f}s | {_load_average()}"
                 )
+                queries, _topics = space.queries(args.queries)
                 _measure(size, corpus, queries, args.baseline_queries)
     finally:
         if args.keep:
