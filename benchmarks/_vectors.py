@@ -65,7 +65,7 @@ class VectorSpace:
         self.centres = normalise(self.rng.normal(size=(self.geometry.topics, DIM)).astype(np.float32))
         self._basis = np.linalg.qr(self.rng.normal(size=(DIM, DIM)))[0].astype(np.float32)
         spectrum = np.arange(1, DIM + 1, dtype=np.float64) ** (-self.geometry.decay / 2)
-        self._scale = (spectrum / math.sqrt(float((spectrum**2).sum()))).astype(np.float32)
+        self._scale = np.asarray(spectrum / math.sqrt(float((spectrum**2).sum())), dtype=np.float32)
 
     def _noise(self, count: int, spread: float) -> Matrix:
         noise: Matrix = ((self.rng.normal(size=(count, DIM)).astype(np.float32) * self._scale) @ self._basis.T) * spread
