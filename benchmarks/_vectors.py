@@ -68,7 +68,8 @@ class VectorSpace:
         self._scale = np.asarray(spectrum / math.sqrt(float((spectrum**2).sum())), dtype=np.float32)
 
     def _noise(self, count: int, spread: float) -> Matrix:
-        noise: Matrix = ((self.rng.normal(size=(count, DIM)).astype(np.float32) * self._scale) @ self._basis.T) * spread
+        gaussian = self.rng.normal(size=(count, DIM)).astype(np.float32)
+        noise: Matrix = ((gaussian * self._scale) @ self._basis.T) * np.float32(spread)
         return noise
 
     def _draw(self, documents: Matrix, topics: Labels, count: int) -> tuple[Matrix, Labels]:
