@@ -69,8 +69,7 @@ class VectorSpace:
 
     def _noise(self, count: int, spread: float) -> Matrix:
         gaussian = self.rng.normal(size=(count, DIM)).astype(np.float32)
-        noise: Matrix = ((gaussian * self._scale) @ self._basis.T) * np.float32(spread)
-        return noise
+        return np.asarray(((gaussian * self._scale) @ self._basis.T) * spread, dtype=np.float32)
 
     def _draw(self, documents: Matrix, topics: Labels, count: int) -> tuple[Matrix, Labels]:
         chosen = self.rng.integers(0, len(documents), size=count)

@@ -123,7 +123,7 @@ def _load(document_id: int, start: int, n: int, rng: np.random.Generator, space:
     return Corpus(np.concatenate(vectors), np.concatenate(categories)), time.perf_counter() - started
 
 
-def _index_build(size: int) -> float:
+def _index_build(size: int, m: int, ef_construction: int) -> float:
     started = time.perf_counter()
     with connection.cursor() as cursor:
         # The graph is built in memory when it fits (~1.7 KB a 384-dim element with m=16), far
@@ -132,7 +132,7 @@ def _index_build(size: int) -> float:
         cursor.execute("SET max_parallel_maintenance_workers = 1")
         cursor.execute(
             "CREATE INDEX knowledge_chunk_embedding_hnsw ON knowledge_chunk "
-            f"USING hnsw ((embedding::vector({DIM})) vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+            f"USING hnsw ((embedding::vector({DIM})) vector_cosine_ops) WITH (m = {m}, ef_construction = {ef_construction})"
         )
     with connection.cursor() as cursor:
         # Flush GIN's pending list as autovacuum would; a fresh COPY leaves it full and every
@@ -393,6 +393,8 @@ def main() -> None:
     parser.add_argument(
         "--vectors", choices=sorted(GEOMETRIES), default="calibrated", help="see benchmarks/_vectors.py"
     )
+    parser.add_argument("--m", type=int, default=16, help="HNSW m (the product's index: 16)")
+    parser.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction (the product's: 64)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([1_000_000] if args.million else [])
     database_ready()
@@ -422,11 +424,12 @@ def main() -> None:
                 )
                 corpora = [corpus]
                 loaded = size
-                build_seconds = _index_build(size)
+                build_seconds = _index_build(size, args.m, args.ef_construction)
                 print(
                     f"{size:,} passages: load of {added:,} in {load_seconds:.1f}s "
                     f"({added / max(load_seconds, 1e-9):,.0f}/s, vectors generated included), "
-                    f"HNSW build over {size:,} (m 16, ef_construction 64) {build_seconds:.1f}s | {_load_average()}"
+                    f"HNSW build over {size:,} (m {args.m}, ef_construction {args.ef_construction}) {build_seconds:.1f}s "
+                    f"| {_load_average()}"
                 )
                 queries, _topics = space.queries(args.queries)
                 _measure(size, corpus, queries, args.baseline_queries)
