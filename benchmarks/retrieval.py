@@ -132,7 +132,8 @@ def _index_build(size: int, m: int, ef_construction: int) -> float:
         cursor.execute("SET max_parallel_maintenance_workers = 1")
         cursor.execute(
             "CREATE INDEX knowledge_chunk_embedding_hnsw ON knowledge_chunk "
-            f"USING hnsw ((embedding::vector({DIM})) vector_cosine_ops) WITH (m = {m}, ef_construction = {ef_construction})"
+            f"USING hnsw ((embedding::vector({DIM})) vector_cosine_ops) "
+            f"WITH (m = {m}, ef_construction = {ef_construction})"
         )
     with connection.cursor() as cursor:
         # Flush GIN's pending list as autovacuum would; a fresh COPY leaves it full and every
@@ -428,8 +429,8 @@ def main() -> None:
                 print(
                     f"{size:,} passages: load of {added:,} in {load_seconds:.1f}s "
                     f"({added / max(load_seconds, 1e-9):,.0f}/s, vectors generated included), "
-                    f"HNSW build over {size:,} (m {args.m}, ef_construction {args.ef_construction}) {build_seconds:.1f}s "
-                    f"| {_load_average()}"
+                    f"HNSW build over {size:,} (m {args.m}, ef_construction {args.ef_construction}) "
+                    f"{build_seconds:.1f}s | {_load_average()}"
                 )
                 queries, _topics = space.queries(args.queries)
                 _measure(size, corpus, queries, args.baseline_queries)
