@@ -33,7 +33,7 @@ from django.db import connection, transaction  # noqa: E402
 
 from apps.core.tenancy import tenant_context  # noqa: E402
 from apps.knowledge import selectors  # noqa: E402
-from apps.knowledge.embedding import vector_literal  # noqa: E402
+from apps.knowledge.embedding import DIM, ann_distance, vector_literal  # noqa: E402
 from apps.knowledge.models import Category, Chunk, Document  # noqa: E402
 from apps.tenants.models import Organization  # noqa: E402
 from apps.tenants.services import organization_create  # noqa: E402
@@ -100,11 +100,11 @@ def _ids(vector: np.ndarray[Any, Any], k: int, exact: bool, timings: list[float]
         if exact:
             cursor.execute("SET LOCAL enable_indexscan = off")
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        # Exact: every row's float32 distance; otherwise the index's (half precision).
+        distance = f"embedding::vector({DIM}) <=> %s::vector({DIM})" if exact else ann_distance("%s")
         started = time.perf_counter()
-        cursor.execute(
-            "SELECT id FROM knowledge_chunk WHERE is_live ORDER BY embedding::vector(384) <=> %s::vector(384) LIMIT %s",
-            [literal, k],
-        )
+        sql = f"SELECT id FROM knowledge_chunk WHERE is_live ORDER BY {distance} LIMIT %s"  # noqa: S608
+        cursor.execute(sql, [literal, k])
         rows = cursor.fetchall()
         timings.append((time.perf_counter() - started) * 1000)
         return {row[0] for row in rows}

@@ -57,7 +57,13 @@ from pgvector.psycopg import register_vector  # noqa: E402
 
 from apps.core.tenancy import tenant_context  # noqa: E402
 from apps.knowledge import selectors  # noqa: E402
-from apps.knowledge.embedding import DIM, vector_literal  # noqa: E402
+from apps.knowledge.embedding import (  # noqa: E402
+    DIM,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    ann_distance,
+    vector_literal,
+)
 from apps.knowledge.indexing import document_index  # noqa: E402
 from apps.knowledge.models import Chunk, Document  # noqa: E402
 from apps.knowledge.services import document_create  # noqa: E402
@@ -132,7 +138,7 @@ def _index_build(size: int, m: int, ef_construction: int) -> float:
         cursor.execute("SET max_parallel_maintenance_workers = 1")
         cursor.execute(
             "CREATE INDEX knowledge_chunk_embedding_hnsw ON knowledge_chunk "
-            f"USING hnsw ((embedding::vector({DIM})) vector_cosine_ops) "
+            f"USING hnsw ((embedding::halfvec({DIM})) halfvec_cosine_ops) "
             f"WITH (m = {m}, ef_construction = {ef_construction})"
         )
     with connection.cursor() as cursor:
@@ -179,7 +185,7 @@ def _top10(vector: Matrix, *, exact: bool, ef: int = 40, category: int | None = 
         started = time.perf_counter()
         cursor.execute(
             f"SELECT ordinal FROM knowledge_chunk WHERE {where} "  # noqa: S608 - fixed fragments
-            f"ORDER BY embedding::vector({DIM}) <=> %s::vector({DIM}) LIMIT 10",
+            f"ORDER BY {ann_distance('%s')} LIMIT 10",
             params,
         )
         ids = [row[0] for row in cursor.fetchall()]
@@ -238,9 +244,9 @@ _PREVIOUS_HYBRID_SQL = f"""
     WITH vec AS (
         SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
         FROM (
-            SELECT id, embedding::vector({DIM}) <=> %(q)s::vector({DIM}) AS distance
+            SELECT id, {ann_distance("%(q)s")} AS distance
             FROM knowledge_chunk WHERE is_live
-            ORDER BY embedding::vector({DIM}) <=> %(q)s::vector({DIM}) LIMIT %(k)s
+            ORDER BY {ann_distance("%(q)s")} LIMIT %(k)s
         ) nearest
     ),
     fts AS (
@@ -394,8 +400,8 @@ def main() -> None:
     parser.add_argument(
         "--vectors", choices=sorted(GEOMETRIES), default="calibrated", help="see benchmarks/_vectors.py"
     )
-    parser.add_argument("--m", type=int, default=16, help="HNSW m (the product's index: 16)")
-    parser.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction (the product's: 64)")
+    parser.add_argument("--m", type=int, default=HNSW_M, help="HNSW m (default: the product's index)")
+    parser.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION, help="(default: the product's)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([1_000_000] if args.million else [])
     database_ready()

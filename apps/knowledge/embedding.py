@@ -15,6 +15,17 @@ from apps.ai import embeddings
 DIM = embeddings.DIM
 Vector = npt.NDArray[np.float32]
 
+# The HNSW index (migration 0004) is on the vectors in half precision: half the size, a
+# quicker search, the same neighbours (benchmarks/retrieval.py). A query must order by the
+# same expression for the planner to use it.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 256
+
+
+def ann_distance(query_param: str) -> str:
+    """SQL for the cosine distance the HNSW index orders by, to a query vector parameter."""
+    return f"embedding::halfvec({DIM}) <=> {query_param}::halfvec({DIM})"
+
 
 def passages_embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
     """Embed passages (e5 `passage:`) as an (n, DIM) array of normalised rows."""

@@ -178,12 +178,12 @@ class Chunk(models.Model):
     tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
-    # The HNSW index (cosine) is created in migration 0001 with RunSQL, on the expression
-    # `embedding::vector(DIM)`: django-tenants' clone_schema copies a `vector(384)` column as
-    # `vector`, and HNSW refuses a column without dimensions. With a dimensioned column,
-    # PostgreSQL would fold the cast away and the clone would fail again, so the column has
-    # none; the index expression refuses vectors of any other size. Queries compare
-    # `embedding::vector(DIM)` so that the planner uses the index.
+    # The HNSW index (cosine) is created with RunSQL (migration 0004, first 0001) on the
+    # expression `embedding::halfvec(DIM)`: django-tenants' clone_schema copies a
+    # `vector(384)` column as `vector`, and HNSW refuses a column without dimensions. With a
+    # dimensioned column, PostgreSQL would fold a cast away and the clone would fail again,
+    # so the column has none; the index expression refuses vectors of any other size.
+    # Queries order by `embeddings.ann_distance` so that the planner uses the index.
     class Meta:
         verbose_name = _("passage")
         verbose_name_plural = _("passages")

@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Model, QuerySet
 
 from apps.ai.language import detect_language
-from apps.knowledge.embedding import DIM, query_embed, vector_literal
+from apps.knowledge.embedding import DIM, ann_distance, query_embed, vector_literal
 from apps.knowledge.indexing import SIMPLE, search_config_for
 from apps.knowledge.models import Article, ArticleVersion, Chunk, Document, KnowledgeGap
 
@@ -52,10 +52,10 @@ def _search_sql(*, filter_category: bool, filter_tags: bool) -> str:
         WITH vec AS (
             SELECT id, row_number() OVER (ORDER BY distance, id) AS rank
             FROM (
-                SELECT id, embedding::vector({DIM}) <=> %(q)s::vector({DIM}) AS distance
+                SELECT id, {ann_distance("%(q)s")} AS distance
                 FROM knowledge_chunk
                 WHERE is_live{filters}
-                ORDER BY embedding::vector({DIM}) <=> %(q)s::vector({DIM})
+                ORDER BY {ann_distance("%(q)s")}
                 LIMIT %(k)s
             ) nearest
         ),

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.core.tenancy import tenant_context
 from apps.knowledge.answers import knowledge_answer
+from apps.knowledge.embedding import ann_distance
 from apps.knowledge.models import Chunk, Document, KnowledgeGap
 from apps.knowledge.selectors import chunk_search
 from apps.knowledge.services import category_get_or_create, document_update
@@ -98,8 +99,8 @@ def test_filtered_search_still_returns_k_rows(tenant_a: TenantSetup) -> None:
             cursor.execute("ANALYZE knowledge_chunk")
             cursor.execute("SET LOCAL enable_seqscan = off")  # make the planner take the HNSW index
             cursor.execute(
-                "EXPLAIN SELECT id FROM knowledge_chunk WHERE is_live AND category_id = 1 "
-                "ORDER BY embedding::vector(384) <=> %s::vector(384) LIMIT 5",
+                "EXPLAIN SELECT id FROM knowledge_chunk WHERE is_live AND category_id = 1 "  # noqa: S608
+                f"ORDER BY {ann_distance('%s')} LIMIT 5",
                 ["[" + ",".join(["0.05"] * 384) + "]"],
             )
             plan = " ".join(row[0] for row in cursor.fetchall())

@@ -1,0 +1,32 @@
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    """The HNSW index on half-precision vectors, with a better graph.
+
+    Measured with `benchmarks/retrieval.py` at 100k passages of the calibrated geometry (the
+    neighbourhoods of real e5 embeddings): the `vector(384)` index with m 16 and
+    ef_construction 64 needed ef_search 200 for recall@10 0.99 (p50 4.6 ms); on `halfvec(384)`
+    with ef_construction 256 it reaches 0.999 at ef_search 100 in 1.5 ms (half the index size,
+    ~20% less time per search at equal settings). Distances are ranked in half precision; the
+    similarity the search reports is still computed on the stored float32 vector.
+    """
+
+    dependencies = [
+        ("knowledge", "0003_gap_groups"),
+    ]
+
+    operations = [
+        migrations.RunSQL(
+            sql=[
+                "DROP INDEX IF EXISTS knowledge_chunk_embedding_hnsw",
+                "CREATE INDEX knowledge_chunk_embedding_hnsw ON knowledge_chunk "
+                "USING hnsw ((embedding::halfvec(384)) halfvec_cosine_ops) WITH (m = 16, ef_construction = 256)",
+            ],
+            reverse_sql=[
+                "DROP INDEX IF EXISTS knowledge_chunk_embedding_hnsw",
+                "CREATE INDEX knowledge_chunk_embedding_hnsw ON knowledge_chunk "
+                "USING hnsw ((embedding::vector(384)) vector_cosine_ops) WITH (m = 16, ef_construction = 64)",
+            ],
+        ),
+    ]
