@@ -432,11 +432,14 @@ def main() -> None:
                 corpora = [corpus]
                 loaded = size
                 build_seconds = _index_build(size, args.m, args.ef_construction)
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_relation_size('knowledge_chunk_embedding_hnsw')")
+                    index_mb = cursor.fetchone()[0] / 2**20
                 print(
                     f"{size:,} passages: load of {added:,} in {load_seconds:.1f}s "
                     f"({added / max(load_seconds, 1e-9):,.0f}/s, vectors generated included), "
                     f"HNSW build over {size:,} (m {args.m}, ef_construction {args.ef_construction}) "
-                    f"{build_seconds:.1f}s | {_load_average()}"
+                    f"{build_seconds:.1f}s, {index_mb:,.0f} MB | {_load_average()}"
                 )
                 queries, _topics = space.queries(args.queries)
                 _measure(size, corpus, queries, args.baseline_queries)
