@@ -103,6 +103,17 @@ def test_the_report_counts_targets_met_and_breached_per_period(tenant_a: TenantS
             {"period": today.isoformat(), "responses": 2, "average": 3.5, "csat_percent": 50.0}
         ]
 
+        # Time paused (pending, on hold) before the first response is not response time, as
+        # on the first-response clock: 80 minutes with 50 of them paused count 30.
+        paused = ticket_create(title="Paused", by=None, priority="high", assignee=agent, team=team)
+        Ticket.objects.filter(pk=paused.pk).update(
+            first_responded_at=paused.created + timedelta(minutes=80), first_response_paused_seconds=50 * 60
+        )
+        response = client.get("/api/v1/reports/sla", {"from": today.isoformat(), "agent": str(agent.pk)})
+        # 10, 30 and 50 minutes: the median is 30 (it would be 50 with the paused time).
+        assert response.json()["totals"]["median_first_response_business_seconds"] == 30 * 60
+        Ticket.objects.filter(pk=paused.pk).delete()
+
         by_agent = client.get("/api/v1/reports/sla/", {"agent": str(agent.pk), "period": "month"}).json()
         assert by_agent["totals"]["tickets"] == 2 and len(by_agent["periods"]) == 1
         by_team = client.get("/api/v1/reports/sla/", {"team": str(team.pk)}).json()

@@ -177,7 +177,7 @@ def test_the_clock_pauses_while_pending_and_resumes_on_the_customers_reply(tenan
         ticket.refresh_from_db()
         assert ticket_sla_check(ticket_id=ticket.pk, now=due + timedelta(minutes=1)) == []  # paused: no breach
 
-        from apps.tickets.services.tickets import ticket_customer_wrote
+        from apps.tickets.services.tickets import ticket_agent_replied, ticket_customer_wrote
 
         ticket = ticket_customer_wrote(ticket=ticket, message=_inbound(conversation, "Any news?"))
         assert ticket.status == "open" and ticket.sla_paused_at is None
@@ -185,6 +185,23 @@ def test_the_clock_pauses_while_pending_and_resumes_on_the_customers_reply(tenan
         assert ticket.first_response_due_at is not None
         assert abs((ticket.first_response_due_at - due) - timedelta(minutes=30)) < timedelta(seconds=5)
         assert ticket.events.filter(kind="changed", note="customer replied").exists()
+
+        # Paused again (10 minutes on hold), and the agent's first answer comes during that
+        # pause: 40 paused minutes came before the first response, for the SLA report.
+        ticket = ticket_update(ticket=ticket, by=agent, status="on_hold")
+        Ticket.objects.filter(pk=ticket.pk).update(sla_paused_at=timezone.now() - timedelta(minutes=10))
+        ticket.refresh_from_db()
+        reply = Message.objects.create(
+            conversation=conversation,
+            direction="out",
+            author_kind="agent",
+            type="text",
+            text="On it",
+            sent_at=timezone.now(),
+        )
+        ticket = ticket_agent_replied(ticket=ticket, message=reply)
+        assert ticket.first_responded_at == reply.sent_at
+        assert abs(ticket.first_response_paused_seconds - 2400) < 5
 
 
 def test_the_sweep_records_at_risk_and_breaches_once(tenant_a: TenantSetup) -> None:

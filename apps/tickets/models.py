@@ -174,6 +174,9 @@ class Ticket(models.Model):
     # Business seconds spent paused (pending/on hold): the first-response and resolution
     # clocks run that much longer.
     sla_paused_seconds = models.FloatField(default=0)
+    # Of those, the business seconds before the first response (set with it): the SLA
+    # report's first-response time leaves them out, as the first-response clock does.
+    first_response_paused_seconds = models.FloatField(default=0)
     sla_breached = models.BooleanField(_("SLA breached"), default=False)
     # Escalation risk (0-100) and the factors behind it: [{"factor", "points", "reason"}].
     risk_score = models.PositiveSmallIntegerField(_("escalation risk"), default=0)

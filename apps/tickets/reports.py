@@ -108,6 +108,7 @@ def sla_report(
             "bucket",
             "created",
             "first_responded_at",
+            "first_response_paused_seconds",
             "solved_at",
             "closed_at",
             "sla_policy_id",
@@ -165,7 +166,7 @@ def _count(bucket: _Bucket, row: dict[str, Any], schedule: Schedule) -> None:
     bucket.next_response_breached += bool(row["next_breached"])
     if row["first_responded_at"] is not None:
         seconds = business_seconds_between(schedule, row["created"], row["first_responded_at"])
-        bucket.first_response_seconds.append(max(0.0, seconds))
+        bucket.first_response_seconds.append(max(0.0, seconds - row["first_response_paused_seconds"]))
     if row["first_breached"]:
         bucket.first_response_breached += 1
     if row["resolution_breached"]:

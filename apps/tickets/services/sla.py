@@ -128,6 +128,14 @@ def sla_pause(*, ticket: Ticket, now: datetime) -> None:
         ticket.sla_paused_at = now
 
 
+def sla_paused_seconds_until(*, ticket: Ticket, moment: datetime) -> float:
+    """Business seconds the ticket's clocks were paused up to `moment`, the running pause included."""
+    if ticket.sla_paused_at is None:
+        return ticket.sla_paused_seconds
+    schedule = calendar_schedule(ticket.sla_policy.calendar if ticket.sla_policy else None)
+    return ticket.sla_paused_seconds + max(0.0, business_seconds_between(schedule, ticket.sla_paused_at, moment))
+
+
 def sla_resume(*, ticket: Ticket, now: datetime) -> None:
     """Add the business time spent paused, then recompute the due times."""
     if ticket.sla_paused_at is None:

@@ -23,7 +23,14 @@ from apps.tickets.models import Priority, Ticket, TicketEvent
 from apps.tickets.selectors import handoffs_without_ticket, ticket_active_for_conversation, ticket_conversation_ids
 from apps.tickets.services.csat import csat_request_for_ticket
 from apps.tickets.services.risk import ticket_risk_refresh
-from apps.tickets.services.sla import SLA_FIELDS, sla_apply, sla_checks_schedule, sla_pause, sla_resume
+from apps.tickets.services.sla import (
+    SLA_FIELDS,
+    sla_apply,
+    sla_checks_schedule,
+    sla_pause,
+    sla_paused_seconds_until,
+    sla_resume,
+)
 
 logger = logging.getLogger(__name__)
 Status = Ticket.Status
@@ -436,6 +443,7 @@ def ticket_agent_replied(*, ticket: Ticket, message: Message) -> Ticket:
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     if ticket.first_responded_at is None:
         ticket.first_responded_at = message.sent_at
+        ticket.first_response_paused_seconds = sla_paused_seconds_until(ticket=ticket, moment=message.sent_at)
     ticket.next_response_started_at = None
     if ticket.status == Status.NEW:
         ticket.status = Status.OPEN
