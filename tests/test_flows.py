@@ -302,3 +302,39 @@ def test_an_api_call_node_reaches_an_outside_service(tenant_a: TenantSetup, sett
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_ended_runs_are_pruned_after_the_retention_with_their_steps_per_tenant(
+    tenant_a: TenantSetup, tenant_b: TenantSetup, settings: Any
+) -> None:
+    """The daily sweep (run per tenant by the fan-out) deletes old ended runs of its tenant only."""
+    from apps.flows.tasks import flow_runs_prune_task
+
+    settings.FLOW_RUN_RETENTION_DAYS = 90
+    long_ago = timezone.now() - timedelta(days=91)
+
+    def runs(tenant: TenantSetup, prefix: str) -> dict[str, int]:
+        _menu_flow()
+        made = {}
+        for name in ("finished", "failed", "waiting", "recent"):
+            wa_id = f"{prefix}{next(_numbers):04d}"
+            _says(tenant, wa_id, "menu")  # a run, waiting at the menu, with its steps
+            run = FlowRun.objects.get(conversation__contact__wa_id=wa_id)
+            status = {"finished": "finished", "failed": "failed", "recent": "finished"}.get(name, "waiting")
+            updated = timezone.now() if name == "recent" else long_ago
+            FlowRun.objects.filter(pk=run.pk).update(status=status, updated=updated)
+            made[name] = run.pk
+        return made
+
+    with tenant_context(tenant_b.organization):
+        in_b = runs(tenant_b, "25471300")
+    with tenant_context(tenant_a.organization):
+        in_a = runs(tenant_a, "25471200")
+        assert FlowRunStep.objects.filter(run_id=in_a["finished"]).exists()
+        assert flow_runs_prune_task.run() == 2
+        left = set(FlowRun.objects.filter(pk__in=in_a.values()).values_list("pk", flat=True))
+        assert left == {in_a["waiting"], in_a["recent"]}  # an active run stays whatever its age
+        assert not FlowRunStep.objects.filter(run_id__in=[in_a["finished"], in_a["failed"]]).exists()
+        assert FlowRunStep.objects.filter(run_id=in_a["recent"]).exists()
+    with tenant_context(tenant_b.organization):
+        assert set(FlowRun.objects.filter(pk__in=in_b.values()).values_list("pk", flat=True)) == set(in_b.values())

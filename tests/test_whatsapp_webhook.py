@@ -349,3 +349,50 @@ def test_the_public_schema_holds_no_tenant_rows(tenant_a: TenantSetup) -> None:
     with schema_context("public"), connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('public.conversations_message')")
         assert cursor.fetchone()[0] is None
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def test_handled_events_are_pruned_after_the_retention_and_a_late_copy_is_still_refused(
+    tenant_a: TenantSetup, settings: Any
+) -> None:
+    """Processed, ignored and orphan events go after the retention; pending and failed stay."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.whatsapp.tasks import webhook_events_prune_task
+
+    settings.WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS = 30
+    for wamid in ("wamid.OLD", "wamid.RECENT", "wamid.FAILEDOLD", "wamid.PENDINGOLD"):
+        assert wp.post(wp.text(_number(tenant_a), wamid, "Habari")).json()["new"] == 1
+    assert wp.post(wp.text("999000111", "wamid.ORPHANOLD", "hello")).status_code == 200
+    for wamid in ("wamid.OLD", "wamid.RECENT"):
+        webhook_event_process(event_id=WebhookEvent.objects.get(dedup_key=f"m:{wamid}").pk)
+    WebhookEvent.objects.filter(dedup_key="m:wamid.FAILEDOLD").update(state=WebhookEvent.State.FAILED)
+    old = timezone.now() - timedelta(days=31)
+    WebhookEvent.objects.filter(
+        dedup_key__in=["m:wamid.OLD", "m:wamid.FAILEDOLD", "m:wamid.PENDINGOLD", "m:wamid.ORPHANOLD"]
+    ).update(received_at=old)
+
+    assert webhook_events_prune_task.run() == 2  # the processed one and the orphan
+    left = set(WebhookEvent.objects.filter(dedup_key__startswith="m:wamid.").values_list("dedup_key", flat=True))
+    assert {"m:wamid.RECENT", "m:wamid.FAILEDOLD", "m:wamid.PENDINGOLD"} <= left
+    assert not {"m:wamid.OLD", "m:wamid.ORPHANOLD"} & left
+    # The message itself stays in the tenant's tables, and Meta's late copy is still refused there.
+    with tenant_context(tenant_a.organization):
+        assert Message.objects.filter(wamid="wamid.OLD").count() == 1
+    assert wp.post(wp.text(_number(tenant_a), "wamid.OLD", "Habari")).json()["new"] == 1
+    _process_all()
+    with tenant_context(tenant_a.organization):
+        assert Message.objects.filter(wamid="wamid.OLD").count() == 1
+
+    # Never before Meta's 7 days of redelivery are over, whatever the setting says: the
+    # 3-day-old event stays; the old pending one, processed just now, goes.
+    settings.WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS = 1
+    WebhookEvent.objects.filter(dedup_key="m:wamid.RECENT").update(received_at=timezone.now() - timedelta(days=3))
+    assert WebhookEvent.objects.get(dedup_key="m:wamid.PENDINGOLD").state == WebhookEvent.State.PROCESSED
+    assert webhook_events_prune_task.run() == 1
+    assert WebhookEvent.objects.filter(dedup_key="m:wamid.RECENT").exists()
+    assert not WebhookEvent.objects.filter(dedup_key="m:wamid.PENDINGOLD").exists()

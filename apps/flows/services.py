@@ -422,6 +422,22 @@ def flow_runs_resume_due_sweep(*, now: datetime | None = None) -> int:
     return sum(flow_run_resume(run_id=pk, token=None, now=now) for pk in flow_runs_resume_due(now=now - RESUME_GRACE))
 
 
+PRUNE_BATCH = 500
+
+
+def flow_runs_prune(*, older_than_days: int, now: datetime | None = None) -> int:
+    """Delete ended runs (finished, failed) and their steps, untouched for N days; active runs stay.
+
+    In batches, so that a first sweep over years of runs never holds one long transaction.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    ended = FlowRun.objects.filter(status__in=(FlowRun.Status.FINISHED, FlowRun.Status.FAILED), updated__lt=cutoff)
+    deleted = 0
+    while batch := list(ended.order_by("pk").values_list("pk", flat=True)[:PRUNE_BATCH]):
+        deleted += FlowRun.objects.filter(pk__in=batch).delete()[1].get(FlowRun._meta.label, 0)  # steps cascade
+    return deleted
+
+
 def _run_end(run: FlowRun, reason: str) -> None:
     run.status, run.current_node, run.wait_until, run.error = FlowRun.Status.FINISHED, "", None, reason
     run.claim, run.claim_expires = "", None

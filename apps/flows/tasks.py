@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 
 @shared_task(acks_late=True)
@@ -16,3 +17,11 @@ def flow_runs_resume_due_sweep_task() -> int:
     from apps.flows.services import flow_runs_resume_due_sweep
 
     return flow_runs_resume_due_sweep()
+
+
+@shared_task
+def flow_runs_prune_task() -> int:
+    """Daily, per tenant: ended runs older than FLOW_RUN_RETENTION_DAYS go, with their steps."""
+    from apps.flows.services import flow_runs_prune
+
+    return flow_runs_prune(older_than_days=settings.FLOW_RUN_RETENTION_DAYS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 # A status may overtake the API response that tells us the message's wamid: wait a little.
 UNKNOWN_STATUS_ATTEMPTS = 5
 STUCK_AFTER = timedelta(minutes=2)
+PROCESSING_MS_MAX = 2_147_483_647  # the column's limit (PostgreSQL integer), ~24.8 days
 
 
 class EventRetry(Exception):
@@ -60,7 +61,8 @@ def webhook_event_process(*, event_id: int) -> str:
         now = timezone.now()
         if event.state != WebhookEvent.State.PENDING:
             event.processed_at = now
-            event.processing_ms = int((now - event.received_at).total_seconds() * 1000)
+            # Capped: an event processed weeks late (a long outage) must not fail on the column.
+            event.processing_ms = min(int((now - event.received_at).total_seconds() * 1000), PROCESSING_MS_MAX)
         event.save()
     if retry:
         raise EventRetry(event.error)
@@ -114,3 +116,26 @@ def webhook_events_stuck_requeue() -> int:
             webhook_event_process_task.apply_async(args=(event_id,), headers={"_schema_name": "public"})
         logger.warning("re-enqueued %d stuck webhook events", len(stuck))
     return len(stuck)
+
+
+# Meta redelivers an unacknowledged webhook for up to 7 days; an event is kept longer than
+# that, so that its dedup key still refuses a late copy.
+MIN_EVENT_RETENTION_DAYS = 8
+PRUNE_BATCH = 5000
+
+
+def webhook_events_prune(*, older_than_days: int, now: datetime | None = None) -> int:
+    """Delete handled webhook events (processed, ignored, orphan) received more than N days ago.
+
+    Pending and failed events stay whatever their age: they still need a retry or a person.
+    The messages and statuses they carried live on in the tenants' own tables.
+    """
+    use_public_schema()
+    days = max(older_than_days, MIN_EVENT_RETENTION_DAYS)
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    handled = (WebhookEvent.State.PROCESSED, WebhookEvent.State.IGNORED, WebhookEvent.State.ORPHAN)
+    old = WebhookEvent.objects.filter(state__in=handled, received_at__lt=cutoff)
+    deleted = 0
+    while batch := list(old.order_by("pk").values_list("pk", flat=True)[:PRUNE_BATCH]):
+        deleted += WebhookEvent.objects.filter(pk__in=batch).delete()[0]
+    return deleted

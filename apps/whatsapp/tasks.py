@@ -4,6 +4,7 @@ import logging
 from dataclasses import asdict
 
 from celery import Task, shared_task
+from django.conf import settings
 
 from apps.core.exceptions import ApplicationError
 from apps.tenants.models import WhatsAppAccount
@@ -11,7 +12,13 @@ from apps.whatsapp.client import GraphApiError
 from apps.whatsapp.media import media_download
 from apps.whatsapp.message_templates import message_templates_accounts, message_templates_sync
 from apps.whatsapp.outbox import outbox_deliver, outbox_drain_cycle, outbox_stuck_requeue
-from apps.whatsapp.processing import EventRetry, webhook_event_fail, webhook_event_process, webhook_events_stuck_requeue
+from apps.whatsapp.processing import (
+    EventRetry,
+    webhook_event_fail,
+    webhook_event_process,
+    webhook_events_prune,
+    webhook_events_stuck_requeue,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +57,12 @@ def outbox_send_task(self: Task, outbox_id: int) -> str:  # type: ignore[type-ar
 @shared_task
 def webhook_events_sweep_task() -> int:
     return webhook_events_stuck_requeue()
+
+
+@shared_task
+def webhook_events_prune_task() -> int:
+    """Daily: handled webhook events older than WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS go."""
+    return webhook_events_prune(older_than_days=settings.WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS)
 
 
 @shared_task

@@ -258,6 +258,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 300.0,
         "args": ["apps.tickets.tasks.tickets_risk_refresh_task"],
     },
+    # Retention: what only served to process or trace is deleted after a while.
+    "whatsapp-webhook-events-prune": {"task": "apps.whatsapp.tasks.webhook_events_prune_task", "schedule": 24 * 3600.0},
+    "flows-runs-prune": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 24 * 3600.0,
+        "args": ["apps.flows.tasks.flow_runs_prune_task"],
+    },
 }
 
 # --- Auth ---------------------------------------------------------------------------------
@@ -391,6 +398,9 @@ WHATSAPP_GRAPH_URL = env_str("WHATSAPP_GRAPH_URL", "https://graph.facebook.com")
 WHATSAPP_GRAPH_VERSION = env_str("WHATSAPP_GRAPH_VERSION", "v21.0")
 WHATSAPP_GRAPH_TIMEOUT = float(env_str("WHATSAPP_GRAPH_TIMEOUT", "10"))
 WHATSAPP_WEBHOOK_MAX_BYTES = env_int("WHATSAPP_WEBHOOK_MAX_BYTES", 1_000_000)
+# Handled webhook events (their raw payloads) are deleted after this many days (at least 8:
+# Meta redelivers for up to 7); pending and failed ones stay.
+WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS = env_int("WHATSAPP_WEBHOOK_EVENT_RETENTION_DAYS", 30)
 WHATSAPP_SEND_MAX_ATTEMPTS = env_int("WHATSAPP_SEND_MAX_ATTEMPTS", 8)
 # Share of each number's rate kept for replies to live conversations when bulk sends run.
 WHATSAPP_LIVE_RESERVE = float(env_str("WHATSAPP_LIVE_RESERVE", "0.2"))
@@ -451,9 +461,13 @@ AI_CACHE_DB_DAYS = env_int("AI_CACHE_DB_DAYS", 90)
 # Tenants may point a provider at their own endpoint; plain http only where explicitly allowed.
 AI_ALLOW_HTTP_BASE_URLS = env_bool("AI_ALLOW_HTTP_BASE_URLS", DEBUG)
 
-# --- Knowledge base -----------------------------------------------------------------------
+# --- Flows --------------------------------------------------------------------------------
 # Tests only: lets the API Call node reach a server on 127.0.0.1 (everything else stays refused).
 FLOWS_EGRESS_ALLOW_LOOPBACK = False
+# Ended flow runs (finished, failed) and their step history are deleted after this many days.
+FLOW_RUN_RETENTION_DAYS = env_int("FLOW_RUN_RETENTION_DAYS", 90)
+
+# --- Knowledge base -----------------------------------------------------------------------
 KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("KNOWLEDGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 # A DOCX/XLSX is a zip: refuse archives that would inflate past these (zip bombs).
 KNOWLEDGE_ZIP_MAX_UNCOMPRESSED_BYTES = env_int("KNOWLEDGE_ZIP_MAX_UNCOMPRESSED_BYTES", 200 * 1024 * 1024)
