@@ -210,7 +210,10 @@ def chunk_search(
     # The settings and the search go in one round trip: statements sent together run in one
     # transaction (PostgreSQL's simple query protocol; Django binds parameters client-side),
     # so the transaction-local settings hold for the search and end with it.
-    params["ef_search"] = str(max(settings.KNOWLEDGE_HNSW_EF_SEARCH, 2 * k))
+    # A filtered search walks more of the graph to find k matching rows: a longer candidate list.
+    filtered = category_id is not None or bool(tags)
+    ef_search = settings.KNOWLEDGE_HNSW_EF_SEARCH_FILTERED if filtered else settings.KNOWLEDGE_HNSW_EF_SEARCH
+    params["ef_search"] = str(max(ef_search, 2 * k))
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"

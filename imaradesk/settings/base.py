@@ -481,9 +481,11 @@ KNOWLEDGE_SEARCH_K = env_int("KNOWLEDGE_SEARCH_K", 5)
 KNOWLEDGE_ANSWER_MIN_CONFIDENCE = float(env_str("KNOWLEDGE_ANSWER_MIN_CONFIDENCE", "0.5"))
 # HNSW candidate list per search (benchmarks/retrieval.py, vectors with the geometry of real
 # e5 ones, the half-precision index): recall@10 at 100k 0.973 at 64, 0.995 at 100, 1.000 at
-# 200 (+1.8 ms); at 1M 0.998-0.999 from 64 up; filtered to 5% of the rows 0.958 at 200 and
-# 0.948 at 100 (docs/architecture.md, "Scale").
-KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 200)
+# 200 (+1.8 ms); at 1M 0.998-0.999 from 64 up. Searches filtered by category or tags use the
+# second: filtered to 5% of the rows, 0.948 at 100 and 0.958 at 200 (docs/architecture.md,
+# "Scale").
+KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100)
+KNOWLEDGE_HNSW_EF_SEARCH_FILTERED = env_int("KNOWLEDGE_HNSW_EF_SEARCH_FILTERED", 200)
 # Full-text matches ranked per search tier (passages with 2+ of the question's terms, then 1).
 KNOWLEDGE_FTS_RANK_LIMIT = env_int("KNOWLEDGE_FTS_RANK_LIMIT", 500)
 # Unanswered questions at least this similar (e5 cosine, 0..1) to an open one join its group.

@@ -86,6 +86,22 @@ def test_search_runs_a_constant_number_of_queries(tenant_a: TenantSetup) -> None
         assert counts[0] == counts[1] == counts[2] == ["SELECT"], counts
 
 
+def test_a_filtered_search_walks_a_longer_candidate_list(tenant_a: TenantSetup, settings: Any) -> None:
+    settings.KNOWLEDGE_HNSW_EF_SEARCH, settings.KNOWLEDGE_HNSW_EF_SEARCH_FILTERED = 77, 133
+    with tenant_context(tenant_a.organization):
+        _corpus()
+        rare = category_get_or_create(name="Candidates")
+
+        def ef_search(**filters: Any) -> list[str]:
+            with CaptureQueriesContext(connection) as queries:
+                chunk_search(query="delivery to Mombasa", k=5, **filters)
+            return [q["sql"] for q in queries.captured_queries if "hnsw.ef_search" in q["sql"]]
+
+        plain, by_category, by_tag = ef_search(), ef_search(category_id=rare.pk), ef_search(tags=["x"])
+        assert len(plain) == 1 and "'hnsw.ef_search', '77'" in plain[0]
+        assert all(len(sql) == 1 and "'hnsw.ef_search', '133'" in sql[0] for sql in (by_category, by_tag))
+
+
 def test_filtered_search_still_returns_k_rows(tenant_a: TenantSetup) -> None:
     """A selective filter with an HNSW scan: iterative scanning keeps going until k rows match."""
     with tenant_context(tenant_a.organization):
