@@ -1,7 +1,7 @@
 """Retrieval at scale: HNSW + full text on clustered vectors, against exact search and JSON-in-Python.
 
     python -m benchmarks.retrieval [--sizes 10000,100000] [--million] [--queries 100]
-    python -m benchmarks.retrieval --sizes 1000000 --skip-ingestion   # the 1M run (~30 min on 2 cores)
+    python -m benchmarks.retrieval --sizes 1000000 --skip-ingestion   # the 1M run (~20 min on 2 cores)
 
 Creates a throw-away tenant `bench-rt-*` and, for each size, loads that many passages with
 synthetic 384-dim unit vectors into its `knowledge_chunk` table by binary COPY (through a
@@ -24,7 +24,7 @@ any graph index). Queries are new passages of loaded documents. It reports:
   text, this repository's docs/architecture.md.
 The load average is printed with the figures: on a shared machine, latencies follow it. For
 1M passages start the local cluster with `IMARADESK_PG_SHARED_BUFFERS=4GB` (the index is
-~2 GB; with PostgreSQL's default 128 MB every search reads it through the OS cache).
+1.1 GB; with PostgreSQL's default 128 MB every search reads it through the OS cache).
 The tenant is dropped afterwards (`--keep` leaves it, for EXPLAIN).
 """
 
