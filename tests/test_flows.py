@@ -269,11 +269,14 @@ def test_runs_and_their_steps_are_visible_in_the_admin(tenant_a: TenantSetup) ->
 
 
 def test_an_api_call_node_reaches_an_outside_service(tenant_a: TenantSetup, settings: Any) -> None:
+    keys: list[str] = []
+
     class Orders(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
             pass
 
         def do_GET(self) -> None:
+            keys.append(self.headers.get("Idempotency-Key", ""))
             body = json.dumps({"order": self.path.rsplit("/", 1)[-1], "status": "shipped"}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -297,8 +300,22 @@ def test_an_api_call_node_reaches_an_outside_service(tenant_a: TenantSetup, sett
                 ),
             )
             wa_id = "254711000013"
-            _says(tenant_a, wa_id, "4711")
+            message = _says(tenant_a, wa_id, "4711")
             assert _bot(wa_id) == ["Order 4711 is shipped"]
+            # The call carries a key of this event: the same walk again (a lost race, a retried
+            # task) sends the same key, another event another one.
+            from apps.flows.live_ports import LivePorts
+
+            assert len(keys) == 1 and len(keys[0]) == 40
+            ports = LivePorts(conversation=message.conversation, key=f"bot:{message.pk}")
+            orders = f"http://127.0.0.1:{server.server_address[1]}/orders"
+            assert ports.http_call("GET", f"{orders}/1", {}, None).status == 200
+            assert keys[1] == keys[0]
+            _says(tenant_a, wa_id, "4712")
+            assert len(keys) == 3 and keys[2] != keys[0]
+            own = {"idempotency-key": "mine"}
+            assert ports.http_call("GET", f"{orders}/2", own, None).status == 200
+            assert keys[3] == "mine"
     finally:
         server.shutdown()
         server.server_close()

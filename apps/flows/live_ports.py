@@ -11,6 +11,7 @@ applied twice; sends are keyed as well, so a retried task sends nothing twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_close, conversation_handoff, conversation_update
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import message_send
+from apps.core.tenancy import current_schema
 from apps.flows.egress import egress_request
 from apps.flows.ports import Choice, HttpResponse, KnowledgeReply
 from apps.knowledge.answers import knowledge_answer
@@ -49,6 +51,7 @@ class LivePorts:
     key: str
     effects: list[Effect] = field(default_factory=list)
     resume_seconds: int | None = None
+    http_calls: int = 0
 
     # --- changes to our data: recorded, applied at commit ------------------------------------
 
@@ -94,7 +97,18 @@ class LivePorts:
         return result.text if result.available and result.text else None
 
     def http_call(self, method: str, url: str, headers: dict[str, str], body: str | None) -> HttpResponse:
+        # A walk computed again for the same event (a lost race, a retried task) sends the
+        # same Idempotency-Key, so a service that honours it does not act twice; one the
+        # flow's author set is kept.
+        self.http_calls += 1
+        if not any(name.lower() == "idempotency-key" for name in headers):
+            headers = {**headers, "Idempotency-Key": idempotency_key(f"{self.key}:api:{self.http_calls}")}
         return egress_request(method, url, headers=headers, body=body)
+
+
+def idempotency_key(event_key: str) -> str:
+    """An opaque key for an outside call, unique across tenants (the event keys are per schema)."""
+    return hashlib.sha256(f"{current_schema()}\x00{event_key}".encode()).hexdigest()[:40]
 
 
 def effects_apply(*, effects: list[Effect], conversation: Conversation, key: str) -> Conversation:
