@@ -8,8 +8,7 @@
   let openId = null;
   let openConversation = null;
   let lastEventId = sessionStorage.getItem("inbox.lastEventId") || "";
-  let socket = null;
-  let retry = 0;
+  let live = null;
   let refreshTimer = null;
   let threadTimer = null;
   let windowTimer = null;
@@ -442,9 +441,7 @@
   // --- live -------------------------------------------------------------------------------
   // The server sends ticks and ticket changes only for the conversation this page has open.
   function watch() {
-    if (socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify({type: "watch", conversation: openId}));
-    }
+    if (live) live.send({type: "watch", conversation: openId});
   }
 
   function scheduleThreadRefresh() {
@@ -469,7 +466,7 @@
         $("connection").textContent = L.connected;
         $("connection").className = "connection live";
         watch();
-        if (lastEventId) socket.send(JSON.stringify({type: "catch_up", since: lastEventId}));
+        if (lastEventId) live.send({type: "catch_up", since: lastEventId});
         scheduleRefresh();
         break;
       case "message.created":
@@ -506,20 +503,6 @@
     }
   }
 
-  function connect() {
-    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + cfg.socket);
-    socket.onopen = () => { retry = 0; };
-    socket.onmessage = (event) => onEvent(JSON.parse(event.data));
-    socket.onclose = () => {
-      $("connection").textContent = L.reconnecting;
-      $("connection").className = "connection down";
-      retry = Math.min(retry + 1, 6);
-      setTimeout(connect, 500 * 2 ** retry);
-    };
-  }
-
-  setInterval(() => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({type: "ping"})); }, 30000);
 
   // --- wiring -----------------------------------------------------------------------------
   $("filters").addEventListener("input", () => loadList());
@@ -570,7 +553,7 @@
   $("reply").addEventListener("input", () => {
     clearTimeout(cannedTimer);
     cannedTimer = setTimeout(canned, 120);
-    if (socket && socket.readyState === WebSocket.OPEN && openId) socket.send(JSON.stringify({type: "typing", conversation: openId}));
+    if (live && openId) live.send({type: "typing", conversation: openId});
   });
   $("suggest").addEventListener("click", suggest);
   $("ticket-open").addEventListener("click", async () => {
@@ -595,5 +578,5 @@
     document.addEventListener("click", () => Notification.requestPermission(), {once: true});
   }
   loadList();
-  connect();
+  live = window.imaradeskLive(cfg.socket, onEvent, L.reconnecting);
 })();

@@ -5,8 +5,6 @@
   const cfg = window.QUEUE_CONFIG;
   const L = cfg.labels;
   const $ = (id) => document.getElementById(id);
-  let socket = null;
-  let retry = 0;
   let refreshTimer = null;
 
   function duration(seconds) {
@@ -102,19 +100,6 @@
     }
   }
 
-  function connect() {
-    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + cfg.socket);
-    socket.onopen = () => { retry = 0; };
-    socket.onmessage = (event) => onEvent(JSON.parse(event.data));
-    socket.onclose = () => {
-      $("connection").textContent = L.reconnecting;
-      $("connection").className = "connection down";
-      retry = Math.min(retry + 1, 6);
-      setTimeout(connect, 500 * 2 ** retry);
-    };
-  }
-
   // Keyboard: arrows move between tickets, Enter opens the focused one.
   $("queue").addEventListener("keydown", (event) => {
     const row = event.target.closest("tr[data-ticket]");
@@ -135,10 +120,9 @@
   });
 
   setInterval(tick, 1000);
-  setInterval(() => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({type: "ping"})); }, 30000);
   // Risk and wording also move with time alone: reload the rows now and then even when all is quiet.
   setInterval(scheduleRefresh, 60000);
   describePaused(document);
   tick();
-  connect();
+  window.imaradeskLive(cfg.socket, onEvent, L.reconnecting);
 })();
