@@ -144,6 +144,27 @@ def test_the_page_renders_rows_in_a_constant_number_of_queries(tenant_a: TenantS
     assert count() == few
 
 
+def test_the_page_says_when_it_shows_only_the_most_urgent(
+    tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("apps.tickets.queue.QUEUE_LIMIT", 2)
+    with tenant_context(tenant_a.organization):
+        Ticket.objects.all().delete()
+        manager = _user(SUPPORT_MANAGER, password=PASSWORD)
+        for n in range(3):
+            ticket_create(title=f"Waiting {n}", by=None, priority="high" if n else "low")
+    client = _signed_in(tenant_a, manager)
+    rows = client.get("/tickets/rows/").content.decode()
+    assert rows.count('data-ticket="') == 2
+    assert "The 2 most urgent of 3 open tickets are shown." in rows
+    with translation.override("sw"):
+        page = client.get("/tickets/", HTTP_ACCEPT_LANGUAGE="sw").content.decode()
+    assert "Tiketi 2 za dharura zaidi kati ya 3" in page
+    # All of them fit: no notice.
+    narrowed = client.get("/tickets/rows/", {"priority": "high"}).content.decode()
+    assert narrowed.count('data-ticket="') == 2 and "most urgent of" not in narrowed
+
+
 def test_the_page_refuses_people_without_tickets_and_bad_filters(tenant_a: TenantSetup, tenant_b: TenantSetup) -> None:
     with tenant_context(tenant_a.organization):
         editor = _user(KNOWLEDGE_EDITOR, password=PASSWORD)

@@ -119,12 +119,16 @@ def ticket_queue_rows(
     team_id: int | None = None,
     priority: str | None = None,
     now: datetime | None = None,
-    limit: int = QUEUE_LIMIT,
+    limit: int | None = None,
 ) -> list[QueueRow]:
-    """The queue as the page shows it: each ticket with its next SLA target and its reasons in words."""
+    """The queue as the page shows it: each ticket with its next SLA target and its reasons in words.
+
+    At most `limit` tickets (QUEUE_LIMIT), the most urgent; `ticket_queue_total` counts them all.
+    """
     now = now or timezone.now()
     rows: list[QueueRow] = []
-    for ticket in ticket_queue_for_user(user=user, mine=mine, team_id=team_id, priority=priority)[:limit]:
+    tickets = ticket_queue_for_user(user=user, mine=mine, team_id=team_id, priority=priority)
+    for ticket in tickets[: QUEUE_LIMIT if limit is None else limit]:
         target = sla_next_target(ticket)
         factors = ticket.risk_factors if isinstance(ticket.risk_factors, list) else []
         reasons = [risk_factor_words(factor, target=target, now=now) for factor in factors if isinstance(factor, dict)]
@@ -138,3 +142,16 @@ def ticket_queue_rows(
             )
         )
     return rows
+
+
+def ticket_queue_total(
+    *, user: User, shown: int, mine: bool = False, team_id: int | None = None, priority: str | None = None
+) -> int:
+    """How many tickets the queue holds: `shown` when the page shows them all, else one count query."""
+    if shown < QUEUE_LIMIT:
+        return shown
+    return (
+        ticket_list_for_user(user=user, mine=mine, team_id=team_id, priority=priority)
+        .filter(status__in=Ticket.ACTIVE_STATUSES)
+        .count()
+    )

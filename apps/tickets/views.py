@@ -14,7 +14,7 @@ from django.views import View
 
 from apps.accounts.models import Team, User
 from apps.tickets.models import Priority
-from apps.tickets.queue import ticket_queue_rows
+from apps.tickets.queue import ticket_queue_rows, ticket_queue_total
 from apps.tickets.selectors import ticket_viewer_for, ticket_viewer_may_use_queue
 
 
@@ -37,13 +37,15 @@ def _queue_context(request: HttpRequest, user: User) -> tuple[dict[str, Any], bo
     valid = form.is_valid() if request.GET else True
     values = form.cleaned_data if request.GET and valid else {}
     team = values.get("team")
-    rows = ticket_queue_rows(
-        user=user,
-        mine=values.get("scope") == "mine",
-        team_id=team.pk if team is not None else None,
-        priority=values.get("priority") or None,
-    )
-    return {"form": form, "rows": rows}, valid
+    filters: dict[str, Any] = {
+        "mine": values.get("scope") == "mine",
+        "team_id": team.pk if team is not None else None,
+        "priority": values.get("priority") or None,
+    }
+    rows = ticket_queue_rows(user=user, **filters)
+    # The queue shows the QUEUE_LIMIT most urgent; the page says so when there are more.
+    total = ticket_queue_total(user=user, shown=len(rows), **filters)
+    return {"form": form, "rows": rows, "total": total}, valid
 
 
 class _QueueView(LoginRequiredMixin, View):
