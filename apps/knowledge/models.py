@@ -183,7 +183,7 @@ class Chunk(models.Model):
     # `vector(384)` column as `vector`, and HNSW refuses a column without dimensions. With a
     # dimensioned column, PostgreSQL would fold a cast away and the clone would fail again,
     # so the column has none; the index expression refuses vectors of any other size.
-    # Queries order by `embeddings.ann_distance` so that the planner uses the index.
+    # Queries order by `embedding.ann_distance` so that the planner uses the index.
     class Meta:
         verbose_name = _("passage")
         verbose_name_plural = _("passages")

@@ -7,9 +7,10 @@ class Migration(migrations.Migration):
     Measured with `benchmarks/retrieval.py` at 100k passages of the calibrated geometry (the
     neighbourhoods of real e5 embeddings): the `vector(384)` index with m 16 and
     ef_construction 64 needed ef_search 200 for recall@10 0.99 (p50 4.6 ms); on `halfvec(384)`
-    with ef_construction 256 it reaches 0.999 at ef_search 100 in 1.5 ms (half the index size,
-    ~20% less time per search at equal settings). Distances are ranked in half precision; the
-    similarity the search reports is still computed on the stored float32 vector.
+    with ef_construction 256 it reaches 0.995 at ef_search 100 (p50 1.5-2.2 ms; the vectors
+    take half the space, and a search 12-24% less time at equal settings). Distances are
+    ranked in half precision; the similarity the search reports is still computed on the
+    stored float32 vector. docs/architecture.md ("Scale") has the figures.
     """
 
     dependencies = [
