@@ -17,6 +17,7 @@ from apps.contacts.keywords import consent_keyword
 from apps.conversations.lifecycle import conversation_handoff
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import message_send
+from apps.core.batches import delete_in_batches
 from apps.core.exceptions import ApplicationError, RetryLater
 from apps.core.queue import enqueue_on_commit
 from apps.flows import engine
@@ -426,16 +427,10 @@ PRUNE_BATCH = 500
 
 
 def flow_runs_prune(*, older_than_days: int, now: datetime | None = None) -> int:
-    """Delete ended runs (finished, failed) and their steps, untouched for N days; active runs stay.
-
-    In batches, so that a first sweep over years of runs never holds one long transaction.
-    """
+    """Delete ended runs (finished, failed) and their steps, untouched for N days; active runs stay."""
     cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
     ended = FlowRun.objects.filter(status__in=(FlowRun.Status.FINISHED, FlowRun.Status.FAILED), updated__lt=cutoff)
-    deleted = 0
-    while batch := list(ended.order_by("pk").values_list("pk", flat=True)[:PRUNE_BATCH]):
-        deleted += FlowRun.objects.filter(pk__in=batch).delete()[1].get(FlowRun._meta.label, 0)  # steps cascade
-    return deleted
+    return delete_in_batches(ended, batch_size=PRUNE_BATCH)  # steps cascade
 
 
 def _run_end(run: FlowRun, reason: str) -> None:

@@ -150,8 +150,4 @@ def ticket_queue_total(
     """How many tickets the queue holds: `shown` when the page shows them all, else one count query."""
     if shown < QUEUE_LIMIT:
         return shown
-    return (
-        ticket_list_for_user(user=user, mine=mine, team_id=team_id, priority=priority)
-        .filter(status__in=Ticket.ACTIVE_STATUSES)
-        .count()
-    )
+    return ticket_queue_for_user(user=user, mine=mine, team_id=team_id, priority=priority).order_by().count()

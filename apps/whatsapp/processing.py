@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.batches import delete_in_batches
 from apps.core.tenancy import tenant_context, use_public_schema
 from apps.tenants.models import WebhookEvent, WhatsAppAccount
 from apps.whatsapp.handlers import inbound_dispatch
@@ -135,7 +136,4 @@ def webhook_events_prune(*, older_than_days: int, now: datetime | None = None) -
     cutoff = (now or timezone.now()) - timedelta(days=days)
     handled = (WebhookEvent.State.PROCESSED, WebhookEvent.State.IGNORED, WebhookEvent.State.ORPHAN)
     old = WebhookEvent.objects.filter(state__in=handled, received_at__lt=cutoff)
-    deleted = 0
-    while batch := list(old.order_by("pk").values_list("pk", flat=True)[:PRUNE_BATCH]):
-        deleted += WebhookEvent.objects.filter(pk__in=batch).delete()[0]
-    return deleted
+    return delete_in_batches(old, batch_size=PRUNE_BATCH)

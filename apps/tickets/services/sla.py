@@ -140,8 +140,7 @@ def sla_resume(*, ticket: Ticket, now: datetime) -> None:
     """Add the business time spent paused, then recompute the due times."""
     if ticket.sla_paused_at is None:
         return
-    schedule = calendar_schedule(ticket.sla_policy.calendar if ticket.sla_policy else None)
-    ticket.sla_paused_seconds += max(0.0, business_seconds_between(schedule, ticket.sla_paused_at, now))
+    ticket.sla_paused_seconds = sla_paused_seconds_until(ticket=ticket, moment=now)
     ticket.sla_paused_at = None
     sla_apply(ticket=ticket)
 
