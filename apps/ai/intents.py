@@ -1,9 +1,14 @@
-"""Intent of a message: e5 embeddings and a softmax regression fitted on example phrases.
+"""Intent of a message: softmax regressions over sentence embeddings, fitted on example phrases.
 
 The classifier for an example set is fitted in-process (tens of milliseconds for a few
 hundred phrases) and cached under the set's sha256, so a tenant that adds an intent or a
 phrase gets a new classifier on its next message without a training step. Messages unlike
 every example (low probability or low similarity to the nearest example) are `unknown`.
+
+Every message is scored by a head over multilingual e5 embeddings. English messages are
+also scored by a second head over English MiniLM embeddings (minilm.py), fitted on the
+same phrases, and the two heads' probabilities are averaged: on Banking77's development
+rows this lifted 10-shot accuracy from 81.9 % to 86 % (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from apps.ai import minilm
 from apps.ai.embeddings import embed_queries
 from apps.ai.intent_examples import DEFAULT_EXAMPLES, OUT_OF_SCOPE_EXAMPLES
 from apps.ai.linear import softmax, softmax_fit
@@ -35,8 +41,16 @@ L2 = 1e-5
 MAX_ITER = 500
 CLASSIFIER_CACHE_SIZE = 64
 
+# Languages whose messages are also scored by the English head.
+ENGLISH_HEAD_LANGUAGES = frozenset({"en"})
+
 Floats = npt.NDArray[np.float32]
 Embedder = Callable[[Sequence[str]], Floats]
+
+
+def english_embedder() -> Embedder | None:
+    """The English encoder's `embed`, or None when its model is not installed."""
+    return minilm.embed_english if minilm.available() else None
 
 
 @dataclass(frozen=True)
@@ -48,12 +62,30 @@ class IntentResult:
 
 
 @dataclass(frozen=True)
-class IntentClassifier:
-    intents: tuple[str, ...]
+class LinearHead:
+    """Softmax regression weights over one encoder's embeddings."""
+
     weights: Floats
     bias: Floats
-    examples: Floats  # L2-normalised example embeddings
+
+    @classmethod
+    def fit(
+        cls, vectors: Floats, labels: npt.NDArray[np.int64], n_classes: int, *, l2: float = L2, max_iter: int = MAX_ITER
+    ) -> LinearHead:
+        weights, bias = softmax_fit(vectors, labels, n_classes, l2=l2, max_iter=max_iter)
+        return cls(weights, bias)
+
+    def probabilities(self, vectors: Floats) -> Floats:
+        return softmax(vectors @ self.weights + self.bias)
+
+
+@dataclass(frozen=True)
+class IntentClassifier:
+    intents: tuple[str, ...]
+    head: LinearHead  # over e5 query embeddings
+    examples: Floats  # L2-normalised e5 example embeddings
     example_intents: npt.NDArray[np.int64]
+    english: LinearHead | None = None  # over MiniLM embeddings of the same examples
 
     @classmethod
     def fit(
@@ -61,17 +93,22 @@ class IntentClassifier:
         examples: Mapping[str, Sequence[str]],
         *,
         embed: Embedder = embed_queries,
+        embed_english: Embedder | None = None,
         l2: float = L2,
         max_iter: int = MAX_ITER,
         out_of_scope: Sequence[str] = (),
     ) -> IntentClassifier:
-        """Fit on {intent: phrases}; `out_of_scope` phrases become an extra `unknown` class."""
+        """Fit on {intent: phrases}; `out_of_scope` phrases become an extra `unknown` class.
+
+        With `embed_english`, an English head is fitted on the same phrases too.
+        """
         if out_of_scope:
             examples = {**examples, UNKNOWN: (*examples.get(UNKNOWN, ()), *out_of_scope)}
         intents = tuple(name for name, phrases in examples.items() if phrases)
         texts = [phrase for name in intents for phrase in examples[name]]
         labels = np.array([i for i, name in enumerate(intents) for _ in examples[name]], dtype=np.int64)
-        return cls.fit_vectors(intents, embed(texts), labels, l2=l2, max_iter=max_iter)
+        english = embed_english(texts) if embed_english is not None else None
+        return cls.fit_vectors(intents, embed(texts), labels, english_vectors=english, l2=l2, max_iter=max_iter)
 
     @classmethod
     def fit_vectors(
@@ -80,19 +117,29 @@ class IntentClassifier:
         vectors: Floats,
         labels: npt.NDArray[np.int64],
         *,
+        english_vectors: Floats | None = None,
         l2: float = L2,
+        english_l2: float | None = None,
         max_iter: int = MAX_ITER,
     ) -> IntentClassifier:
-        """Fit on example embeddings (`labels` index `intents`)."""
-        weights, bias = softmax_fit(vectors, labels, len(intents), l2=l2, max_iter=max_iter)
-        return cls(intents=tuple(intents), weights=weights, bias=bias, examples=vectors, example_intents=labels)
+        """Fit on example embeddings (`labels` index `intents`); `english_vectors` are the same rows' MiniLM ones."""
+        head = LinearHead.fit(vectors, labels, len(intents), l2=l2, max_iter=max_iter)
+        english = None
+        if english_vectors is not None:
+            english_l2 = l2 if english_l2 is None else english_l2
+            english = LinearHead.fit(english_vectors, labels, len(intents), l2=english_l2, max_iter=max_iter)
+        return cls(tuple(intents), head, vectors, labels, english)
 
-    def probabilities(self, vectors: Floats) -> Floats:
-        return softmax(vectors @ self.weights + self.bias)
+    def probabilities(self, vectors: Floats, english_vectors: Floats | None = None) -> Floats:
+        """Class probabilities: the e5 head's, averaged with the English head's when `english_vectors` are given."""
+        proba = self.head.probabilities(vectors)
+        if english_vectors is None or self.english is None:
+            return proba
+        mixed: Floats = ((proba + self.english.probabilities(english_vectors)) / 2).astype(np.float32)
+        return mixed
 
-    def similarities(self, vectors: Floats) -> Floats:
-        """Cosine similarity of each vector to its nearest example of the predicted intent."""
-        proba = self.probabilities(vectors)
+    def similarities(self, vectors: Floats, proba: Floats) -> Floats:
+        """Cosine similarity of each e5 vector to its nearest example of the predicted intent."""
         best = proba.argmax(axis=1)
         sims = vectors @ self.examples.T
         sims[self.example_intents[None, :] != best[:, None]] = -1.0
@@ -100,11 +147,18 @@ class IntentClassifier:
         return nearest
 
     def classify_vector(
-        self, vector: Floats, *, min_probability: float = MIN_PROBABILITY, min_similarity: float = MIN_SIMILARITY
+        self,
+        vector: Floats,
+        *,
+        english_vector: Floats | None = None,
+        min_probability: float = MIN_PROBABILITY,
+        min_similarity: float = MIN_SIMILARITY,
     ) -> IntentResult:
-        proba = self.probabilities(vector[None, :])[0]
+        english = english_vector[None, :] if english_vector is not None else None
+        proba_rows = self.probabilities(vector[None, :], english)
+        proba = proba_rows[0]
         best = int(proba.argmax())
-        similarity = float(self.similarities(vector[None, :])[0])
+        similarity = float(self.similarities(vector[None, :], proba_rows)[0])
         scores = {name: round(float(p), 4) for name, p in zip(self.intents, proba, strict=True)}
         confidence = float(proba[best])
         if self.intents[best] == UNKNOWN or confidence < min_probability or similarity < min_similarity:
@@ -137,7 +191,7 @@ def classifier_get(examples: Mapping[str, Sequence[str]]) -> IntentClassifier:
         if cached is not None:
             _classifiers.move_to_end(key)
             return cached
-    classifier = IntentClassifier.fit(examples, out_of_scope=OUT_OF_SCOPE_EXAMPLES)
+    classifier = IntentClassifier.fit(examples, embed_english=english_embedder(), out_of_scope=OUT_OF_SCOPE_EXAMPLES)
     with _lock:
         _classifiers[key] = classifier
         while len(_classifiers) > CLASSIFIER_CACHE_SIZE:
@@ -149,10 +203,20 @@ def classify_intent(
     text: str,
     *,
     extra_examples: Mapping[str, Sequence[str]] | None = None,
+    language: str | None = None,
     min_probability: float = MIN_PROBABILITY,
     min_similarity: float = MIN_SIMILARITY,
 ) -> IntentResult:
-    """Classify a message into the default intents plus a tenant's own (`extra_examples`), or `unknown`."""
+    """Classify a message into the default intents plus a tenant's own (`extra_examples`), or `unknown`.
+
+    `language` is the message's detected language: English messages are scored by the
+    English head too.
+    """
     classifier = classifier_get(merged_examples(extra_examples))
     vector = embed_queries([text])[0]
-    return classifier.classify_vector(vector, min_probability=min_probability, min_similarity=min_similarity)
+    english = None
+    if language in ENGLISH_HEAD_LANGUAGES and classifier.english is not None:
+        english = minilm.embed_english([text])[0]
+    return classifier.classify_vector(
+        vector, english_vector=english, min_probability=min_probability, min_similarity=min_similarity
+    )

@@ -305,11 +305,14 @@ def _parse_intent(text: str, names: Sequence[str], provider: str) -> tuple[str, 
     return str(intent), confidence
 
 
-def classify_intent(text: str, *, intents: Mapping[str, Sequence[str]] | None = None) -> RoutedIntentResult:
+def classify_intent(
+    text: str, *, intents: Mapping[str, Sequence[str]] | None = None, language: str | None = None
+) -> RoutedIntentResult:
     """Classify a message into the default intents plus the tenant's (`intents`: name → example phrases).
 
     With a provider configured, a cheap model answers in structured JSON; otherwise (or when
-    it fails) the offline classifier does, exactly as `apps.ai.intents.classify_intent`.
+    it fails) the offline classifier does, exactly as `apps.ai.intents.classify_intent`
+    (`language`, the detected one, adds its English head for English messages).
     """
     plan = plan_for("classify")
     attempts: list[Attempt] = []
@@ -365,7 +368,7 @@ def classify_intent(text: str, *, intents: Mapping[str, Sequence[str]] | None = 
         )
     # Offline results are not cached here: the classifier is fast and keeps its own caches,
     # and a retuned classifier must not keep answering with stale results.
-    offline = local_provider.classify(text, extra_examples=intents)
+    offline = local_provider.classify(text, extra_examples=intents, language=language)
     ai_usage_record(task="classify", provider=catalog.LOCAL, model=CLASSIFY_MODEL)
     attempts.append(Attempt(catalog.LOCAL, CLASSIFY_MODEL, "ok"))
     return RoutedIntentResult(

@@ -74,7 +74,7 @@ def message_analyse(*, message_id: int) -> Message | None:
         message.language = message.conversation.language
     else:
         language = detect_language(text, _history_languages(message), languages=tuple(settings.AI_DETECT_LANGUAGES))
-        intent = classify_intent(text, intents=custom_intent_examples() or None)
+        intent = classify_intent(text, intents=custom_intent_examples() or None, language=language.code)
         sentiment = analyse_sentiment(text)
         message.language = "" if language.code == UNKNOWN_LANGUAGE else language.code
         message.intent = intent.intent

@@ -37,8 +37,10 @@ class LocalProvider:
         vectors = embed_queries(texts) if kind == "query" else embed_passages(texts)
         return Embeddings(vectors=vectors, tokens_in=0)
 
-    def classify(self, text: str, *, extra_examples: Mapping[str, Sequence[str]] | None) -> intents.IntentResult:
-        return intents.classify_intent(text, extra_examples=extra_examples)
+    def classify(
+        self, text: str, *, extra_examples: Mapping[str, Sequence[str]] | None, language: str | None = None
+    ) -> intents.IntentResult:
+        return intents.classify_intent(text, extra_examples=extra_examples, language=language)
 
     def summarize(self, messages: Sequence[str], *, max_sentences: int) -> str:
         return summarize_extractive(messages, max_sentences=max_sentences)

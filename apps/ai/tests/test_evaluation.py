@@ -37,8 +37,33 @@ def test_intents_evaluate_on_csv(tmp_path: Path) -> None:
     )
     test = tmp_path / "test.csv"
     test.write_text("text,category\nbalance please,balance\ncard lost,card\ntransfer now,transfer\n")
-    report = evaluation.intents_evaluate(intents_read(train), intents_read(test), shots=2, embed=_toy_embed)
+    report = evaluation.intents_evaluate(
+        intents_read(train), intents_read(test), shots=2, encoders=evaluation.Encoders(_toy_embed)
+    )
     assert (report.accuracy, report.train_rows, report.intents) == (1.0, 6, 3)
+
+
+def _last_word_embed(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    return _toy_embed([" ".join(reversed(text.split())) for text in texts])
+
+
+def test_english_head_is_averaged_in(tmp_path: Path) -> None:
+    """The first word says nothing here, the last one says everything: only the English head can tell."""
+    train = tmp_path / "train.csv"
+    train.write_text(
+        "text,category\n"
+        + "".join(f"{first} thing {word},{word}\n" for word in ("balance", "card") for first in ("a", "b", "c"))
+    )
+    test = tmp_path / "test.csv"
+    test.write_text("text,category\nd please balance,balance\ne now card,card\n")
+    alone = evaluation.intents_evaluate(
+        intents_read(train), intents_read(test), shots=None, encoders=evaluation.Encoders(_toy_embed)
+    )
+    both = evaluation.intents_evaluate(
+        intents_read(train), intents_read(test), shots=None, encoders=evaluation.Encoders(_toy_embed, _last_word_embed)
+    )
+    assert alone.accuracy == 0.5 and alone.english_l2 is None
+    assert both.accuracy == 1.0 and both.english_l2 in evaluation.L2_CANDIDATES
 
 
 def test_clinc_threshold_is_chosen_on_val(tmp_path: Path) -> None:
@@ -48,7 +73,7 @@ def test_clinc_threshold_is_chosen_on_val(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     from apps.ai.datasets import clinc_read
 
-    report = evaluation.clinc_evaluate(clinc_read(path), shots=None, embed=_toy_embed)
+    report = evaluation.clinc_evaluate(clinc_read(path), shots=None, encoders=evaluation.Encoders(_toy_embed))
     assert report.in_scope_accuracy == 1.0
     assert report.oos_recall == 1.0
     assert "half" in report.note

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.ai.intents import UNKNOWN, classify_intent
+from apps.ai.intents import UNKNOWN, classifier_get, classify_intent, merged_examples
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,36 @@ def test_tenant_intent_without_retraining_step() -> None:
     extra = {"loan_application": ["how do I apply for a loan", "nataka mkopo", "je veux demander un prêt"]}
     assert classify_intent("Can I get a loan for my business?", extra_examples=extra).intent == "loan_application"
     assert classify_intent("Can I get a loan for my business?").intent != "loan_application"
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("Good morning!", "greeting"),
+        ("Where is my parcel? It has been five days", "order_status"),
+        ("I was charged twice for the same order", "billing_payment"),
+        ("I want to speak to a real person", "human_request"),
+        ("The app keeps crashing when I log in", "technical_issue"),
+    ],
+)
+def test_english_messages_get_the_english_head(text: str, intent: str) -> None:
+    classifier = classifier_get(merged_examples(None))
+    assert classifier.english is not None
+    english = classify_intent(text, language="en")
+    assert english.intent == intent
+    assert english.scores != classify_intent(text).scores  # the English head's probabilities are averaged in
+
+
+@pytest.mark.parametrize("text", ["zxqv blorp wug", "what is the boiling point of mercury"])
+def test_out_of_scope_is_unknown_in_english_too(text: str) -> None:
+    assert classify_intent(text, language="en").intent == UNKNOWN
+
+
+def test_without_the_english_encoder_e5_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apps.ai import intents
+
+    monkeypatch.setattr(intents, "english_embedder", lambda: None)
+    monkeypatch.setattr(intents, "_classifiers", type(intents._classifiers)())
+    result = classify_intent("Where is my parcel? It has been five days", language="en")
+    assert result.intent == "order_status"
+    assert classifier_get(merged_examples(None)).english is None
