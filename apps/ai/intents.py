@@ -18,6 +18,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,6 +169,16 @@ class IntentClassifier:
 
 _lock = threading.Lock()
 _classifiers: OrderedDict[str, IntentClassifier] = OrderedDict()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _english_pool() -> ThreadPoolExecutor:
+    """One thread per process for the English encoder, started on first use (so after a worker forks)."""
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minilm")
+        return _pool
 
 
 def examples_hash(examples: Mapping[str, Sequence[str]]) -> str:
@@ -213,10 +224,12 @@ def classify_intent(
     English head too.
     """
     classifier = classifier_get(merged_examples(extra_examples))
-    vector = embed_queries([text])[0]
-    english = None
+    pending = None
     if language in ENGLISH_HEAD_LANGUAGES and classifier.english is not None:
-        english = minilm.embed_english([text])[0]
+        # Both encoders release the GIL while they compute: MiniLM runs beside e5, not after it.
+        pending = _english_pool().submit(minilm.embed_english, [text])
+    vector = embed_queries([text])[0]
+    english = pending.result()[0] if pending is not None else None
     return classifier.classify_vector(
         vector, english_vector=english, min_probability=min_probability, min_similarity=min_similarity
     )

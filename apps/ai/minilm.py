@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from apps.ai.embeddings import embed_threads
+
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -268,11 +270,26 @@ _failed = False
 _cache: OrderedDict[str, Vectors] = OrderedDict()
 
 
+def _blas_threads_limit() -> None:
+    """numpy's BLAS follows AI_EMBED_THREADS as e5 does: one thread by default (0: leave it one per core).
+
+    The encoder's matrices are small; a second BLAS thread mostly waits for the core e5 (run
+    beside it, intents.py) or another worker is using: benchmarks.ai_analysis measured English
+    messages 1.30x the e5 baseline with two threads and 0.90x with one.
+    """
+    threads = embed_threads()
+    if threads:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+        threadpool_limits(limits=threads, user_api="blas")
+
+
 def _model_get() -> MiniLM | None:
     global _model, _failed
     with _lock:
         if _model is None and not _failed:
             try:
+                _blas_threads_limit()
                 _model = MiniLM(model_dir())
             except EncoderUnavailable:
                 _failed = True
