@@ -37,13 +37,15 @@ from tests.fakes.graph_api import FakeGraphApi
 OPEN = timezone.now() + timedelta(hours=3)
 
 
-def _row(tenant: TenantSetup, key: str, priority: int = OutboxMessage.Priority.LIVE) -> OutboxMessage:
+def _row(
+    tenant: TenantSetup, key: str, priority: int = OutboxMessage.Priority.LIVE, to: str = "254711000001"
+) -> OutboxMessage:
     """A row straight into the table: no drain is queued, the test sends it itself."""
     return OutboxMessage.objects.create(
         account=tenant.whatsapp,
-        to_wa_id="254711000001",
+        to_wa_id=to,
         kind="text",
-        payload={"to": "254711000001", **wa.text(key).payload},
+        payload={"to": to, **wa.text(key).payload},
         idempotency_key=key,
         priority=priority,
         next_attempt_at=timezone.now(),
@@ -93,10 +95,11 @@ def test_a_drain_sends_live_replies_before_bulk_sends(tenant_a: TenantSetup, set
     settings.WHATSAPP_SEND_BATCH = 2
     sender = RecordingSender()
     with tenant_context(tenant_a.organization):
+        # Five customers (one customer's own messages keep their order whatever their priority).
         for i in range(3):
-            _row(tenant_a, f"bulk-{i}", OutboxMessage.Priority.BULK)
+            _row(tenant_a, f"bulk-{i}", OutboxMessage.Priority.BULK, to=f"25471100010{i}")
         for i in range(2):
-            _row(tenant_a, f"live-{i}")
+            _row(tenant_a, f"live-{i}", to=f"25471100020{i}")
         report = outbox_drain(account_id=tenant_a.whatsapp.pk, sender=sender)
         assert (report.sent, report.failed, report.retried, report.lost) == (5, 0, 0, 0)
         assert set(OutboxMessage.objects.values_list("status", flat=True)) == {"sent"}
@@ -104,6 +107,25 @@ def test_a_drain_sends_live_replies_before_bulk_sends(tenant_a: TenantSetup, set
     # Batches of two: both live replies went out in the first one, though queued last.
     assert set(sender.sent[:2]) == {"live-0", "live-1"}
     assert sorted(sender.sent[2:]) == ["bulk-0", "bulk-1", "bulk-2"]
+
+
+@pytest.mark.django_db
+def test_one_customers_messages_go_out_one_at_a_time_in_order(tenant_a: TenantSetup) -> None:
+    """A batch's sends run concurrently: a customer's second message must not race their first."""
+    sender = RecordingSender(delay=0.02)
+    with tenant_context(tenant_a.organization):
+        rows = [_row(tenant_a, f"step-{i}") for i in range(4)]
+        other = _row(tenant_a, "other", to="254711000002")
+        claim = sending._claim(sending._due(tenant_a.whatsapp.pk, timezone.now()), now=timezone.now())
+        # Only a recipient's oldest unsent row is due: one per recipient in a claim, and while it
+        # is in flight (or waits for a retry), the recipient's next rows wait behind it.
+        assert sorted(r.pk for r in claim.rows) == sorted([rows[0].pk, other.pk])
+        assert not sending._due(tenant_a.whatsapp.pk, timezone.now()).filter(to_wa_id="254711000001").exists()
+        sending._release(claim, claim.rows, retry_at=timezone.now())  # now due after the others
+        report = outbox_drain(account_id=tenant_a.whatsapp.pk, sender=sender)
+        assert report.sent == 5
+    mine = [text for text in sender.sent if text.startswith("step-")]
+    assert mine == ["step-0", "step-1", "step-2", "step-3"]
 
 
 @pytest.mark.django_db
@@ -125,8 +147,8 @@ def test_a_row_in_flight_is_not_claimed_again(tenant_a: TenantSetup) -> None:
 @pytest.mark.django_db
 def test_retries_and_permanent_failures_in_one_batch(tenant_a: TenantSetup) -> None:
     with tenant_context(tenant_a.organization):
-        for key in ("ok-1", "retry-1", "limit-1", "perm-1", "ok-2"):
-            _row(tenant_a, key)
+        for i, key in enumerate(("ok-1", "retry-1", "limit-1", "perm-1", "ok-2")):
+            _row(tenant_a, key, to=f"25471100030{i}")  # five customers: one batch
         report = outbox_drain(account_id=tenant_a.whatsapp.pk, sender=RecordingSender())
         assert (report.sent, report.retried, report.failed, report.lost) == (2, 2, 1, 0)
         rows = {row.idempotency_key: row for row in OutboxMessage.objects.all()}

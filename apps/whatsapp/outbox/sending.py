@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import httpx
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from apps.tenants.models import WhatsAppAccount
@@ -327,9 +327,16 @@ def outbox_deliver(*, outbox_id: int, client: MessageSender | None = None) -> De
 
 
 def _due(account_id: int, now: datetime) -> QuerySet[OutboxMessage]:
-    # A `sending` row is due again only once its lease has lapsed (its worker died).
-    return OutboxMessage.objects.filter(account_id=account_id, status__in=_ACTIVE, next_attempt_at__lte=now).order_by(
-        "priority", "next_attempt_at", "pk"
+    # A `sending` row is due again only once its lease has lapsed (its worker died). Only a
+    # recipient's oldest unsent row is ever due: a batch's sends run concurrently, and a retry
+    # must not let the next message overtake it, so a customer reads them in the order queued.
+    earlier = OutboxMessage.objects.filter(
+        account_id=account_id, to_wa_id=OuterRef("to_wa_id"), status__in=_ACTIVE, pk__lt=OuterRef("pk")
+    )
+    return (
+        OutboxMessage.objects.filter(account_id=account_id, status__in=_ACTIVE, next_attempt_at__lte=now)
+        .exclude(Exists(earlier))
+        .order_by("priority", "next_attempt_at", "pk")
     )
 
 
