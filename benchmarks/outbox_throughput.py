@@ -159,7 +159,9 @@ def main() -> None:
                 for i in range(args.messages):
                     outbox_enqueue(
                         account=account,
-                        to_wa_id="254711000001",
+                        # One message per customer, as a campaign: one customer's messages go one
+                        # at a time, in order (only a recipient's oldest unsent row is due).
+                        to_wa_id=f"2547{i:08d}",
                         message=wa.text(f"benchmark message #{i}"),
                         idempotency_key=f"bench-{tag}-{i}",
                         window_expires_at=window,
