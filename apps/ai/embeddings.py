@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from apps.core.lru import LruCache
 
 MODEL_NAME = "multilingual-e5-small-q4"
 DIM = 384
@@ -27,7 +28,7 @@ Vectors = npt.NDArray[np.float32]
 
 _lock = threading.Lock()
 _model: Any = None
-_cache: OrderedDict[str, Vectors] = OrderedDict()
+_cache: LruCache[str, Vectors] = LruCache(CACHE_SIZE)
 
 
 def embed_threads() -> int:
@@ -61,14 +62,12 @@ def _embed(texts: Sequence[str], kind: Kind) -> Vectors:
     out = np.empty((len(texts), DIM), dtype=np.float32)
     keys = [_cache_key(kind, text) for text in texts]
     missing: dict[str, list[int]] = {}
-    with _lock:
-        for row, key in enumerate(keys):
-            hit = _cache.get(key)
-            if hit is None:
-                missing.setdefault(key, []).append(row)
-            else:
-                _cache.move_to_end(key)
-                out[row] = hit
+    for row, key in enumerate(keys):
+        hit = _cache.get(key)
+        if hit is None:
+            missing.setdefault(key, []).append(row)
+        else:
+            out[row] = hit
     if missing:
         model = _model_get()
         todo = list(missing)
@@ -77,15 +76,11 @@ def _embed(texts: Sequence[str], kind: Kind) -> Vectors:
             batch = [texts[missing[key][0]] for key in batch_keys]
             vectors = np.asarray(model.query(batch) if kind == "query" else model.passage(batch), dtype=np.float32)
             vectors = vectors.reshape(len(batch), DIM)
-            with _lock:
-                for key, vector in zip(batch_keys, vectors, strict=True):
-                    vector.setflags(write=False)
-                    for row in missing[key]:
-                        out[row] = vector
-                    _cache[key] = vector
-                    _cache.move_to_end(key)
-                while len(_cache) > CACHE_SIZE:
-                    _cache.popitem(last=False)
+            for key, vector in zip(batch_keys, vectors, strict=True):
+                vector.setflags(write=False)
+                for row in missing[key]:
+                    out[row] = vector
+                _cache.put(key, vector)
     return out
 
 
@@ -106,5 +101,4 @@ def embed_query(text: str) -> npt.NDArray[np.float32]:
 
 
 def cache_clear() -> None:
-    with _lock:
-        _cache.clear()
+    _cache.clear()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from apps.ai import minilm
 from apps.ai.embeddings import embed_queries
 from apps.ai.intent_examples import DEFAULT_EXAMPLES, OUT_OF_SCOPE_EXAMPLES
 from apps.ai.linear import softmax, softmax_fit
+from apps.core.lru import LruCache
 
 UNKNOWN = "unknown"
 DEFAULT_INTENTS: tuple[str, ...] = tuple(DEFAULT_EXAMPLES)
@@ -168,7 +168,7 @@ class IntentClassifier:
 
 
 _lock = threading.Lock()
-_classifiers: OrderedDict[str, IntentClassifier] = OrderedDict()
+_classifiers: LruCache[str, IntentClassifier] = LruCache(CLASSIFIER_CACHE_SIZE)
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -197,16 +197,12 @@ def merged_examples(extra_examples: Mapping[str, Sequence[str]] | None) -> dict[
 def classifier_get(examples: Mapping[str, Sequence[str]]) -> IntentClassifier:
     """Return the classifier for an example set, fitting it on first use."""
     key = examples_hash(examples)
-    with _lock:
-        cached = _classifiers.get(key)
-        if cached is not None:
-            _classifiers.move_to_end(key)
-            return cached
-    classifier = IntentClassifier.fit(examples, embed_english=english_embedder(), out_of_scope=OUT_OF_SCOPE_EXAMPLES)
-    with _lock:
-        _classifiers[key] = classifier
-        while len(_classifiers) > CLASSIFIER_CACHE_SIZE:
-            _classifiers.popitem(last=False)
+    classifier = _classifiers.get(key)
+    if classifier is None:
+        classifier = IntentClassifier.fit(
+            examples, embed_english=english_embedder(), out_of_scope=OUT_OF_SCOPE_EXAMPLES
+        )
+        _classifiers.put(key, classifier)
     return classifier
 
 

@@ -19,7 +19,6 @@ import logging
 import math
 import threading
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from apps.ai.embeddings import embed_threads
+from apps.core.lru import LruCache
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ class MiniLM:
 _lock = threading.Lock()
 _model: MiniLM | None = None
 _failed = False
-_cache: OrderedDict[str, Vectors] = OrderedDict()
+_cache: LruCache[str, Vectors] = LruCache(CACHE_SIZE)
 
 
 def _blas_threads_limit() -> None:
@@ -309,21 +309,14 @@ def embed_english(texts: Sequence[str]) -> Vectors:
         raise EncoderUnavailable(f"{MODEL_NAME} is not available")
     out = np.empty((len(texts), DIM), dtype=np.float32)
     for row, text in enumerate(texts):
-        with _lock:
-            hit = _cache.get(text)
-            if hit is not None:
-                _cache.move_to_end(text)
+        hit = _cache.get(text)
         if hit is None:
             hit = model.embed(text)
             hit.setflags(write=False)
-            with _lock:
-                _cache[text] = hit
-                while len(_cache) > CACHE_SIZE:
-                    _cache.popitem(last=False)
+            _cache.put(text, hit)
         out[row] = hit
     return out
 
 
 def cache_clear() -> None:
-    with _lock:
-        _cache.clear()
+    _cache.clear()

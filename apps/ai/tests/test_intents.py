@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from apps.ai.intents import UNKNOWN, classifier_get, classify_intent, merged_examples
+from apps.core.lru import LruCache
 
 
 @pytest.mark.parametrize(
@@ -61,7 +62,7 @@ def test_without_the_english_encoder_e5_decides(monkeypatch: pytest.MonkeyPatch)
     from apps.ai import intents
 
     monkeypatch.setattr(intents, "english_embedder", lambda: None)
-    monkeypatch.setattr(intents, "_classifiers", type(intents._classifiers)())
+    monkeypatch.setattr(intents, "_classifiers", LruCache(intents.CLASSIFIER_CACHE_SIZE))
     result = classify_intent("Where is my parcel? It has been five days", language="en")
     assert result.intent == "order_status"
     assert classifier_get(merged_examples(None)).english is None
