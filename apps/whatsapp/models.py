@@ -70,6 +70,12 @@ class OutboxMessage(models.Model):
                 name="whatsapp_outbox_claim_idx",
                 condition=models.Q(status__in=["pending", "sending"]),
             ),
+            # The claim's order rule: does this recipient have an earlier unsent row?
+            models.Index(
+                fields=["account", "to_wa_id", "id"],
+                name="whatsapp_outbox_recipient_idx",
+                condition=models.Q(status__in=["pending", "sending"]),
+            ),
         ]
 
     def __str__(self) -> str:
