@@ -36,7 +36,7 @@ MESSAGES = [
 def _analyse(text: str) -> None:
     language = detect_language(text, ["en"])
     classify_intent(text, language=language.code)
-    analyse_sentiment(text)
+    analyse_sentiment(text, language=language.code)
 
 
 def _time(func: Callable[[str], object], runs: int, messages: list[str] = MESSAGES) -> list[float]:

@@ -225,9 +225,11 @@ def sentiment_evaluate(
 ) -> dict[str, float]:
     """Weighted F1 of the sentiment label per AfriSenti file's language, plus their `average`.
 
-    Without `analyse`, the product's `analyse_sentiment`; `embed` embeds each file in one batch
-    (for example from a cache of vectors) instead of message by message.
+    Without `analyse`, the product's `analyse_sentiment` with the product's detected language;
+    `embed` embeds each file in one batch (for example from a cache of vectors) instead of
+    message by message.
     """
+    from apps.ai.language import detect_language
     from apps.ai.sentiment import analyse_sentiment
 
     scores: dict[str, float] = {}
@@ -236,11 +238,12 @@ def sentiment_evaluate(
         texts = [text for text, _ in rows]
         if analyse is not None:
             pred = [analyse(text) for text in texts]
-        elif embed is not None:
-            vectors = embed(texts) if texts else np.zeros((0, 0), dtype=np.float32)
-            pred = [analyse_sentiment(text, vector=vector).label for text, vector in zip(texts, vectors, strict=True)]
         else:
-            pred = [analyse_sentiment(text).label for text in texts]
+            vectors = embed(texts) if embed is not None and texts else [None] * len(texts)
+            pred = [
+                analyse_sentiment(text, vector=vector, language=detect_language(text).code).label
+                for text, vector in zip(texts, vectors, strict=True)
+            ]
         scores[afrisenti_language(path)] = weighted_f1([label for _, label in rows], pred)
     if scores:
         scores["average"] = sum(scores.values()) / len(scores)

@@ -5,14 +5,18 @@ Nigerian Pidgin; `scripts/train_ai_heads.py`): one over hashed char/word n-grams
 e5 embeddings, whose probabilities are mixed. The n-gram head is language-conditioned: each
 n-gram also counts in a copy of its own for the message's language (as the language module's
 Hausa/Pidgin fallback model guesses it among the four), so a word can lean one way in Hausa
-and another in Yoruba while evidence shared across languages stays shared. An emoji lexicon adds evidence the heads
-rarely saw, and decides on its own when a message is nothing but emoji.
+and another in Yoruba while evidence shared across languages stays shared. The mix depends
+on the message's language: the four training languages lean on the n-gram head, the others
+(English, French, ...) on the multilingual e5 head (`Mixes`). An emoji lexicon adds
+evidence, and decides on its own when a message is nothing but emoji.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +33,7 @@ NGRAM_DIM = 2**18
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 HEAD_LANGUAGES: tuple[str, ...] = ("sw", "ha", "yo", "pcm")
 Label = Literal["negative", "neutral", "positive"]
+Probabilities = np.ndarray[tuple[int], np.dtype[np.float32]]  # (negative, neutral, positive)
 
 # Polarity in -1..1 of emoji customers send; skin-tone modifiers and variation selectors are ignored.
 EMOJI_POLARITY: dict[str, float] = {
@@ -39,8 +44,6 @@ EMOJI_POLARITY: dict[str, float] = {
     **dict.fromkeys("😀😃😄😁😊☺🙂😉😍🥰😘❤💖💕💗💓💞😇🤩👏🙌💚💙💛🧡💜😻", 0.8),
     **dict.fromkeys("😂🤣😆😅", 0.3),
 }
-EMOJI_WEIGHT = 0.35  # per emoji, capped at EMOJI_MAX_WEIGHT when the text also has words
-EMOJI_MAX_WEIGHT = 0.8
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,53 @@ class SentimentResult:
 
 
 @dataclass(frozen=True)
+class Mix:
+    """How the evidence is combined (`scripts/train_ai_heads.py` chooses it on training data).
+
+    `ngram_weight` is the n-gram head's share beside the e5 head. `emoji_weight` is the
+    lexicon's weight per emoji when the message also has words, capped at `emoji_max_weight`:
+    the heads already learnt the emoji of their training tweets, where the lexicon's reading
+    often disagrees with the writers' (in Hausa tweets, 😭 marks more positive than negative
+    ones and 😂 mostly neutral ones).
+    """
+
+    ngram_weight: float
+    emoji_weight: float
+    emoji_max_weight: float
+
+
+@dataclass(frozen=True)
+class Mixes:
+    """One mix for messages in the heads' four languages, one for every other language.
+
+    `trained` is chosen on the train hold-out. `other` is chosen with each of the four left
+    out of training in turn, as a language the heads never saw: there the n-gram head knows
+    little and the multilingual e5 head must weigh more.
+    """
+
+    trained: Mix
+    other: Mix
+
+    def for_language(self, language: str | None) -> Mix:
+        return self.trained if language in HEAD_LANGUAGES else self.other
+
+    @classmethod
+    def load(cls, path: Path) -> Mixes:
+        values = json.loads(path.read_text())
+        return cls(trained=Mix(**values["trained"]), other=Mix(**values["other"]))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+EMOJI_ONLY = Mix(ngram_weight=0.0, emoji_weight=1.0, emoji_max_weight=1.0)
+
+
+@dataclass(frozen=True)
 class _Heads:
     ngram: LinearModel
     embed: LinearModel
-    ngram_weight: float
+    mixes: Mixes
 
 
 _lock = threading.Lock()
@@ -68,7 +114,7 @@ def _heads_get() -> _Heads:
             _heads = _Heads(
                 ngram=LinearModel.load(ARTIFACTS / "sentiment_ngram.npz"),
                 embed=LinearModel.load(ARTIFACTS / "sentiment_embed.npz"),
-                ngram_weight=float((ARTIFACTS / "sentiment_mix.txt").read_text().strip()),
+                mixes=Mixes.load(ARTIFACTS / "sentiment_mix.json"),
             )
         return _heads
 
@@ -96,14 +142,12 @@ def sentiment_features(text: str) -> tuple[npt.NDArray[np.int64], Floats]:
     return np.concatenate([indices, shifted]), np.concatenate([values, values])
 
 
-def _ordered(
-    model: LinearModel, proba: np.ndarray[tuple[int], np.dtype[np.float32]]
-) -> np.ndarray[tuple[int], np.dtype[np.float32]]:
+def _ordered(model: LinearModel, proba: Probabilities) -> Probabilities:
     return np.array([proba[model.classes.index(label)] for label in LABELS], dtype=np.float32)
 
 
-def model_proba(text: str, vector: Floats | None = None) -> np.ndarray[tuple[int], np.dtype[np.float32]]:
-    """The heads' mixed (negative, neutral, positive) probabilities, before emoji evidence.
+def heads_proba(text: str, vector: Floats | None = None) -> tuple[Probabilities, Probabilities]:
+    """The n-gram head's and the e5 head's (negative, neutral, positive) probabilities.
 
     `vector` is the text's e5 query embedding when the caller already has it.
     """
@@ -111,22 +155,39 @@ def model_proba(text: str, vector: Floats | None = None) -> np.ndarray[tuple[int
     indices, values = sentiment_features(text)
     p_ngram = _ordered(heads.ngram, softmax(heads.ngram.logits_sparse(indices, values)))
     vector = embed_query(text) if vector is None else vector
-    p_embed = _ordered(heads.embed, heads.embed.proba_dense(vector[None, :])[0])
-    return (heads.ngram_weight * p_ngram + (1 - heads.ngram_weight) * p_embed).astype(np.float32)
+    return p_ngram, _ordered(heads.embed, heads.embed.proba_dense(vector[None, :])[0])
 
 
-def analyse_sentiment(text: str, *, vector: Floats | None = None) -> SentimentResult:
+def emoji_apply(proba: Probabilities, text: str, mix: Mix) -> Probabilities:
+    """Add the lexicon's evidence for the emoji of `text` to the heads' probabilities."""
+    polarity, count = emoji_polarity(text)
+    if not count:
+        return proba
+    weight = min(mix.emoji_max_weight, mix.emoji_weight * count)
+    emoji_proba = np.array([max(-polarity, 0.0), 1.0 - abs(polarity), max(polarity, 0.0)], dtype=np.float32)
+    return ((1 - weight) * proba + weight * emoji_proba).astype(np.float32)
+
+
+def evidence_combine(text: str, heads: Callable[[], tuple[Probabilities, Probabilities]], mix: Mix) -> Probabilities:
+    """The final probabilities: the two heads' (`heads()`, run only if `text` has words) mixed, plus the emoji's.
+
+    A message of nothing but emoji (or punctuation) is the lexicon's alone.
+    """
+    if not any(char.isalpha() for char in text):
+        return emoji_apply(np.array([0.0, 1.0, 0.0], dtype=np.float32), text, EMOJI_ONLY)
+    p_ngram, p_embed = heads()
+    mixed = (mix.ngram_weight * p_ngram + (1 - mix.ngram_weight) * p_embed).astype(np.float32)
+    return emoji_apply(mixed, text, mix)
+
+
+def analyse_sentiment(text: str, *, vector: Floats | None = None, language: str | None = None) -> SentimentResult:
     """Score a message from -1 (angry) to 1 (delighted) and label it negative, neutral or positive.
 
-    `vector` is the text's e5 query embedding when the caller already has it.
+    `vector` is the text's e5 query embedding when the caller already has it; `language` is
+    the detected language (without it, the fallback model's guess among the heads' four).
     """
-    polarity, count = emoji_polarity(text)
-    has_words = any(char.isalpha() for char in text)
-    proba = model_proba(text, vector) if has_words else np.array([0.0, 1.0, 0.0], dtype=np.float32)
-    if count:
-        weight = 1.0 if not has_words else min(EMOJI_MAX_WEIGHT, EMOJI_WEIGHT * count)
-        emoji_proba = np.array([max(-polarity, 0.0), 1.0 - abs(polarity), max(polarity, 0.0)], dtype=np.float32)
-        proba = (1 - weight) * proba + weight * emoji_proba
+    language = head_language(text) if language is None else language
+    proba = evidence_combine(text, lambda: heads_proba(text, vector), _heads_get().mixes.for_language(language))
     label: Label = ("negative", "neutral", "positive")[int(proba.argmax())]
     return SentimentResult(
         score=float(np.clip(proba[2] - proba[0], -1.0, 1.0)),

@@ -21,7 +21,7 @@ def analysers_warm() -> float:
     started = time.perf_counter()
     detect_language("Hello, where is my order?", languages=tuple(settings.AI_DETECT_LANGUAGES))
     classify_intent("Hello, where is my order?", language="en")  # the English head's encoder too
-    analyse_sentiment("Thank you, that was quick!")
+    analyse_sentiment("Thank you, that was quick!", language="en")
     return time.perf_counter() - started
 
 

@@ -75,7 +75,7 @@ def message_analyse(*, message_id: int) -> Message | None:
     else:
         language = detect_language(text, _history_languages(message), languages=tuple(settings.AI_DETECT_LANGUAGES))
         intent = classify_intent(text, intents=custom_intent_examples() or None, language=language.code)
-        sentiment = analyse_sentiment(text)
+        sentiment = analyse_sentiment(text, language=language.code)
         message.language = "" if language.code == UNKNOWN_LANGUAGE else language.code
         message.intent = intent.intent
         message.intent_confidence = round(intent.confidence, 4)

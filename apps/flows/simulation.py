@@ -138,7 +138,7 @@ def _reads_analysis(graph: g.Graph) -> bool:
 def _analysis(text: str) -> dict[str, Any]:
     language = detect_language(text, [], languages=tuple(settings.AI_DETECT_LANGUAGES))
     intent = classify_intent(text, language=language.code)
-    sentiment = analyse_sentiment(text)
+    sentiment = analyse_sentiment(text, language=language.code)
     return {
         "language": "" if language.code == UNKNOWN_LANGUAGE else language.code,
         "intent": intent.intent,

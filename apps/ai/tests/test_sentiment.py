@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from apps.ai.sentiment import analyse_sentiment
+from pathlib import Path
+
+import numpy as np
+
+from apps.ai.sentiment import Mix, Mixes, Probabilities, analyse_sentiment, evidence_combine
 
 
 def test_emoji_only() -> None:
@@ -46,3 +50,41 @@ def test_given_vector_gives_the_same_result() -> None:
 
     text = "Huduma mbaya sana, nimekasirika"
     assert analyse_sentiment(text, vector=embed_query(text)) == analyse_sentiment(text)
+
+
+def test_mixes_round_trip_and_follow_the_language(tmp_path: Path) -> None:
+    mixes = Mixes(trained=Mix(0.8, 0.1, 0.3), other=Mix(0.3, 0.35, 0.8))
+    mixes.save(tmp_path / "mix.json")
+    assert Mixes.load(tmp_path / "mix.json") == mixes
+    assert mixes.for_language("ha") == mixes.for_language("pcm") == mixes.trained
+    assert mixes.for_language("en") == mixes.for_language(None) == mixes.other
+
+
+def test_heads_and_emoji_combine_as_the_mix_says() -> None:
+    ngram = np.array([0.2, 0.5, 0.3], dtype=np.float32)
+    embed = np.array([0.6, 0.2, 0.2], dtype=np.float32)
+    heads = 0.25 * ngram + 0.75 * embed
+    unchanged = evidence_combine("my order 😡😡", lambda: (ngram, embed), Mix(0.25, 0.0, 0.0))
+    assert np.allclose(unchanged, heads)
+    tilted = evidence_combine("my order 😡😡", lambda: (ngram, embed), Mix(0.25, 0.2, 0.3))
+    # Two emoji at 0.2 each, capped at 0.3: 30 % of an all-negative vote.
+    assert np.allclose(tilted, 0.7 * heads + 0.3 * np.array([1.0, 0.0, 0.0]))
+
+
+def test_nothing_but_emoji_never_runs_the_heads() -> None:
+    def heads() -> tuple[Probabilities, Probabilities]:
+        raise AssertionError("the heads ran on a message without words")
+
+    proba = evidence_combine("😡 😡!", heads, Mix(0.7, 0.0, 0.0))
+    assert np.allclose(proba, [1.0, 0.0, 0.0])
+
+
+def test_the_language_chooses_the_mix() -> None:
+    # Mixes differ (committed artifact), so a message scored as Hausa and as English differ.
+    from apps.ai.sentiment import _heads_get
+
+    mixes = _heads_get().mixes
+    assert mixes.trained != mixes.other
+    text = "Allah ya kara maka lafiya, mun gode sosai"
+    assert analyse_sentiment(text, language="ha") == analyse_sentiment(text)  # guessed: Hausa
+    assert analyse_sentiment(text, language="ha").probabilities != analyse_sentiment(text, language="en").probabilities
