@@ -1,4 +1,4 @@
-"""Readers for the public evaluation formats: Banking77, CLINC150, AfriSenti, NTREX.
+"""Readers for the public evaluation formats: Banking77, CLINC150, AfriSenti, Sentiment140, NTREX.
 
 Nothing here knows where the files live: the `ai_eval` command and the training script
 take paths.
@@ -53,6 +53,39 @@ def afrisenti_language(path: Path) -> str:
     if match is None:
         raise ValueError(f"no language code in file name {path.name!r}")
     return match.group(1)
+
+
+SENTIMENT140_LABELS = {"0": "negative", "2": "neutral", "4": "positive"}
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    """Rows of a CSV in UTF-8, or in Latin-1 (how Sentiment140 was published) when it is not UTF-8."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return list(csv.reader(text.splitlines()))
+
+
+def is_sentiment140(path: Path) -> bool:
+    """A Sentiment140 CSV: no header, six columns, the first a polarity of 0, 2 or 4."""
+    if path.suffix.lower() != ".csv":
+        return False
+    rows = _csv_rows(path)
+    return bool(rows) and len(rows[0]) == 6 and rows[0][0].strip() in SENTIMENT140_LABELS
+
+
+def sentiment140_read(path: Path) -> list[LabelledText]:
+    """Read a Sentiment140 CSV (`polarity, id, date, query, user, text`; polarity 0, 2 or 4)."""
+    rows = []
+    for number, row in enumerate(_csv_rows(path), start=1):
+        if not row:
+            continue
+        if len(row) != 6 or row[0].strip() not in SENTIMENT140_LABELS:
+            raise ValueError(f"{path.name}, line {number}: not a Sentiment140 row (polarity 0/2/4 and 6 columns)")
+        rows.append((row[5], SENTIMENT140_LABELS[row[0].strip()]))
+    return rows
 
 
 def ntrex_read(path: Path) -> list[LabelledText]:

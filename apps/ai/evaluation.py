@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from apps.ai.datasets import LabelledText, afrisenti_language, afrisenti_read, ntrex_read
+from apps.ai.datasets import LabelledText, afrisenti_language, afrisenti_read, ntrex_read, sentiment140_read
 from apps.ai.intents import Embedder, IntentClassifier, LinearHead
 
 Floats = npt.NDArray[np.float32]
@@ -91,17 +91,53 @@ def few_shot(rows: Sequence[LabelledText], shots: int | None) -> list[LabelledTe
     return kept
 
 
+def _inner_split(texts: Sequence[str]) -> npt.NDArray[np.bool_] | None:
+    """The inner hash split (True: inner rows) the penalties are chosen on; None if one side is empty."""
+    inner = np.array([_stable_fraction(text, byte=1) < INNER_FRACTION for text in texts])
+    return None if inner.all() or not inner.any() else inner
+
+
+def _inner_heads(
+    vectors: Floats, labels: npt.NDArray[np.int64], n_classes: int, inner: npt.NDArray[np.bool_]
+) -> dict[float, LinearHead]:
+    return {l2: LinearHead.fit(vectors[~inner], labels[~inner], n_classes, l2=l2) for l2 in L2_CANDIDATES}
+
+
 def l2_choose(texts: Sequence[str], vectors: Floats, labels: npt.NDArray[np.int64], n_classes: int) -> float:
     """The L2_CANDIDATES penalty with the best accuracy on an inner hash split of the training rows."""
-    inner = np.array([_stable_fraction(text, byte=1) < INNER_FRACTION for text in texts])
-    if inner.all() or not inner.any():
+    inner = _inner_split(texts)
+    if inner is None:
         return L2_CANDIDATES[0]
+    heads = _inner_heads(vectors, labels, n_classes, inner)
+    scored = [
+        (float((head.probabilities(vectors[inner]).argmax(axis=1) == labels[inner]).mean()), l2)
+        for l2, head in heads.items()
+    ]
+    return max(scored)[1]  # on a tie, the stronger penalty
+
+
+def l2_pair_choose(
+    texts: Sequence[str], vectors: Floats, english: Floats, labels: npt.NDArray[np.int64], n_classes: int
+) -> tuple[float, float]:
+    """The (e5, English) penalties whose heads, combined as the product combines them, do best on the inner split.
+
+    The two heads are chosen together: the classifier the product runs is their average, and
+    the best pair is not always each head's own best.
+    """
+    inner = _inner_split(texts)
+    if inner is None:
+        return L2_CANDIDATES[0], L2_CANDIDATES[0]
+    heads = _inner_heads(vectors, labels, n_classes, inner)
+    english_heads = _inner_heads(english, labels, n_classes, inner)
+    intents = tuple(str(i) for i in range(n_classes))
     scored = []
-    for l2 in L2_CANDIDATES:
-        head = LinearHead.fit(vectors[~inner], labels[~inner], n_classes, l2=l2)
-        hits = head.probabilities(vectors[inner]).argmax(axis=1) == labels[inner]
-        scored.append((float(hits.mean()), l2))
-    return max(scored)[1]  # on a tie, the smaller penalty
+    for l2, head in heads.items():
+        for english_l2, english_head in english_heads.items():
+            classifier = IntentClassifier(intents, head, vectors[~inner], labels[~inner], english_head)
+            proba = classifier.probabilities(vectors[inner], english[inner])
+            scored.append((float((proba.argmax(axis=1) == labels[inner]).mean()), l2, english_l2))
+    _, l2, english_l2 = max(scored)  # on a tie, the stronger penalties
+    return l2, english_l2
 
 
 @dataclass(frozen=True)
@@ -126,14 +162,16 @@ class _Fitted:
 
 
 def _fit(rows: Sequence[LabelledText], encoders: Encoders) -> _Fitted:
-    """Fit the product's classifier on `rows`, each head's L2 penalty chosen on an inner split of them."""
+    """Fit the product's classifier on `rows`, its heads' L2 penalties chosen on an inner split of them."""
     intents = sorted({label for _, label in rows})
     index = {name: i for i, name in enumerate(intents)}
     texts = [text for text, _ in rows]
     labels = np.array([index[label] for _, label in rows], dtype=np.int64)
     vectors, english = encoders.vectors(texts)
-    l2 = l2_choose(texts, vectors, labels, len(intents))
-    english_l2 = l2_choose(texts, english, labels, len(intents)) if english is not None else None
+    if english is None:
+        l2, english_l2 = l2_choose(texts, vectors, labels, len(intents)), None
+    else:
+        l2, english_l2 = l2_pair_choose(texts, vectors, english, labels, len(intents))
     classifier = IntentClassifier.fit_vectors(
         intents, vectors, labels, english_vectors=english, l2=l2, english_l2=english_l2
     )
@@ -248,6 +286,31 @@ def sentiment_evaluate(
     if scores:
         scores["average"] = sum(scores.values()) / len(scores)
     return scores
+
+
+def sentiment140_evaluate(
+    path: Path, *, polarity: Callable[[str], float] | None = None, embed: Embedder | None = None
+) -> tuple[float, int]:
+    """Accuracy on a Sentiment140 file's positive and negative tweets (its neutral ones are left out), and their count.
+
+    A tweet counts as positive when its score (`polarity`, by default the product's
+    `analyse_sentiment` with the detected language: P(positive) - P(negative)) is at least 0.
+    """
+    from apps.ai.language import detect_language
+    from apps.ai.sentiment import analyse_sentiment
+
+    rows = [(text, label) for text, label in sentiment140_read(path) if label != "neutral"]
+    texts = [text for text, _ in rows]
+    if polarity is not None:
+        scores = [polarity(text) for text in texts]
+    else:
+        vectors = embed(texts) if embed is not None and texts else [None] * len(texts)
+        scores = [
+            analyse_sentiment(text, vector=vector, language=detect_language(text).code).score
+            for text, vector in zip(texts, vectors, strict=True)
+        ]
+    pred = ["positive" if score >= 0 else "negative" for score in scores]
+    return accuracy([label for _, label in rows], pred), len(rows)
 
 
 def language_evaluate(path: Path, *, detect: Callable[[str], str] | None = None) -> dict[str, float]:

@@ -121,6 +121,22 @@ def test_l2_choose_prefers_a_weak_penalty_on_separable_rows() -> None:
     assert evaluation.l2_choose(texts, vectors, labels, 3) in evaluation.L2_CANDIDATES
 
 
+def test_l2_pair_choose_chooses_the_heads_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The English vectors tell the intents apart; the e5 ones are noise that a weak penalty
+    # memorises, so its confident guesses would spoil the average. The best pair silences
+    # e5 (strong penalty) and lets the English head speak (weak penalty).
+    monkeypatch.setattr(evaluation, "L2_CANDIDATES", (10.0, 1e-6))
+    texts = [f"{w} x{i}" for w in ("balance", "card", "transfer") for i in range(40)]
+    labels = np.array([i for i in range(3) for _ in range(40)], dtype=np.int64)
+    noise = np.random.default_rng(7).normal(size=(len(texts), 64)).astype(np.float32)
+    english = _toy_embed(texts)
+    # Alone, each head scores the same under both penalties (so the stronger one is kept):
+    # chosen one by one, the pair would be (10, 10), two nearly uniform heads.
+    assert evaluation.l2_choose(texts, english, labels, 3) == 10.0
+    assert evaluation.l2_pair_choose(texts, noise, english, labels, 3) == (10.0, 1e-6)
+    assert evaluation.l2_pair_choose(texts, english, noise, labels, 3) == (1e-6, 10.0)
+
+
 def test_cached_embedder_reuses_saved_vectors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from apps.ai import embeddings
 
@@ -148,3 +164,55 @@ def test_sentiment_evaluate_with_batch_embeddings(tmp_path: Path) -> None:
         "ID\ttweet\tlabel\npcm_1\tUna do well, God bless una\tpositive\npcm_2\tdis service bad well well\tnegative\n"
     )
     assert evaluation.sentiment_evaluate([tweets], embed=embed_queries) == evaluation.sentiment_evaluate([tweets])
+
+
+SENTIMENT140_ROWS = (
+    '"4","3","Mon May 11 03:17:40 UTC 2009","kindle2","tpryan","I love my Kindle2, thank you so much!"\n'
+    '"0","4","Mon May 11 03:18:03 UTC 2009","aig","vcu451","This is terrible, worst service ever, I am angry"\n'
+    '"2","5","Mon May 11 03:18:54 UTC 2009","jquery","x","jQuery is a JavaScript library"\n'
+)
+
+
+def test_sentiment140_is_read_in_utf8_or_latin1(tmp_path: Path) -> None:
+    from apps.ai.datasets import is_sentiment140, sentiment140_read
+
+    utf8, latin1 = tmp_path / "utf8.csv", tmp_path / "latin1.csv"
+    utf8.write_text(SENTIMENT140_ROWS, encoding="utf-8")
+    latin1.write_bytes(SENTIMENT140_ROWS.replace("I love", "Café: I love").encode("latin-1"))
+    assert is_sentiment140(utf8) and is_sentiment140(latin1)
+    assert [label for _, label in sentiment140_read(utf8)] == ["positive", "negative", "neutral"]
+    assert sentiment140_read(latin1)[0][0].startswith("Café: I love")
+    banking = tmp_path / "banking.csv"
+    banking.write_text("text,category\nmy card,card_arrival\n")
+    assert not is_sentiment140(banking)
+    broken = tmp_path / "broken.csv"
+    broken.write_text(SENTIMENT140_ROWS + '"5","6","date","q","u","text"\n')
+    with pytest.raises(ValueError, match="line 4"):
+        sentiment140_read(broken)
+
+
+def test_sentiment140_accuracy_counts_positive_and_negative_tweets(tmp_path: Path) -> None:
+    path = tmp_path / "s140.csv"
+    path.write_text(SENTIMENT140_ROWS)
+    # The neutral tweet is left out; a score of 0 counts as positive.
+    assert evaluation.sentiment140_evaluate(path, polarity=lambda text: 0.0) == (0.5, 2)
+    assert evaluation.sentiment140_evaluate(path, polarity=lambda text: -1.0 if "worst" in text else 0.5) == (1.0, 2)
+    assert evaluation.sentiment140_evaluate(path) == (1.0, 2)  # the product's analyser on two plain tweets
+
+
+def test_ai_eval_sentiment_command(tmp_path: Path) -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    english = tmp_path / "s140.csv"
+    english.write_text(SENTIMENT140_ROWS)
+    tweets = tmp_path / "afrisenti_pcm_dev.tsv"
+    tweets.write_text("ID\ttweet\tlabel\npcm_1\tUna do well, God bless una\tpositive\n")
+    out = io.StringIO()
+    call_command("ai_eval", "sentiment", "--data", str(tweets), str(english), stdout=out)
+    printed = out.getvalue()
+    assert "pcm      weighted F1 1.0000" in printed
+    assert "s140.csv: accuracy 1.0000 on 2 positive and negative tweets" in printed
+    with pytest.raises(CommandError, match="FileNotFoundError"):
+        call_command("ai_eval", "sentiment", "--data", str(tmp_path / "missing.tsv"), stdout=io.StringIO())

@@ -4,6 +4,7 @@ manage.py ai_eval intents --train banking77_train.csv --test banking77_test.csv 
 manage.py ai_eval intents --train banking77_train.csv [--shots 10]   # a 20 % hash hold-out is the test
 manage.py ai_eval intents --train clinc150.json [--shots K]
 manage.py ai_eval sentiment --data afrisenti_sw_dev.tsv afrisenti_ha_dev.tsv ...
+manage.py ai_eval sentiment --data testdata.manual.2009.06.14.csv   # Sentiment140: pos/neg accuracy
 manage.py ai_eval language --data ntrex_dev.tsv
 
 `--embedding-cache DIR` reuses e5 vectors saved in DIR (MiniLM ones in DIR/minilm) and saves
@@ -25,7 +26,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.ai import evaluation, minilm
-from apps.ai.datasets import clinc_read, intents_read
+from apps.ai.datasets import clinc_read, intents_read, is_sentiment140
 
 
 class Command(BaseCommand):
@@ -40,7 +41,9 @@ class Command(BaseCommand):
         )
         intents.add_argument("--shots", type=int, help="examples per intent (default: all)")
         intents.add_argument("--e5-only", action="store_true", help="leave out the English head")
-        sentiment = sub.add_parser("sentiment", help="AfriSenti TSV files; the language is in the file name")
+        sentiment = sub.add_parser(
+            "sentiment", help="AfriSenti TSV files (the language is in the file name) or Sentiment140 CSV files"
+        )
         sentiment.add_argument("--data", type=Path, nargs="+", required=True)
         for command in (intents, sentiment):
             command.add_argument("--embedding-cache", type=Path, help="folder of .npz e5 vectors (texts, emb)")
@@ -49,21 +52,31 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.perf_counter()
+        try:
+            self._run(options)
+        except (OSError, ValueError, KeyError) as error:  # a missing file, or one not in the expected format
+            raise CommandError(f"{type(error).__name__}: {error}") from error
+        self.stdout.write(f"({time.perf_counter() - started:.0f} s)")
+
+    def _run(self, options: dict[str, Any]) -> None:
         task = options["task"]
         if task == "intents":
             self._intents(options["train"], options["test"], options["shots"], self._encoders(options))
         elif task == "sentiment":
             cache = options["embedding_cache"]
-            scores = evaluation.sentiment_evaluate(
-                options["data"], embed=evaluation.cached_embedder(cache) if cache else None
-            )
-            for code, score in scores.items():
-                self.stdout.write(f"{code:8} weighted F1 {score:.4f}")
+            embed = evaluation.cached_embedder(cache) if cache else None
+            english = [path for path in options["data"] if is_sentiment140(path)]
+            afrisenti = [path for path in options["data"] if path not in english]
+            if afrisenti:
+                for code, score in evaluation.sentiment_evaluate(afrisenti, embed=embed).items():
+                    self.stdout.write(f"{code:8} weighted F1 {score:.4f}")
+            for path in english:
+                score, rows = evaluation.sentiment140_evaluate(path, embed=embed)
+                self.stdout.write(f"{path.name}: accuracy {score:.4f} on {rows} positive and negative tweets")
         else:
             for path in options["data"]:
                 for code, score in evaluation.language_evaluate(path).items():
                     self.stdout.write(f"{path.name}: {code:6} accuracy {score:.4f}")
-        self.stdout.write(f"({time.perf_counter() - started:.0f} s)")
 
     def _encoders(self, options: dict[str, Any]) -> evaluation.Encoders:
         cache: Path | None = options["embedding_cache"]
