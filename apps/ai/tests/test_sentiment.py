@@ -88,3 +88,49 @@ def test_the_language_chooses_the_mix() -> None:
     text = "Allah ya kara maka lafiya, mun gode sosai"
     assert analyse_sentiment(text, language="ha") == analyse_sentiment(text)  # guessed: Hausa
     assert analyse_sentiment(text, language="ha").probabilities != analyse_sentiment(text, language="en").probabilities
+
+
+# Customer-support messages (not tweets, which the heads were trained on), clear-cut, in the
+# product's languages. Written for this test; labelled by their writer.
+SUPPORT_MESSAGES: list[tuple[str, str]] = [
+    ("This is terrible, worst service ever, I am angry", "negative"),
+    ("I have been waiting for two weeks and nobody answers me. Very disappointed.", "negative"),
+    ("Your agent was rude and hung up on me", "negative"),
+    ("You charged me twice and I still have no refund, this is unacceptable", "negative"),
+    ("Thank you so much, the problem is solved!", "positive"),
+    ("Great service, the delivery came early. Well done!", "positive"),
+    ("I love the new app, it is very easy to use", "positive"),
+    ("Thanks a lot for your quick help 🙏", "positive"),
+    ("C'est inadmissible, ma commande n'est jamais arrivée", "negative"),
+    ("Merci beaucoup, le service est excellent", "positive"),
+    ("Je suis très déçu du service client", "negative"),
+    ("Asante sana, huduma nzuri kabisa", "positive"),
+    ("Huduma mbaya sana, nimekasirika", "negative"),
+    ("Nimesubiri wiki mbili na bado sijapata mzigo wangu, hii ni mbaya", "negative"),
+    ("Nagode sosai, kun taimaka min sosai", "positive"),
+    ("Wannan aiki bai yi kyau ba, na yi fushi sosai", "negative"),
+    ("E se gan, ise yin dara pupo", "positive"),
+    ("Una do well, God bless una", "positive"),
+    ("Una no get sense, dis service bad well well", "negative"),
+    ("I don tire for una wahala, my money don lost", "negative"),
+    ("Muito obrigado, o atendimento foi excelente", "positive"),
+    ("Péssimo serviço, estou muito irritado", "negative"),
+    ("😡😡😡", "negative"),
+    ("👍", "positive"),
+]
+
+
+def test_support_messages_get_the_right_polarity() -> None:
+    """At least 85 % of the clear-cut support messages lean the right way (21 of 24 on 2026-12-01).
+
+    Known misses (docs/architecture.md): two Swahili complaints and a Hausa one, whose words
+    the tweet-trained n-gram head reads as positive or neutral.
+    """
+    from apps.ai.language import detect_language
+
+    misses = []
+    for text, gold in SUPPORT_MESSAGES:
+        result = analyse_sentiment(text, language=detect_language(text).code)
+        if (result.score > 0) != (gold == "positive") or result.score == 0:
+            misses.append((text, gold, round(result.score, 2)))
+    assert len(misses) <= 0.15 * len(SUPPORT_MESSAGES), misses
