@@ -119,10 +119,11 @@ def l2_choose(texts: Sequence[str], vectors: Floats, labels: npt.NDArray[np.int6
 def l2_pair_choose(
     texts: Sequence[str], vectors: Floats, english: Floats, labels: npt.NDArray[np.int64], n_classes: int
 ) -> tuple[float, float]:
-    """The (e5, English) penalties whose heads, combined as the product combines them, do best on the inner split.
+    """The (e5, English) penalties whose heads, averaged as the product averages them, do best on the inner split.
 
-    The two heads are chosen together: the classifier the product runs is their average, and
-    the best pair is not always each head's own best.
+    The two heads are chosen together: the product runs their average, and the best pair is
+    not always each head's own best. The penalties are the heads' alone: the nearest-example
+    vote, which has constants of its own, takes no part.
     """
     inner = _inner_split(texts)
     if inner is None:
@@ -134,7 +135,7 @@ def l2_pair_choose(
     for l2, head in heads.items():
         for english_l2, english_head in english_heads.items():
             classifier = IntentClassifier(intents, head, vectors[~inner], labels[~inner], english_head)
-            proba = classifier.probabilities(vectors[inner], english[inner])
+            proba = classifier.heads_probabilities(vectors[inner], english[inner])
             scored.append((float((proba.argmax(axis=1) == labels[inner]).mean()), l2, english_l2))
     _, l2, english_l2 = max(scored)  # on a tie, the stronger penalties
     return l2, english_l2

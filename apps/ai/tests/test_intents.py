@@ -1,8 +1,20 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from apps.ai.intents import UNKNOWN, classifier_get, classify_intent, merged_examples
+from apps.ai.intents import (
+    KNN_NEIGHBOURS,
+    KNN_TEMPERATURE,
+    KNN_WEIGHT,
+    UNKNOWN,
+    Floats,
+    IntentClassifier,
+    LinearHead,
+    classifier_get,
+    classify_intent,
+    merged_examples,
+)
 from apps.core.lru import LruCache
 
 
@@ -66,3 +78,45 @@ def test_without_the_english_encoder_e5_decides(monkeypatch: pytest.MonkeyPatch)
     result = classify_intent("Where is my parcel? It has been five days", language="en")
     assert result.intent == "order_status"
     assert classifier_get(merged_examples(None)).english is None
+
+
+def _unit(*rows: tuple[float, float]) -> Floats:
+    vectors = np.array(rows, dtype=np.float32)
+    unit: Floats = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    return unit
+
+
+def _uniform_head(dim: int, classes: int) -> LinearHead:
+    return LinearHead(np.zeros((dim, classes), dtype=np.float32), np.zeros(classes, dtype=np.float32))
+
+
+def test_neighbour_vote_weighs_the_nearest_examples_by_similarity() -> None:
+    # One example of intent 0 at angle 0, seven of intent 1 a little further; the query sits on intent 0's.
+    angles = [0.0] + [0.3] * 7
+    examples = _unit(*[(np.cos(a), np.sin(a)) for a in angles])
+    labels = np.array([0] + [1] * 7, dtype=np.int64)
+    classifier = IntentClassifier(("a", "b"), _uniform_head(2, 2), examples, labels)
+    vote = classifier.neighbour_vote(_unit((1.0, 0.0)))[0]
+    # Only KNN_NEIGHBOURS examples vote: intent 0's with weight 1, four of intent 1's with e^(-gap/T) each.
+    gap = 1.0 - float(np.cos(0.3))
+    others = (KNN_NEIGHBOURS - 1) * np.exp(-gap / KNN_TEMPERATURE)
+    assert vote[0] == pytest.approx(1 / (1 + others), rel=1e-4)
+    assert vote.sum() == pytest.approx(1.0)
+    # The final probabilities: the heads' (uniform here) with the vote's share.
+    proba = classifier.probabilities(_unit((1.0, 0.0)))[0]
+    assert proba[0] == pytest.approx((1 - KNN_WEIGHT) * 0.5 + KNN_WEIGHT * vote[0], rel=1e-4)
+
+
+def test_neighbour_vote_averages_the_english_similarities_in() -> None:
+    # MiniLM's examples are the other way round from e5's.
+    examples = _unit((1.0, 0.0), (0.0, 1.0))
+    english_examples = _unit((0.0, 1.0), (1.0, 0.0))
+    labels = np.array([0, 1], dtype=np.int64)
+    classifier = IntentClassifier(
+        ("a", "b"), _uniform_head(2, 2), examples, labels, _uniform_head(2, 2), english_examples
+    )
+    # e5 leans a little to intent 0 (0.74 against 0.67); MiniLM is sure of intent 1 (0.99 against 0.11).
+    query, english_query = _unit((1.0, 0.9)), _unit((0.9, 0.1))
+    assert classifier.neighbour_vote(query)[0].argmax() == 0
+    assert classifier.neighbour_vote(query, english_query)[0].argmax() == 1
+    assert classifier.probabilities(query, english_query)[0].argmax() == 1
