@@ -201,19 +201,21 @@ def intents_evaluate(
 def _oos_rates(
     scores: npt.NDArray[np.float32], correct: npt.NDArray[np.bool_], is_oos: npt.NDArray[np.bool_], threshold: float
 ) -> tuple[float, float]:
-    accepted = scores >= threshold
+    accepted = scores >= threshold  # NaN (predicted out-of-scope) is never accepted
     in_scope = float((accepted & correct)[~is_oos].mean()) if (~is_oos).any() else 0.0
     recall = float((~accepted)[is_oos].mean()) if is_oos.any() else 0.0
     return in_scope, recall
 
 
 def clinc_evaluate(splits: dict[str, list[LabelledText]], *, shots: int | None, encoders: Encoders) -> OutOfScopeReport:
-    """Fit on train, choose the rejection threshold on val (+ oos_val), report on test (+ oos_test).
+    """Fit on train (+ oos_train), choose the rejection threshold on val (+ oos_val), report on test (+ oos_test).
 
+    The oos_train queries are one more class, as the product's out-of-scope phrases are its
+    `unknown` class: a query whose best class is that one is rejected at any threshold.
     Without a test split (the dev copy), val and oos_val are cut in two halves by a hash of
     the text: the threshold is chosen on one half and the rates reported on the other.
     """
-    fitted = _fit(few_shot(splits["train"], shots), encoders)
+    fitted = _fit(few_shot([*splits["train"], *splits.get("oos_train", [])], shots), encoders)
     if "test" in splits:
         tune = [*splits["val"], *splits.get("oos_val", [])]
         report = [*splits["test"], *splits.get("oos_test", [])]
@@ -230,7 +232,8 @@ def clinc_evaluate(splits: dict[str, list[LabelledText]], *, shots: int | None, 
         proba = fitted.probabilities([text for text, _ in rows], encoders)
         pred = np.array(fitted.classifier.intents)[proba.argmax(axis=1)]
         gold = np.array([label for _, label in rows])
-        return proba.max(axis=1), pred == gold, gold == OOS_LABEL
+        scores = np.where(pred == OOS_LABEL, np.float32(np.nan), proba.max(axis=1)).astype(np.float32)
+        return scores, pred == gold, gold == OOS_LABEL
 
     threshold = oos_threshold_choose(*scored(tune))
     test_scores, test_correct, test_oos = scored(report)
@@ -250,7 +253,8 @@ def oos_threshold_choose(
     Rejection only grows with the threshold, so this is the lowest threshold reaching `min_recall`
     (the highest score when no threshold does).
     """
-    candidates = np.unique(np.round(scores, 3))
+    # Scores rounded down to 0.001: a candidate never lies above the score it comes from.
+    candidates = np.unique(np.floor(scores[~np.isnan(scores)] * 1000) / 1000)
     best = (-1.0, float(candidates[-1]) if len(candidates) else 0.0)
     for threshold in candidates:
         in_scope, recall = _oos_rates(scores, correct, is_oos, float(threshold))

@@ -79,6 +79,25 @@ def test_clinc_threshold_is_chosen_on_val(tmp_path: Path) -> None:
     assert "half" in report.note
 
 
+def test_clinc_oos_train_is_a_class_and_its_predictions_are_rejected(tmp_path: Path) -> None:
+    rows = [[f"{w} x{i}", w] for w in ("balance", "card") for i in range(20)]
+    oos = [[f"weather {i}", "oos"] for i in range(20)]
+    data = {"train": rows, "val": rows, "oos_train": oos, "oos_val": oos}
+    path = tmp_path / "clinc.json"
+    path.write_text(json.dumps(data))
+    from apps.ai.datasets import clinc_read
+
+    report = evaluation.clinc_evaluate(clinc_read(path), shots=None, encoders=evaluation.Encoders(_toy_embed))
+    assert (report.in_scope_accuracy, report.oos_recall) == (1.0, 1.0)
+    # A NaN score (best class: out-of-scope) is rejected whatever the threshold.
+    scores = np.array([np.nan, 0.6, 0.9, 0.8], dtype=np.float32)
+    is_oos = np.array([True, True, False, False])
+    correct = np.array([True, False, True, True])
+    assert evaluation._oos_rates(scores, correct, is_oos, 0.0) == (1.0, 0.5)
+    assert evaluation.oos_threshold_choose(scores, correct, is_oos, min_recall=0.5) == pytest.approx(0.6)
+    assert evaluation.oos_threshold_choose(scores, correct, is_oos, min_recall=1.0) == pytest.approx(0.8)
+
+
 def test_readers_and_language_evaluate(tmp_path: Path) -> None:
     tweets = tmp_path / "afrisenti_sw_dev.tsv"
     tweets.write_text('ID\ttweet\tlabel\nsw_1\t"nzuri sana\tpositive\nsw_2\tmbaya\tnegative\n')
