@@ -164,7 +164,7 @@ def mix_choose(
             mix = sentiment.Mix(weight, emoji_weight, emoji_max)
             proba = np.stack(
                 [
-                    sentiment.evidence_combine(text, partial(tuple, (ngram, embed)), mix)
+                    sentiment.evidence_combine(text, partial(tuple, (ngram, embed)), mix)  # heads() -> (ngram, embed)
                     for text, ngram, embed in zip(texts, p_ngram, p_embed, strict=True)
                 ]
             )

@@ -7,12 +7,16 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from apps.ai.datasets import LabelledText, afrisenti_language, afrisenti_read, ntrex_read, sentiment140_read
 from apps.ai.intents import Embedder, IntentClassifier, LinearHead
+
+if TYPE_CHECKING:
+    from apps.ai.sentiment import SentimentResult
 
 Floats = npt.NDArray[np.float32]
 OOS_LABEL = "oos"
@@ -263,18 +267,29 @@ def oos_threshold_choose(
     return best[1]
 
 
+def _product_sentiments(texts: Sequence[str], embed: Embedder | None) -> list[SentimentResult]:
+    """The product's sentiment of each text, with the language the product detects for it.
+
+    `embed` embeds all the texts in one batch (for example from a cache of vectors) instead
+    of message by message.
+    """
+    from apps.ai.language import detect_language
+    from apps.ai.sentiment import analyse_sentiment
+
+    vectors = embed(texts) if embed is not None and texts else [None] * len(texts)
+    return [
+        analyse_sentiment(text, vector=vector, language=detect_language(text).code)
+        for text, vector in zip(texts, vectors, strict=True)
+    ]
+
+
 def sentiment_evaluate(
     paths: Sequence[Path], *, analyse: Callable[[str], str] | None = None, embed: Embedder | None = None
 ) -> dict[str, float]:
     """Weighted F1 of the sentiment label per AfriSenti file's language, plus their `average`.
 
-    Without `analyse`, the product's `analyse_sentiment` with the product's detected language;
-    `embed` embeds each file in one batch (for example from a cache of vectors) instead of
-    message by message.
+    Without `analyse`, the product's analysis (`_product_sentiments`).
     """
-    from apps.ai.language import detect_language
-    from apps.ai.sentiment import analyse_sentiment
-
     scores: dict[str, float] = {}
     for path in paths:
         rows = afrisenti_read(path)
@@ -282,11 +297,7 @@ def sentiment_evaluate(
         if analyse is not None:
             pred = [analyse(text) for text in texts]
         else:
-            vectors = embed(texts) if embed is not None and texts else [None] * len(texts)
-            pred = [
-                analyse_sentiment(text, vector=vector, language=detect_language(text).code).label
-                for text, vector in zip(texts, vectors, strict=True)
-            ]
+            pred = [result.label for result in _product_sentiments(texts, embed)]
         scores[afrisenti_language(path)] = weighted_f1([label for _, label in rows], pred)
     if scores:
         scores["average"] = sum(scores.values()) / len(scores)
@@ -298,22 +309,15 @@ def sentiment140_evaluate(
 ) -> tuple[float, int]:
     """Accuracy on a Sentiment140 file's positive and negative tweets (its neutral ones are left out), and their count.
 
-    A tweet counts as positive when its score (`polarity`, by default the product's
-    `analyse_sentiment` with the detected language: P(positive) - P(negative)) is at least 0.
+    A tweet counts as positive when its score (`polarity`, by default the product's:
+    P(positive) - P(negative), `_product_sentiments`) is at least 0.
     """
-    from apps.ai.language import detect_language
-    from apps.ai.sentiment import analyse_sentiment
-
     rows = [(text, label) for text, label in sentiment140_read(path) if label != "neutral"]
     texts = [text for text, _ in rows]
     if polarity is not None:
         scores = [polarity(text) for text in texts]
     else:
-        vectors = embed(texts) if embed is not None and texts else [None] * len(texts)
-        scores = [
-            analyse_sentiment(text, vector=vector, language=detect_language(text).code).score
-            for text, vector in zip(texts, vectors, strict=True)
-        ]
+        scores = [result.score for result in _product_sentiments(texts, embed)]
     pred = ["positive" if score >= 0 else "negative" for score in scores]
     return accuracy([label for _, label in rows], pred), len(rows)
 

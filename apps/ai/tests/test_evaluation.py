@@ -133,7 +133,7 @@ def test_oos_threshold_is_the_best_in_scope_accuracy_at_the_minimum_recall() -> 
     assert evaluation.oos_threshold_choose(scores, correct, is_oos, min_recall=1.0) == pytest.approx(0.7)
 
 
-def test_l2_choose_prefers_a_weak_penalty_on_separable_rows() -> None:
+def test_l2_choose_returns_one_of_the_candidates() -> None:
     texts = [f"{w} x{i}" for w in ("balance", "card", "transfer") for i in range(30)]
     labels = np.array([i for i in range(3) for _ in range(30)], dtype=np.int64)
     vectors = _toy_embed(texts)
