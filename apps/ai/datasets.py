@@ -58,9 +58,8 @@ def afrisenti_language(path: Path) -> str:
 SENTIMENT140_LABELS = {"0": "negative", "2": "neutral", "4": "positive"}
 
 
-def _csv_rows(path: Path) -> list[list[str]]:
-    """Rows of a CSV in UTF-8, or in Latin-1 (how Sentiment140 was published) when it is not UTF-8."""
-    raw = path.read_bytes()
+def _csv_rows(raw: bytes) -> list[list[str]]:
+    """Rows of CSV bytes in UTF-8, or in Latin-1 (how Sentiment140 was published) when not UTF-8."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -69,17 +68,18 @@ def _csv_rows(path: Path) -> list[list[str]]:
 
 
 def is_sentiment140(path: Path) -> bool:
-    """A Sentiment140 CSV: no header, six columns, the first a polarity of 0, 2 or 4."""
+    """A Sentiment140 CSV: no header, six columns, the first a polarity of 0, 2 or 4 (only line 1 is read)."""
     if path.suffix.lower() != ".csv":
         return False
-    rows = _csv_rows(path)
+    with path.open("rb") as handle:
+        rows = _csv_rows(handle.readline())
     return bool(rows) and len(rows[0]) == 6 and rows[0][0].strip() in SENTIMENT140_LABELS
 
 
 def sentiment140_read(path: Path) -> list[LabelledText]:
     """Read a Sentiment140 CSV (`polarity, id, date, query, user, text`; polarity 0, 2 or 4)."""
     rows = []
-    for number, row in enumerate(_csv_rows(path), start=1):
+    for number, row in enumerate(_csv_rows(path.read_bytes()), start=1):
         if not row:
             continue
         if len(row) != 6 or row[0].strip() not in SENTIMENT140_LABELS:

@@ -135,12 +135,14 @@ def l2_pair_choose(
     heads = _inner_heads(vectors, labels, n_classes, inner)
     english_heads = _inner_heads(english, labels, n_classes, inner)
     intents = tuple(str(i) for i in range(n_classes))
+    examples, example_intents = vectors[~inner], labels[~inner]  # sliced once, not per pair
+    inner_vectors, inner_english, inner_labels = vectors[inner], english[inner], labels[inner]
     scored = []
     for l2, head in heads.items():
         for english_l2, english_head in english_heads.items():
-            classifier = IntentClassifier(intents, head, vectors[~inner], labels[~inner], english_head)
-            proba = classifier.heads_probabilities(vectors[inner], english[inner])
-            scored.append((float((proba.argmax(axis=1) == labels[inner]).mean()), l2, english_l2))
+            classifier = IntentClassifier(intents, head, examples, example_intents, english_head)
+            proba = classifier.heads_probabilities(inner_vectors, inner_english)
+            scored.append((float((proba.argmax(axis=1) == inner_labels).mean()), l2, english_l2))
     _, l2, english_l2 = max(scored)  # on a tie, the stronger penalties
     return l2, english_l2
 
