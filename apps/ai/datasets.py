@@ -1,4 +1,4 @@
-"""Readers for the public evaluation formats: Banking77, CLINC150, AfriSenti, Sentiment140, NTREX.
+"""Readers for the public evaluation formats: Banking77, CLINC150, AfriSenti, Sentiment140, VADER, NTREX.
 
 Nothing here knows where the files live: the `ai_eval` command and the training script
 take paths.
@@ -7,6 +7,7 @@ take paths.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -58,13 +59,16 @@ def afrisenti_language(path: Path) -> str:
 SENTIMENT140_LABELS = {"0": "negative", "2": "neutral", "4": "positive"}
 
 
-def _csv_rows(raw: bytes) -> list[list[str]]:
-    """Rows of CSV bytes in UTF-8, or in Latin-1 (how Sentiment140 was published) when not UTF-8."""
+def _decode(raw: bytes) -> str:
+    """UTF-8, or Latin-1 (how Sentiment140 was published) when not UTF-8."""
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return list(csv.reader(text.splitlines()))
+        return raw.decode("latin-1")
+
+
+def _csv_rows(raw: bytes) -> list[list[str]]:
+    return list(csv.reader(_decode(raw).splitlines()))
 
 
 def is_sentiment140(path: Path) -> bool:
@@ -85,6 +89,43 @@ def sentiment140_read(path: Path) -> list[LabelledText]:
         if len(row) != 6 or row[0].strip() not in SENTIMENT140_LABELS:
             raise ValueError(f"{path.name}, line {number}: not a Sentiment140 row (polarity 0/2/4 and 6 columns)")
         rows.append((row[5], SENTIMENT140_LABELS[row[0].strip()]))
+    return rows
+
+
+# VADER's ground truth (Hutto & Gilbert 2014, shipped in the vaderSentiment sdist): English
+# tweets and review/editorial snippets with the mean of ~20 human ratings from -4 to +4.
+VADER_NEUTRAL_BAND = 0.5  # a mean rating within ±0.5 is neutral
+_VADER_ROW = re.compile(r"^\S+\t-?\d+(?:\.\d+)?\t")
+
+
+def is_vader(path: Path) -> bool:
+    """A VADER ground-truth file: `id<TAB>mean rating<TAB>text` lines (only line 1 is read)."""
+    with path.open("rb") as handle:
+        first = handle.readline().decode("latin-1")
+    return bool(_VADER_ROW.match(first))
+
+
+def vader_label(rating: float) -> str:
+    if rating >= VADER_NEUTRAL_BAND:
+        return "positive"
+    return "negative" if rating <= -VADER_NEUTRAL_BAND else "neutral"
+
+
+def vader_dev(text: str) -> bool:
+    """The fixed ~30 % of VADER rows kept for measuring: the training script never reads them."""
+    return hashlib.sha256(text.encode()).digest()[1] < 77
+
+
+def vader_read(path: Path) -> list[LabelledText]:
+    """Read a VADER ground-truth file (UTF-8, or Latin-1) as (text, label) by `vader_label`."""
+    rows = []
+    for number, line in enumerate(_decode(path.read_bytes()).splitlines(), start=1):
+        if not line.strip():
+            continue
+        if not _VADER_ROW.match(line):
+            raise ValueError(f"{path.name}, line {number}: not a VADER row (id, mean rating, text, tab-separated)")
+        _, rating, text = line.split("\t", 2)
+        rows.append((text, vader_label(float(rating))))
     return rows
 
 

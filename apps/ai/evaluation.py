@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from apps.ai.datasets import LabelledText, afrisenti_language, afrisenti_read, ntrex_read, sentiment140_read
+from apps.ai.datasets import (
+    LabelledText,
+    afrisenti_language,
+    afrisenti_read,
+    is_sentiment140,
+    is_vader,
+    ntrex_read,
+    sentiment140_read,
+    vader_dev,
+    vader_read,
+)
 from apps.ai.intents import Embedder, IntentClassifier, LinearHead
 
 if TYPE_CHECKING:
@@ -306,22 +316,47 @@ def sentiment_evaluate(
     return scores
 
 
-def sentiment140_evaluate(
-    path: Path, *, polarity: Callable[[str], float] | None = None, embed: Embedder | None = None
-) -> tuple[float, int]:
-    """Accuracy on a Sentiment140 file's positive and negative tweets (its neutral ones are left out), and their count.
+@dataclass(frozen=True)
+class EnglishSentimentReport:
+    accuracy: float  # positive against negative rows (the neutral ones left out), by the score's sign
+    polar_rows: int
+    weighted_f1: float  # negative / neutral / positive labels, all rows
+    rows: int
 
-    A tweet counts as positive when its score (`polarity`, by default the product's:
-    P(positive) - P(negative), `_product_sentiments`) is at least 0.
+
+def english_sentiment_evaluate(
+    rows: Sequence[LabelledText],
+    *,
+    analyse: Callable[[Sequence[str]], list[SentimentResult]] | None = None,
+    embed: Embedder | None = None,
+) -> EnglishSentimentReport:
+    """Score labelled English texts as Sentiment140's positive/negative test is scored, plus a 3-class F1.
+
+    A text counts as positive when its score (P(positive) - P(negative)) is at least 0.
+    `analyse` scores all the texts (default: the product's analysis, `_product_sentiments`).
     """
-    rows = [(text, label) for text, label in sentiment140_read(path) if label != "neutral"]
     texts = [text for text, _ in rows]
-    if polarity is not None:
-        scores = [polarity(text) for text in texts]
-    else:
-        scores = [result.score for result in _product_sentiments(texts, embed)]
-    pred = ["positive" if score >= 0 else "negative" for score in scores]
-    return accuracy([label for _, label in rows], pred), len(rows)
+    results = analyse(texts) if analyse is not None else _product_sentiments(texts, embed)
+    gold = [label for _, label in rows]
+    polar = [(label, result.score) for label, result in zip(gold, results, strict=True) if label != "neutral"]
+    return EnglishSentimentReport(
+        accuracy=accuracy([label for label, _ in polar], ["positive" if s >= 0 else "negative" for _, s in polar]),
+        polar_rows=len(polar),
+        weighted_f1=weighted_f1(gold, [result.label for result in results]),
+        rows=len(rows),
+    )
+
+
+def english_sentiment_rows(path: Path) -> tuple[list[LabelledText], str]:
+    """The rows `ai_eval` measures in a Sentiment140 CSV (all) or a VADER ground-truth file (its dev rows).
+
+    Also says which of the two it was.
+    """
+    if is_sentiment140(path):
+        return sentiment140_read(path), "all rows"
+    if is_vader(path):
+        return [(text, label) for text, label in vader_read(path) if vader_dev(text)], "dev rows"
+    raise ValueError(f"{path.name}: neither a Sentiment140 CSV nor a VADER ground-truth file")
 
 
 def language_evaluate(path: Path, *, detect: Callable[[str], str] | None = None) -> dict[str, float]:

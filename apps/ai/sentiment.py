@@ -1,14 +1,16 @@
 """Sentiment of a message in -1..1, multilingual and emoji-aware, without the network.
 
 Two logistic-regression heads trained on AfriSenti's train splits (Swahili, Hausa, Yoruba,
-Nigerian Pidgin; `scripts/train_ai_heads.py`): one over hashed char/word n-grams, one over
-e5 embeddings, whose probabilities are mixed. The n-gram head is language-conditioned: each
-n-gram also counts in a copy of its own for the message's language (as the language module's
-Hausa/Pidgin fallback model guesses it among the four), so a word can lean one way in Hausa
-and another in Yoruba while evidence shared across languages stays shared. The mix depends
-on the message's language: the four training languages lean on the n-gram head, the others
-(English, French, ...) on the multilingual e5 head (`Mixes`). An emoji lexicon adds
-evidence, and decides on its own when a message is nothing but emoji.
+Nigerian Pidgin) and on English rated by people (VADER's ground truth: tweets, product and
+movie reviews, editorials; `scripts/train_ai_heads.py`): one over hashed char/word n-grams,
+one over e5 embeddings, whose probabilities are mixed. The n-gram head is
+language-conditioned: each n-gram also counts in a copy of its own for the message's
+language (as the language module's Hausa/Pidgin fallback model guesses it among those five),
+so a word can lean one way in Hausa and another in Pidgin or English while evidence shared
+across languages stays shared. The mix depends on the message's language: one for the four
+African training languages, one for English, and one for the languages the heads never saw
+(French, Portuguese, ...), which leans on the multilingual e5 head (`Mixes`). An emoji
+lexicon adds evidence, and decides on its own when a message is nothing but emoji.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from apps.ai.ngrams import ngram_features
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 NGRAM_DIM = 2**18
 LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
-HEAD_LANGUAGES: tuple[str, ...] = ("sw", "ha", "yo", "pcm")
+AFRISENTI_LANGUAGES: tuple[str, ...] = ("sw", "ha", "yo", "pcm")
+HEAD_LANGUAGES: tuple[str, ...] = (*AFRISENTI_LANGUAGES, "en")  # the languages of the training rows
 Label = Literal["negative", "neutral", "positive"]
 Probabilities = np.ndarray[tuple[int], np.dtype[np.float32]]  # (negative, neutral, positive)
 
@@ -71,23 +74,26 @@ class Mix:
 
 @dataclass(frozen=True)
 class Mixes:
-    """One mix for messages in the heads' four languages, one for every other language.
+    """One mix for messages in the four AfriSenti languages, one for English, one for every other language.
 
-    `trained` is chosen on the train hold-out. `other` is chosen with each of the four left
-    out of training in turn, as a language the heads never saw: there the n-gram head knows
-    little and the multilingual e5 head must weigh more.
+    `trained` and `english` are chosen on the train hold-out. `other` is chosen with each
+    training language left out of training in turn, as a language the heads never saw: there
+    the n-gram head knows little and the multilingual e5 head must weigh more.
     """
 
     trained: Mix
+    english: Mix
     other: Mix
 
     def for_language(self, language: str | None) -> Mix:
-        return self.trained if language in HEAD_LANGUAGES else self.other
+        if language in AFRISENTI_LANGUAGES:
+            return self.trained
+        return self.english if language == "en" else self.other
 
     @classmethod
     def load(cls, path: Path) -> Mixes:
         values = json.loads(path.read_text())
-        return cls(trained=Mix(**values["trained"]), other=Mix(**values["other"]))
+        return cls(**{group: Mix(**values[group]) for group in ("trained", "english", "other")})
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -125,20 +131,23 @@ def emoji_polarity(text: str) -> tuple[float, int]:
     return (sum(found) / len(found), len(found)) if found else (0.0, 0)
 
 
-def head_language(text: str) -> str | None:
-    """The language of the n-gram head's per-language features: the fallback model's best guess, if one of the four."""
+def head_language(text: str) -> str:
+    """The language of the n-gram head's per-language features: the fallback model's guess among `HEAD_LANGUAGES`."""
     proba = fallback_proba(text)
-    code = max(proba, key=lambda name: proba[name])
-    return code if code in HEAD_LANGUAGES else None
+    return max(proba, key=lambda name: proba[name])
 
 
-def sentiment_features(text: str) -> tuple[npt.NDArray[np.int64], Floats]:
-    """The n-gram head's features: shared hashed n-grams plus their copy for the text's language."""
+def sentiment_features(text: str, language: str | None = None) -> tuple[npt.NDArray[np.int64], Floats]:
+    """The n-gram head's features: shared hashed n-grams plus their copy for the text's language.
+
+    `language` is the detected one, if known: a language the heads never saw (French, ...)
+    gets no copy; otherwise the copy is for the fallback model's guess among the heads' five.
+    """
     indices, values = ngram_features(text, dim=NGRAM_DIM)
-    language = head_language(text)
-    if language is None or not len(indices):
+    if not len(indices) or (language is not None and language not in HEAD_LANGUAGES):
         return indices, values
-    shifted = (indices * 31 + 7 + 1_000_003 * (HEAD_LANGUAGES.index(language) + 1)) % NGRAM_DIM
+    copy = head_language(text)
+    shifted = (indices * 31 + 7 + 1_000_003 * (HEAD_LANGUAGES.index(copy) + 1)) % NGRAM_DIM
     return np.concatenate([indices, shifted]), np.concatenate([values, values])
 
 
@@ -146,13 +155,16 @@ def _ordered(model: LinearModel, proba: Probabilities) -> Probabilities:
     return np.array([proba[model.classes.index(label)] for label in LABELS], dtype=np.float32)
 
 
-def heads_proba(text: str, vector: Floats | None = None) -> tuple[Probabilities, Probabilities]:
+def heads_proba(
+    text: str, vector: Floats | None = None, language: str | None = None
+) -> tuple[Probabilities, Probabilities]:
     """The n-gram head's and the e5 head's (negative, neutral, positive) probabilities.
 
-    `vector` is the text's e5 query embedding when the caller already has it.
+    `vector` is the text's e5 query embedding when the caller already has it; `language` the
+    detected language (`sentiment_features`).
     """
     heads = _heads_get()
-    indices, values = sentiment_features(text)
+    indices, values = sentiment_features(text, language)
     p_ngram = _ordered(heads.ngram, softmax(heads.ngram.logits_sparse(indices, values)))
     vector = embed_query(text) if vector is None else vector
     return p_ngram, _ordered(heads.embed, heads.embed.proba_dense(vector[None, :])[0])
@@ -184,10 +196,10 @@ def analyse_sentiment(text: str, *, vector: Floats | None = None, language: str 
     """Score a message from -1 (angry) to 1 (delighted) and label it negative, neutral or positive.
 
     `vector` is the text's e5 query embedding when the caller already has it; `language` is
-    the detected language (without it, the fallback model's guess among the heads' four).
+    the detected language (without it, the fallback model's guess among the heads' five).
     """
-    language = head_language(text) if language is None else language
-    proba = evidence_combine(text, lambda: heads_proba(text, vector), _heads_get().mixes.for_language(language))
+    mix = _heads_get().mixes.for_language(head_language(text) if language is None else language)
+    proba = evidence_combine(text, lambda: heads_proba(text, vector, language), mix)
     label: Label = ("negative", "neutral", "positive")[int(proba.argmax())]
     return SentimentResult(
         score=float(np.clip(proba[2] - proba[0], -1.0, 1.0)),

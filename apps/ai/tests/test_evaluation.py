@@ -210,13 +210,80 @@ def test_sentiment140_is_read_in_utf8_or_latin1(tmp_path: Path) -> None:
         sentiment140_read(broken)
 
 
-def test_sentiment140_accuracy_counts_positive_and_negative_tweets(tmp_path: Path) -> None:
+def test_english_sentiment_counts_positive_and_negative_rows_by_the_sign(tmp_path: Path) -> None:
+    from apps.ai.datasets import sentiment140_read
+    from apps.ai.sentiment import SentimentResult
+
     path = tmp_path / "s140.csv"
     path.write_text(SENTIMENT140_ROWS)
-    # The neutral tweet is left out; a score of 0 counts as positive.
-    assert evaluation.sentiment140_evaluate(path, polarity=lambda text: 0.0) == (0.5, 2)
-    assert evaluation.sentiment140_evaluate(path, polarity=lambda text: -1.0 if "worst" in text else 0.5) == (1.0, 2)
-    assert evaluation.sentiment140_evaluate(path) == (1.0, 2)  # the product's analyser on two plain tweets
+    rows = sentiment140_read(path)
+
+    def constant(texts: Sequence[str]) -> list[SentimentResult]:
+        return [SentimentResult(score=0.0, label="neutral") for _ in texts]
+
+    def by_word(texts: Sequence[str]) -> list[SentimentResult]:
+        return [
+            SentimentResult(-0.8, "negative") if "worst" in text else SentimentResult(0.1, "neutral") for text in texts
+        ]
+
+    # The neutral tweet is left out of the accuracy; a score of 0 counts as positive.
+    report = evaluation.english_sentiment_evaluate(rows, analyse=constant)
+    assert (report.accuracy, report.polar_rows, report.rows) == (0.5, 2, 3)
+    assert abs(report.weighted_f1 - 1 / 3 * 2 * (1 / 3) / (1 + 1 / 3)) < 1e-9  # only the neutral row is right
+    report = evaluation.english_sentiment_evaluate(rows, analyse=by_word)
+    assert report.accuracy == 1.0  # the positive tweet's label is neutral, but its score is above 0
+    product = evaluation.english_sentiment_evaluate(rows)  # the product's analyser on two plain tweets
+    assert (product.accuracy, product.polar_rows) == (1.0, 2)
+
+
+VADER_ROWS = (
+    "1\t2.726315789\tSomehow I was blessed with some really amazing friends in my life.\r\n"
+    "1_2\t-2.154639175\tTwo words that should die this year: Sexting and jeggings. Die die die\r\n"
+    "3\t0.2\tGoing to the shop at five\twith a tab inside\r\n"
+)
+
+
+def test_vader_ground_truth_is_read_with_a_neutral_band(tmp_path: Path) -> None:
+    from apps.ai.datasets import is_vader, vader_label, vader_read
+
+    path = tmp_path / "tweets_GroundTruth.txt"
+    path.write_bytes(VADER_ROWS.replace("shop", "café").encode("latin-1"))
+    assert is_vader(path)
+    assert vader_read(path) == [
+        ("Somehow I was blessed with some really amazing friends in my life.", "positive"),
+        ("Two words that should die this year: Sexting and jeggings. Die die die", "negative"),
+        ("Going to the café at five\twith a tab inside", "neutral"),
+    ]
+    assert (vader_label(0.5), vader_label(0.49), vader_label(-0.49), vader_label(-0.5)) == (
+        "positive",
+        "neutral",
+        "neutral",
+        "negative",
+    )
+    broken = tmp_path / "broken.txt"
+    broken.write_text(VADER_ROWS + "4\tnot a rating\ttext\n")
+    with pytest.raises(ValueError, match="line 4"):
+        vader_read(broken)
+    s140 = tmp_path / "s140.csv"
+    s140.write_text(SENTIMENT140_ROWS)
+    assert not is_vader(s140)
+
+
+def test_vader_dev_rows_are_a_fixed_third_that_ai_eval_alone_reads(tmp_path: Path) -> None:
+    from apps.ai.datasets import vader_dev
+
+    texts = [f"message number {i}" for i in range(3000)]
+    share = sum(map(vader_dev, texts)) / len(texts)
+    assert 0.27 < share < 0.33
+    assert [vader_dev(t) for t in texts] == [vader_dev(t) for t in texts]
+    path = tmp_path / "tweets_GroundTruth.txt"
+    path.write_text("".join(f"{i}\t{(-2.0, 0.0, 2.0)[i % 3]}\t{text}\n" for i, text in enumerate(texts[:60])))
+    rows, which = evaluation.english_sentiment_rows(path)
+    assert which == "dev rows" and [text for text, _ in rows] == [t for t in texts[:60] if vader_dev(t)]
+    banking = tmp_path / "banking.csv"
+    banking.write_text("text,category\nmy card,card_arrival\n")
+    with pytest.raises(ValueError, match="neither"):
+        evaluation.english_sentiment_rows(banking)
 
 
 def test_ai_eval_sentiment_command(tmp_path: Path) -> None:
@@ -228,10 +295,15 @@ def test_ai_eval_sentiment_command(tmp_path: Path) -> None:
     english.write_text(SENTIMENT140_ROWS)
     tweets = tmp_path / "afrisenti_pcm_dev.tsv"
     tweets.write_text("ID\ttweet\tlabel\npcm_1\tUna do well, God bless una\tpositive\n")
+    vader = tmp_path / "tweets_GroundTruth.txt"
+    vader.write_text("".join(f"{i}\t-3.1\tThis is terrible, worst service ever, I am angry {i}\n" for i in range(10)))
+    dev_rows = len(evaluation.english_sentiment_rows(vader)[0])
     out = io.StringIO()
-    call_command("ai_eval", "sentiment", "--data", str(tweets), str(english), stdout=out)
+    call_command("ai_eval", "sentiment", "--data", str(tweets), str(english), str(vader), stdout=out)
     printed = out.getvalue()
+    assert f"tweets_GroundTruth.txt (dev rows): positive/negative accuracy 1.0000 on {dev_rows}; " in printed
+    assert 0 < dev_rows < 10
     assert "pcm      weighted F1 1.0000" in printed
-    assert "s140.csv: accuracy 1.0000 on 2 positive and negative tweets" in printed
+    assert "s140.csv (all rows): positive/negative accuracy 1.0000 on 2; weighted F1" in printed
     with pytest.raises(CommandError, match="FileNotFoundError"):
         call_command("ai_eval", "sentiment", "--data", str(tmp_path / "missing.tsv"), stdout=io.StringIO())

@@ -43,6 +43,9 @@ def test_ngram_features_carry_a_copy_for_the_language() -> None:
     indices, values = sentiment_features(hausa)
     assert len(values) == len(indices)
     assert len(indices) == 2 * len(shared) and (indices[: len(shared)] == shared).all()
+    assert (sentiment_features(hausa, "ha")[0] == indices).all()
+    # A detected language the heads never saw gets no copy (the copies are the training languages').
+    assert (sentiment_features(hausa, "fr")[0] == shared).all()
 
 
 def test_given_vector_gives_the_same_result() -> None:
@@ -53,11 +56,12 @@ def test_given_vector_gives_the_same_result() -> None:
 
 
 def test_mixes_round_trip_and_follow_the_language(tmp_path: Path) -> None:
-    mixes = Mixes(trained=Mix(0.8, 0.1, 0.3), other=Mix(0.3, 0.35, 0.8))
+    mixes = Mixes(trained=Mix(0.8, 0.1, 0.3), english=Mix(0.5, 0.2, 0.5), other=Mix(0.3, 0.35, 0.8))
     mixes.save(tmp_path / "mix.json")
     assert Mixes.load(tmp_path / "mix.json") == mixes
     assert mixes.for_language("ha") == mixes.for_language("pcm") == mixes.trained
-    assert mixes.for_language("en") == mixes.for_language(None) == mixes.other
+    assert mixes.for_language("en") == mixes.english
+    assert mixes.for_language("fr") == mixes.for_language(None) == mixes.other
 
 
 def test_heads_and_emoji_combine_as_the_mix_says() -> None:
@@ -80,14 +84,15 @@ def test_nothing_but_emoji_never_runs_the_heads() -> None:
 
 
 def test_the_language_chooses_the_mix() -> None:
-    # Mixes differ (committed artifact), so a message scored as Hausa and as English differ.
+    # Mixes differ (committed artifact), so a message scored as Hausa and as French (a language
+    # the heads never saw: the other mix, and no per-language n-gram copy) differ.
     from apps.ai.sentiment import _heads_get
 
     mixes = _heads_get().mixes
     assert mixes.trained != mixes.other
     text = "Allah ya kara maka lafiya, mun gode sosai"
     assert analyse_sentiment(text, language="ha") == analyse_sentiment(text)  # guessed: Hausa
-    assert analyse_sentiment(text, language="ha").probabilities != analyse_sentiment(text, language="en").probabilities
+    assert analyse_sentiment(text, language="ha").probabilities != analyse_sentiment(text, language="fr").probabilities
 
 
 # Customer-support messages (not tweets, which the heads were trained on), clear-cut, in the

@@ -26,7 +26,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.ai import evaluation, minilm
-from apps.ai.datasets import clinc_read, intents_read, is_sentiment140
+from apps.ai.datasets import clinc_read, intents_read, is_sentiment140, is_vader
 
 
 class Command(BaseCommand):
@@ -42,7 +42,9 @@ class Command(BaseCommand):
         intents.add_argument("--shots", type=int, help="examples per intent (default: all)")
         intents.add_argument("--e5-only", action="store_true", help="leave out the English head")
         sentiment = sub.add_parser(
-            "sentiment", help="AfriSenti TSV files (the language is in the file name) or Sentiment140 CSV files"
+            "sentiment",
+            help="AfriSenti TSV files (the language is in the file name), Sentiment140 CSV files, or VADER "
+            "ground-truth files (English; their dev rows only)",
         )
         sentiment.add_argument("--data", type=Path, nargs="+", required=True)
         for command in (intents, sentiment):
@@ -65,14 +67,18 @@ class Command(BaseCommand):
         elif task == "sentiment":
             cache = options["embedding_cache"]
             embed = evaluation.cached_embedder(cache) if cache else None
-            english = [path for path in options["data"] if is_sentiment140(path)]
+            english = [path for path in options["data"] if is_sentiment140(path) or is_vader(path)]
             afrisenti = [path for path in options["data"] if path not in english]
             if afrisenti:
                 for code, score in evaluation.sentiment_evaluate(afrisenti, embed=embed).items():
                     self.stdout.write(f"{code:8} weighted F1 {score:.4f}")
             for path in english:
-                score, rows = evaluation.sentiment140_evaluate(path, embed=embed)
-                self.stdout.write(f"{path.name}: accuracy {score:.4f} on {rows} positive and negative tweets")
+                rows, which = evaluation.english_sentiment_rows(path)
+                report = evaluation.english_sentiment_evaluate(rows, embed=embed)
+                self.stdout.write(
+                    f"{path.name} ({which}): positive/negative accuracy {report.accuracy:.4f} on {report.polar_rows}; "
+                    f"weighted F1 {report.weighted_f1:.4f} on {report.rows}"
+                )
         else:
             for path in options["data"]:
                 for code, score in evaluation.language_evaluate(path).items():
