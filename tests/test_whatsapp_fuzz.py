@@ -22,6 +22,7 @@ json_leaf = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=50),
+    st.text(st.characters(exclude_categories=()), max_size=20),  # lone surrogates ("\ud83d") and NUL too
     st.integers(min_value=60_000, max_value=80_000).map(lambda n: "a" * n),  # huge strings
 )
 json_values = st.recursive(

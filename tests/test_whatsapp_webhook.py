@@ -396,3 +396,12 @@ def test_handled_events_are_pruned_after_the_retention_and_a_late_copy_is_still_
     assert webhook_events_prune_task.run() == 1
     assert WebhookEvent.objects.filter(dedup_key="m:wamid.RECENT").exists()
     assert not WebhookEvent.objects.filter(dedup_key="m:wamid.PENDINGOLD").exists()
+
+
+def test_a_lone_surrogate_is_stored_as_a_replacement_character(tenant_a: TenantSetup) -> None:
+    # JSON may escape half of an emoji ("\ud83d"); PostgreSQL and the analysers take no such text.
+    assert wp.post(wp.text(_number(tenant_a), "wamid.HALF", "Hello \ud83d, where is my order?")).status_code == 200
+    event = WebhookEvent.objects.get(dedup_key="m:wamid.HALF")
+    assert webhook_event_process(event_id=event.pk) == WebhookEvent.State.PROCESSED
+    with tenant_context(tenant_a.organization):
+        assert Message.objects.get().text == "Hello \ufffd, where is my order?"

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,14 +110,19 @@ def _phone_number_ids(data: Any) -> set[str]:
     return ids
 
 
-def _without_nul(value: Any) -> Any:
-    """PostgreSQL text and jsonb cannot hold U+0000: replace it, so such a payload is stored, not refused."""
+# PostgreSQL text and jsonb hold neither U+0000 nor a lone surrogate (half an emoji, which JSON
+# can escape as "\ud83d"); nor do the analysers, which encode text as UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    """Replace what PostgreSQL cannot store with U+FFFD, so such a payload is stored, not refused."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+        return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+        return {_storable(key): _storable(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_without_nul(item) for item in value]
+        return [_storable(item) for item in value]
     return value
 
 
@@ -155,7 +161,7 @@ def _store(rows: list[tuple[Any, ...]]) -> list[tuple[int, Any]]:
 
 def _record_invalid(*, body: bytes, signed_with: str, error: str, now: Any) -> None:
     digest = hashlib.sha256(body).hexdigest()
-    text = _without_nul(body[:20_000].decode("utf-8", errors="replace"))
+    text = _storable(body[:20_000].decode("utf-8", errors="replace"))
     _store(
         [(now, None, "", WebhookEvent.Kind.OTHER, f"b:{digest}", signed_with, json.dumps({"raw": text}),
           WebhookEvent.State.FAILED, error, None)]
@@ -177,7 +183,7 @@ def webhook_ingest(*, body: bytes, signature_header: str | None) -> IngestResult
     use_public_schema()
     now = timezone.now()
     try:
-        data: Any = _without_nul(json.loads(body))
+        data: Any = _storable(json.loads(body))
     except (UnicodeDecodeError, ValueError, RecursionError):
         data = None
 
