@@ -4,6 +4,9 @@
 - Hausa and Nigerian Pidgin are scored by a hashed char/word n-gram model trained on
   AfriSenti's train splits (`scripts/train_ai_heads.py`); it overrides lingua only when
   lingua's answer is a language the two are confused with and the fallback is sure.
+- Google's CLD2 (`pycld2`) gives a second opinion: when it reliably reads Hausa or Yoruba,
+  that wins. The fallback knows Hausa tweets, not support chats ("Kudi na bai shigo ba"),
+  and lingua confuses Yoruba written without its tone marks with English or Swahili.
 - Short or unreliable messages ("ok", "👍", "asante") keep the conversation's language.
 """
 
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import pycld2  # type: ignore[import-untyped]
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 
 from apps.ai.linear import LinearModel, softmax
@@ -37,6 +41,9 @@ FALLBACK_MAY_REPLACE = frozenset({"en", "sw", "yo", "so", "zu", "xh", "af"})
 FALLBACK_MAY_REPLACE_UNSURE = frozenset({"fr", "es", "it", "pt"})
 LINGUA_UNSURE = 0.6
 FALLBACK_THRESHOLDS = {"ha": 0.5, "pcm": 0.5}
+# CLD2's reliable answer wins for these (Yoruba only if configured); its confidence is then this.
+CLD2_OVERRIDES = frozenset({"ha", "yo"})
+CLD2_CONFIDENCE = 0.6
 
 # Greetings and thanks that are a language on their own even though they are short.
 _SHORT_WORDS = {
@@ -103,6 +110,15 @@ def fallback_proba(text: str) -> dict[str, float]:
     return {code: float(p) for code, p in zip(model.classes, proba, strict=True)}
 
 
+def cld2_language(text: str) -> str | None:
+    """CLD2's language code for `text` when it calls its answer reliable, else None."""
+    try:
+        reliable, _, details = pycld2.detect(text, bestEffort=True)
+    except (pycld2.error, UnicodeEncodeError):  # text it cannot take, such as lone surrogates
+        return None
+    return str(details[0][1]) if reliable else None
+
+
 def _is_ethiopic(char: str) -> bool:
     return "\u1200" <= char <= "\u139f" or "\u2d80" <= char <= "\u2ddf" or "\uab00" <= char <= "\uab2f"
 
@@ -132,6 +148,9 @@ def _guess(text: str, letters: list[str], languages: tuple[str, ...]) -> tuple[s
     if not values:
         return UNKNOWN, 0.0
     code, confidence = _iso(values[0].language), float(values[0].value)
+    second = cld2_language(text)
+    if second in CLD2_OVERRIDES and second != code and (second == "ha" or second in languages):
+        return second, CLD2_CONFIDENCE
     replaceable = code in FALLBACK_MAY_REPLACE or (code in FALLBACK_MAY_REPLACE_UNSURE and confidence < LINGUA_UNSURE)
     if replaceable and FALLBACK_PATH.exists():
         proba = fallback_proba(text)

@@ -229,7 +229,8 @@ def test_english_sentiment_counts_positive_and_negative_rows_by_the_sign(tmp_pat
     # The neutral tweet is left out of the accuracy; a score of 0 counts as positive.
     report = evaluation.english_sentiment_evaluate(rows, analyse=constant)
     assert (report.accuracy, report.polar_rows, report.rows) == (0.5, 2, 3)
-    assert abs(report.weighted_f1 - 1 / 3 * 2 * (1 / 3) / (1 + 1 / 3)) < 1e-9  # only the neutral row is right
+    # Only the neutral row is right: neutral's precision 1/3, recall 1, F1 0.5, weighed by 1 row of 3.
+    assert abs(report.weighted_f1 - 0.5 / 3) < 1e-9
     report = evaluation.english_sentiment_evaluate(rows, analyse=by_word)
     assert report.accuracy == 1.0  # the positive tweet's label is neutral, but its score is above 0
     product = evaluation.english_sentiment_evaluate(rows)  # the product's analyser on two plain tweets

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from apps.ai import language
 from apps.ai.language import detect_language
 
 
@@ -49,3 +50,30 @@ def test_short_message_without_history_is_unreliable_or_known() -> None:
 def test_a_clear_long_message_switches_language() -> None:
     result = detect_language("Nataka kuzungumza na mtu kuhusu malipo yangu ya mwezi uliopita", ["en", "en"])
     assert (result.code, result.reliable) == ("sw", True)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Kudi na bai shigo ba", "ha"),  # lingua + fallback alone: Xhosa
+        ("Na gode da taimakon ku", "ha"),  # Swahili
+        ("Baba mi n sise ni oko won", "yo"),  # lingua: Xhosa
+        ("Ile itaja yin ti ti pa ni ana", "yo"),  # Swahili
+        ("Won ni ki a wa ni aago mewaa", "yo"),  # Afrikaans
+    ],
+)
+def test_cld2_reads_the_hausa_and_yoruba_lingua_misses(text: str, code: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert detect_language(text).code == code
+    monkeypatch.setattr(language, "CLD2_OVERRIDES", frozenset())
+    assert detect_language(text).code != code
+
+
+def test_cld2_gives_yoruba_only_when_configured() -> None:
+    text = "Baba mi n sise ni oko won"
+    assert language.cld2_language(text) == "yo"
+    assert detect_language(text, languages=("en", "fr", "sw", "xh")).code != "yo"
+
+
+def test_cld2_failure_is_no_opinion() -> None:
+    assert language.cld2_language("broken \ud800 surrogate") is None
+    assert detect_language("Sannu, don Allah ina son sanin yaushe \ud800 kayan za su iso").code == "ha"
