@@ -7,12 +7,13 @@ import io
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, Literal
 
 from django.utils.translation import gettext as _
 
+from apps.core.text import storable_text
 from apps.knowledge.exceptions import DocumentCorrupt, DocumentEmpty, DocumentEncrypted, DocumentUnsupported
 from apps.knowledge.formats import Kind, text_decode, zip_check
 
@@ -445,7 +446,7 @@ def blocks_extract(data: bytes, kind: str) -> list[Block]:
             _("This file type is not supported. Upload PDF, DOCX, XLSX, TXT, CSV, Markdown or HTML."),
             extra={"kind": kind},
         )
-    blocks = reader(data)
+    blocks = [replace(block, text=storable_text(block.text)) for block in reader(data)]
     if not any(block.text.strip() for block in blocks):
         raise DocumentEmpty(_("No text was found in this document (a scanned PDF needs OCR first)."))
     return blocks

@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.core.tenancy import use_public_schema
+from apps.core.text import storable_text
 from apps.tenants.models import WebhookEvent, WhatsAppAccount
 from apps.whatsapp.payloads import PayloadInvalid, webhook_items
 
@@ -110,15 +110,10 @@ def _phone_number_ids(data: Any) -> set[str]:
     return ids
 
 
-# PostgreSQL text and jsonb hold neither U+0000 nor a lone surrogate (half an emoji, which JSON
-# can escape as "\ud83d"); nor do the analysers, which encode text as UTF-8.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
 def _storable(value: Any) -> Any:
-    """Replace what PostgreSQL cannot store with U+FFFD, so such a payload is stored, not refused."""
+    """Every string of a decoded payload made storable (`storable_text`), so such a payload is stored, not refused."""
     if isinstance(value, str):
-        return _UNSTORABLE.sub("\ufffd", value)
+        return storable_text(value)
     if isinstance(value, dict):
         return {_storable(key): _storable(item) for key, item in value.items()}
     if isinstance(value, list):

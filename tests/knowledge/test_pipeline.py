@@ -62,6 +62,16 @@ def test_every_format_is_indexed(tenant_a: TenantSetup, data: bytes, filename: s
             assert sorted({c.page or 0 for c in chunks}) == [1, 2]
 
 
+def test_a_pdf_whose_text_holds_nul_is_indexed(tenant_a: TenantSetup) -> None:
+    # PDF fonts can map a glyph to U+0000; PostgreSQL text cannot hold it.
+    data = samples.pdf_bytes([["Refunds take\x00 five days.", "Call us any time."]])
+    with tenant_context(tenant_a.organization):
+        document = upload(data, "refunds.pdf")
+        assert (document.status, document.error_code) == ("ready", "")
+        (chunk,) = Chunk.objects.filter(document=document)
+        assert chunk.text == "Refunds take\ufffd five days. Call us any time."
+
+
 @pytest.mark.parametrize(
     ("data", "filename", "code"),
     [
