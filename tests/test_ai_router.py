@@ -320,3 +320,12 @@ def test_tenants_share_no_settings_cache_breaker_or_usage(
         assert breaker_state(schema=tenant_b.schema, provider="openai") == "closed"
     with schema_context(tenant_b.schema):
         assert router.generate("B still uses OpenAI").provider == "openai"
+
+
+def test_provider_text_postgresql_cannot_store_is_replaced(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
+    # A model may answer with U+0000 or half an emoji (JSON-escaped); translations and summaries are stored.
+    ai_fakes.openai.text = "Hello\x00 there \ud83d friend"
+    with schema_context(tenant_a.schema):
+        ai_configure(ai_fakes, keys=("openai",))
+        assert router.translate("Habari rafiki", "sw", "en").text == "Hello\ufffd there \ufffd friend"
+        assert router.generate_stream("hello").text() == "Hello\ufffd there \ufffd friend"

@@ -43,6 +43,7 @@ from apps.ai.results import (
 from apps.ai.selectors import ai_cache_get
 from apps.ai.services import ai_cache_put, ai_usage_record
 from apps.core.tenancy import schema_context
+from apps.core.text import storable_text
 
 logger = logging.getLogger(__name__)
 Prompt = str | Sequence[ChatMessage]
@@ -84,7 +85,7 @@ def _complete(
         )
         if not answer.text.strip():
             raise ProviderError(candidate.provider, "an empty answer", transient=False)
-        return answer.text, answer.tokens_in, answer.tokens_out
+        return storable_text(answer.text), answer.tokens_in, answer.tokens_out
 
     answered = run_chain(plan, call, attempts)
     if answered is None:
@@ -196,9 +197,10 @@ class GenerationStream:
                 continue
             deltas, first = started
             self.provider, self.model, self.available = candidate.provider, candidate.model, True
-            yield first
+            yield storable_text(first)
             try:
-                yield from deltas
+                for delta in deltas:
+                    yield storable_text(delta)
             except Exception as exc:  # ProviderError or a bug: end the stream, never raise
                 logger.warning("AI stream via %s/%s interrupted: %s", candidate.provider, candidate.model, exc)
                 self.interrupted = True
