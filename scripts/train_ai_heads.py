@@ -173,10 +173,10 @@ def train_sentiment_ngram(data: Path, english: Path, out: Path) -> None:
     holdout = np.array([held_out(t) for t in texts])
     x_ngram = featurise(texts, sentiment.NGRAM_DIM, sentiment.sentiment_features)
     best = (-1.0, 0.0)
+    codes = sentiment.HEAD_LANGUAGES
     for c_ngram in (1.0, 3.0, 10.0):
         model = fit(x_ngram[~holdout], y[~holdout], c_ngram)
         pred = model.predict(x_ngram[holdout])
-        codes = sentiment.HEAD_LANGUAGES
         scores = [weighted_f1(list(y[holdout & (lang == c)]), list(pred[lang[holdout] == c])) for c in codes]
         print(f"  ngram C={c_ngram}: " + " ".join(f"{c}={s:.3f}" for c, s in zip(codes, scores, strict=True)))
         if float(np.mean(scores)) > best[0]:

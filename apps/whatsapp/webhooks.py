@@ -156,7 +156,7 @@ def _store(rows: list[tuple[Any, ...]]) -> list[tuple[int, Any]]:
 
 def _record_invalid(*, body: bytes, signed_with: str, error: str, now: Any) -> None:
     digest = hashlib.sha256(body).hexdigest()
-    text = _storable(body[:20_000].decode("utf-8", errors="replace"))
+    text = storable_text(body[:20_000].decode("utf-8", errors="replace"))
     _store(
         [(now, None, "", WebhookEvent.Kind.OTHER, f"b:{digest}", signed_with, json.dumps({"raw": text}),
           WebhookEvent.State.FAILED, error, None)]
