@@ -74,6 +74,45 @@ def test_a_number_with_its_own_meta_app_is_verified_with_its_secret(tenant_b: Te
     assert WebhookEvent.objects.get(dedup_key="m:wamid.OWN").signature == "account"
 
 
+def _two_numbers(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """One delivery whose entry holds the changes of two deliveries (Meta batches changes this way)."""
+    payload = json.loads(json.dumps(first))
+    payload["entry"][0]["changes"] += second["entry"][0]["changes"]
+    return payload
+
+
+def test_a_numbers_own_secret_cannot_sign_for_another_tenants_number(
+    tenant_a: TenantSetup, tenant_b: TenantSetup
+) -> None:
+    account = tenant_b.whatsapp
+    account.app_secret = "beta-own-app-secret"
+    account.save()
+    forged = _two_numbers(
+        wp.text(_number(tenant_b), "wamid.FB", "hi from beta's customer"),
+        wp.text(_number(tenant_a), "wamid.FA", "STOP", from_wa_id="254711000009"),
+    )
+    response = wp.post(forged, secret="beta-own-app-secret")
+    assert response.status_code == 401
+    assert response.json()["extra"] == {"phone_number_ids": [_number(tenant_a)]}
+    assert not WebhookEvent.objects.filter(dedup_key__in=["m:wamid.FA", "m:wamid.FB"]).exists()
+
+    # Signed with the platform's secret, the same two-number delivery is Meta's own.
+    assert wp.post(forged).json() == {"received": 2, "new": 2}
+    events = WebhookEvent.objects.filter(dedup_key__in=["m:wamid.FA", "m:wamid.FB"])
+    assert {(e.dedup_key, e.tenant_id) for e in events} == {
+        ("m:wamid.FA", tenant_a.organization.pk),
+        ("m:wamid.FB", tenant_b.organization.pk),
+    }
+
+
+def test_two_numbers_that_share_one_meta_app_may_share_a_delivery(tenant_a: TenantSetup, tenant_b: TenantSetup) -> None:
+    for tenant in (tenant_a, tenant_b):
+        tenant.whatsapp.app_secret = "one-meta-app-for-both"
+        tenant.whatsapp.save()
+    payload = _two_numbers(wp.text(_number(tenant_a), "wamid.SA", "a"), wp.text(_number(tenant_b), "wamid.SB", "b"))
+    assert wp.post(payload, secret="one-meta-app-for-both").json() == {"received": 2, "new": 2}
+
+
 def test_duplicate_deliveries_are_stored_and_recorded_once(tenant_a: TenantSetup) -> None:
     payload = wp.text(_number(tenant_a), "wamid.DUP", "asante")
     assert wp.post(payload).json() == {"received": 1, "new": 1}

@@ -184,9 +184,14 @@ def webhook_ingest(*, body: bytes, signature_header: str | None) -> IngestResult
 
     numbers = _phone_number_ids(data)
     accounts = _accounts(numbers)
-    candidates = [("account", account.app_secret) for account in accounts if account.app_secret]
-    candidates.append(("platform", settings.WHATSAPP_APP_SECRET))
-    signed_with = next((name for name, secret in candidates if signature_matches(body, signature_header, secret)), "")
+    platform_signed = signature_matches(body, signature_header, settings.WHATSAPP_APP_SECRET)
+    # A number's own app secret vouches for that number only (see the check on the items below).
+    vouched = {
+        account.phone_number_id
+        for account in accounts
+        if account.app_secret and signature_matches(body, signature_header, account.app_secret)
+    }
+    signed_with = "platform" if platform_signed else "account" if vouched else ""
     if not signed_with:
         _count_bad_signature()
         logger.warning("rejected a webhook with a missing or wrong signature (%d bytes)", len(body))
@@ -202,6 +207,22 @@ def webhook_ingest(*, body: bytes, signature_header: str | None) -> IngestResult
         return IngestResult(400, {"code": exc.code, "message": exc.message})
 
     tenant_by_number = {account.phone_number_id: account.tenant_id for account in accounts}
+    if not platform_signed:
+        # Signed with one tenant's own app secret, the delivery must not speak for another
+        # tenant's number: that secret is in that tenant admin's hands, so it could forge
+        # messages "to" any number whose id it knows.
+        foreign = sorted(({item.phone_number_id for item in items} & set(tenant_by_number)) - vouched)
+        if foreign:
+            _count_bad_signature()
+            logger.warning("rejected a webhook signed with a number's own secret that names other numbers: %s", foreign)
+            return IngestResult(
+                401,
+                {
+                    "code": "signature_invalid",
+                    "message": "X-Hub-Signature-256 does not match the app secret of every number in the delivery.",
+                    "extra": {"phone_number_ids": foreign},
+                },
+            )
     rows = []
     for item in items:
         tenant_id = tenant_by_number.get(item.phone_number_id)
