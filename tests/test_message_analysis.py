@@ -93,6 +93,69 @@ def test_a_grateful_swahili_customer_and_a_short_reply_keeps_the_language(tenant
         assert Conversation.objects.get(pk=short.conversation_id).language == "sw"
 
 
+def test_a_first_hi_is_a_guess_and_a_plain_english_question_then_sets_the_language(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        hi = _analysed(_text(tenant_a, "Hi", wa_id="254711000781"))
+        assert hi.analysis["language"]["reliable"] is False
+        # A guess on two letters neither becomes the conversation's language nor buys a translation.
+        assert Conversation.objects.get(pk=hi.conversation_id).language == ""
+        assert hi.analysis["translation"]["status"] in ("not_needed", "untranslated")
+        assert hi.analysis["translation"].get("reason") != "no translation provider is available"
+        # lingua alone gives English only 0.45 here; with CLD2 agreeing it is reliable.
+        question = _analysed(_text(tenant_a, "Where is my order?", wa_id="254711000781"))
+        assert (question.language, question.analysis["language"]["reliable"]) == ("en", True)
+        assert Conversation.objects.get(pk=question.conversation_id).language == "en"
+
+
+def test_an_english_question_in_a_swahili_conversation_is_english(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _analysed(_text(tenant_a, "Habari, oda yangu haijafika bado", wa_id="254711000782"))
+        switched = _analysed(_text(tenant_a, "I want to talk to a human please", wa_id="254711000782"))
+        assert switched.language == "en"
+        assert Conversation.objects.get(pk=switched.conversation_id).language == "en"
+
+
+def test_a_failure_after_the_results_leaves_the_message_to_be_analysed_again(
+    tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apps.conversations import analysis
+
+    fired: list[int] = []
+
+    def rules_fail_once(_hook: Any, message: Message) -> None:
+        fired.append(message.pk)
+        if len(fired) == 1:
+            raise RuntimeError("the rules' database went away")
+
+    monkeypatch.setattr(analysis, "hooks_fire", rules_fail_once)
+    with tenant_context(tenant_a.organization):
+        message = _text(tenant_a, "I need to talk to a person please", wa_id="254711000783")
+        with pytest.raises(RuntimeError):
+            message_analyse(message_id=message.pk)
+        # Nothing of it was kept: not the results, not the hand-off.
+        assert Message.objects.get(pk=message.pk).analysed_at is None
+        assert Conversation.objects.get(pk=message.conversation_id).status == Conversation.Status.BOT
+        # The retry does all of it.
+        assert message_analyse(message_id=message.pk) is not None
+        assert fired == [message.pk, message.pk]
+        assert Conversation.objects.get(pk=message.conversation_id).status == Conversation.Status.WAITING
+
+
+def test_a_failing_summary_does_not_cost_the_hand_off(tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch) -> None:
+    from apps.conversations import analysis
+
+    def summary_fails(**_kwargs: Any) -> bool:
+        raise RuntimeError("provider and fallback both broke")
+
+    monkeypatch.setattr(analysis, "conversation_summary_refresh", summary_fails)
+    with tenant_context(tenant_a.organization):
+        message = _text(tenant_a, "I need to talk to a person please", wa_id="254711000784")
+        with pytest.raises(RuntimeError):
+            message_analyse(message_id=message.pk)
+        assert Message.objects.get(pk=message.pk).analysed_at is not None
+        assert Conversation.objects.get(pk=message.conversation_id).status == Conversation.Status.WAITING
+
+
 def test_a_message_without_text_keeps_the_conversation_language(tenant_a: TenantSetup) -> None:
     with tenant_context(tenant_a.organization):
         _analysed(

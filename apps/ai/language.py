@@ -7,7 +7,12 @@
 - Google's CLD2 (`pycld2`) gives a second opinion: when it reliably reads Hausa or Yoruba,
   that wins. The fallback knows Hausa tweets, not support chats ("Kudi na bai shigo ba"),
   and lingua confuses Yoruba written without its tone marks with English or Swahili.
-- Short or unreliable messages ("ok", "👍", "asante") keep the conversation's language.
+- Short or unreliable messages ("ok", "👍", "asante") keep the conversation's language. A
+  message is reliable when lingua is sure, or when lingua and CLD2 agree on it: lingua's
+  confidence is spread over all configured languages, so a plain "Where is my order?" gets
+  0.45 for English and would otherwise stay in the conversation's earlier language.
+- @handles, links and e-mail addresses say nothing about the language and are removed
+  first: the fallback learned "@user" from AfriSenti's Hausa tweets.
 """
 
 from __future__ import annotations
@@ -75,6 +80,13 @@ _SHORT_WORDS = {
 }
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+# Links, e-mail addresses and @handles (Twitter's, or an e-mail's remainder), and retweet marks.
+_NOT_LANGUAGE = re.compile(r"https?://\S+|www\.\S+|\S+@\S+|@\w+|\bRT\b", re.UNICODE)
+
+
+def language_text(text: str) -> str:
+    """The part of `text` that is language: without links, e-mail addresses, @handles and RT marks."""
+    return " ".join(_NOT_LANGUAGE.sub(" ", text).split())
 
 
 @dataclass(frozen=True)
@@ -128,50 +140,54 @@ def _history_language(history: list[str] | None) -> str | None:
     if not known:
         return None
     counts = Counter(known)
-    # Most frequent, ties to the most recent (history is oldest first).
-    return max(reversed(known), key=lambda code: counts[code])
+    # Most frequent, ties to the most recent (history is newest first; max keeps the first).
+    return max(known, key=lambda code: counts[code])
 
 
 def _iso(language: Language) -> str:
     return language.iso_code_639_1.name.lower()
 
 
-def _guess(text: str, letters: list[str], languages: tuple[str, ...]) -> tuple[str, float]:
+def _guess(text: str, letters: list[str], languages: tuple[str, ...]) -> tuple[str, float, bool]:
+    """(code, confidence, whether CLD2 reliably agrees with lingua's answer)."""
     ethiopic = sum(1 for char in letters if _is_ethiopic(char))
     if ethiopic * 2 >= len(letters):
-        return "am", min(1.0, 0.5 + ethiopic / 20)
+        return "am", min(1.0, 0.5 + ethiopic / 20), False
     words = text.lower().strip(" !.?,").split()
     short = " ".join(words)
     if short in _SHORT_WORDS and len(words) <= 2:
-        return _SHORT_WORDS[short], 0.6
+        return _SHORT_WORDS[short], 0.6, False
     values = _detector(languages).compute_language_confidence_values(text)
     if not values:
-        return UNKNOWN, 0.0
+        return UNKNOWN, 0.0, False
     code, confidence = _iso(values[0].language), float(values[0].value)
     second = cld2_language(text)
     if second in CLD2_OVERRIDES and second != code and (second == "ha" or second in languages):
-        return second, CLD2_CONFIDENCE
+        return second, CLD2_CONFIDENCE, False
     replaceable = code in FALLBACK_MAY_REPLACE or (code in FALLBACK_MAY_REPLACE_UNSURE and confidence < LINGUA_UNSURE)
     if replaceable and FALLBACK_PATH.exists():
         proba = fallback_proba(text)
         for candidate, threshold in FALLBACK_THRESHOLDS.items():
             if proba.get(candidate, 0.0) >= threshold:
-                return candidate, proba[candidate]
-    return code, confidence
+                return candidate, proba[candidate], False
+    return code, confidence, second == code
 
 
 def detect_language(
     text: str, history_languages: list[str] | None = None, *, languages: tuple[str, ...] = DEFAULT_LANGUAGES
 ) -> LanguageResult:
-    """Detect the language of a message; the conversation's recent languages win when the text says too little."""
-    letters = [char for char in unicodedata.normalize("NFC", text) if _LETTER.match(char)]
+    """Detect the language of a message; the conversation's recent languages win when the text says too little.
+
+    `history_languages` are the conversation's recent languages, newest first.
+    """
+    text = language_text(unicodedata.normalize("NFC", text))
+    letters = [char for char in text if _LETTER.match(char)]
     sticky = _history_language(history_languages)
     if not letters:
         return LanguageResult(sticky or UNKNOWN, 0.5 if sticky else 0.0, False)
-    code, confidence = _guess(text, letters, languages)
-    reliable = confidence >= MIN_RELIABLE_CONFIDENCE and (
-        len(letters) >= MIN_RELIABLE_LETTERS or (code == "am" and len(letters) >= 4)
-    )
+    code, confidence, agreed = _guess(text, letters, languages)
+    enough = len(letters) >= MIN_RELIABLE_LETTERS or (code == "am" and len(letters) >= 4)
+    reliable = enough and (confidence >= MIN_RELIABLE_CONFIDENCE or agreed)
     if not reliable and sticky is not None:
         return LanguageResult(sticky, max(confidence, 0.5) if code == sticky else 0.5, False)
     return LanguageResult(code, confidence, reliable)

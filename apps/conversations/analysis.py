@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.ai.language import UNKNOWN as UNKNOWN_LANGUAGE
-from apps.ai.language import detect_language
+from apps.ai.language import LanguageResult, detect_language
 from apps.ai.router import classify_intent, translate
 from apps.ai.selectors import custom_intent_examples
 from apps.ai.sentiment import analyse_sentiment
@@ -37,12 +37,14 @@ ANALYSIS_VERSION = 1
 
 def _history_languages(message: Message) -> list[str]:
     """The conversation's recent customer languages, newest first (the conversation's own last)."""
+    # Only reliable detections: a guess on "Hi" must not decide the next messages' language.
     recent = list(
         Message.objects.filter(
             conversation_id=message.conversation_id,
             direction=Message.Direction.INBOUND,
             sent_at__lte=message.sent_at,
             analysed_at__isnull=False,
+            analysis__language__reliable=True,
         )
         .exclude(pk=message.pk)
         .exclude(language="")
@@ -68,12 +70,15 @@ def message_analyse(*, message_id: int) -> Message | None:
     started = time.perf_counter()
     text = message.text.strip()
     analysis: dict[str, object] = {"version": ANALYSIS_VERSION, "provider": "local"}
+    detected: LanguageResult | None = None
     if not text:
         # A photo without a caption, a sticker, a location: nothing to read; the language stays.
         analysis["skipped"] = "no text"
         message.language = message.conversation.language
     else:
-        language = detect_language(text, _history_languages(message), languages=tuple(settings.AI_DETECT_LANGUAGES))
+        language = detected = detect_language(
+            text, _history_languages(message), languages=tuple(settings.AI_DETECT_LANGUAGES)
+        )
         intent = classify_intent(text, intents=custom_intent_examples() or None, language=language.code)
         sentiment = analyse_sentiment(text, language=language.code)
         message.language = "" if language.code == UNKNOWN_LANGUAGE else language.code
@@ -98,12 +103,18 @@ def message_analyse(*, message_id: int) -> Message | None:
             sentiment={"score": message.sentiment, "label": sentiment.label, "probabilities": sentiment.probabilities},
         )
         analysis["provider"] = intent.provider
-        analysis["translation"] = _translation(message, text)
-        _conversation_language_update(message.conversation, language.code, reliable=language.reliable)
+        known = language.reliable or message.language == message.conversation.language
+        analysis["translation"] = _translation(message, text, language_known=known)
     analysis["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
     message.analysis = analysis
     message.analysed_at = timezone.now()
+    handoff_reason = _handoff_reason(message)
+    # One transaction for the results and what they set off (hand-off, rules, the bot's turn):
+    # if any of it fails, the message stays unanalysed and the retry (or the sweeper) redoes
+    # all of it, instead of finding it analysed and leaving the customer without a reply.
     with transaction.atomic():
+        if detected is not None:
+            _conversation_language_update(message.conversation, detected.code, reliable=detected.reliable)
         message.save(
             update_fields=[
                 "translation",
@@ -127,27 +138,39 @@ def message_analyse(*, message_id: int) -> Message | None:
                 "sentiment": message.sentiment,
             },
         )
-    conversation_summary_refresh(conversation=message.conversation)
-    handoff_reason = _handoff_reason(message)
-    with transaction.atomic():
         if handoff_reason:
-            from apps.conversations.lifecycle import conversation_handoff
-
-            conversation_handoff(conversation=message.conversation, reason=handoff_reason)
+            _handoff(message.conversation, handoff_reason)
         # At commit, in this order: the rules (tickets) see the new status first, then the
         # bot's automation is queued and sees what the rules did (see hooks.py).
         hooks_fire(on_message_analysed, message)
         from apps.conversations.tasks import message_automation_task
 
         enqueue_on_commit(message_automation_task, message.pk)
+    # Last: the rolling summary may wait on a provider, and only the copilot reads it.
+    conversation_summary_refresh(conversation=message.conversation)
     return message
 
 
-def _translation(message: Message, text: str) -> dict[str, object]:
+def _handoff(conversation: Conversation, reason: str) -> None:
+    from apps.conversations.exceptions import ConversationTransitionInvalid
+    from apps.conversations.lifecycle import conversation_handoff
+
+    try:
+        with transaction.atomic():
+            conversation_handoff(conversation=conversation, reason=reason)
+    except ConversationTransitionInvalid:
+        # Closed since the message arrived: nobody to hand it to, and no reason to fail.
+        logger.info("conversation %s was not handed off (%s): it is closed", conversation.pk, reason)
+
+
+def _translation(message: Message, text: str, *, language_known: bool) -> dict[str, object]:
     """Translate into the tenant's working language when a provider can; never pretend offline."""
     target = organization_working_language()
     if not message.language or message.language == target:
         return {"status": "not_needed", "target": target}
+    if not language_known:
+        # "Hi" guessed as Swahili is not worth a paid translation from Swahili.
+        return {"status": "untranslated", "target": target, "reason": "the language is uncertain"}
     result = translate(text, message.language, target)
     if not result.translated:
         return {"status": "untranslated", "target": target, "reason": "no translation provider is available"}
@@ -168,10 +191,10 @@ def _handoff_reason(message: Message) -> str:
 
 
 def _conversation_language_update(conversation: Conversation, code: str, *, reliable: bool) -> None:
-    """A conversation takes a language from a reliable detection, or from its first guess."""
+    """A conversation takes its language from reliable detections only (a first "Hi" is a guess)."""
     if code == UNKNOWN_LANGUAGE or code == conversation.language:
         return
-    if reliable or not conversation.language:
+    if reliable:
         Conversation.objects.filter(pk=conversation.pk).update(language=code)
         conversation.language = code
 

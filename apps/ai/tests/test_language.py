@@ -47,6 +47,30 @@ def test_short_message_without_history_is_unreliable_or_known() -> None:
     assert not detect_language("ok").reliable
 
 
+def test_ties_in_the_history_go_to_the_most_recent() -> None:
+    assert detect_language("ok", ["fr", "sw"]).code == "fr"  # newest first
+    assert detect_language("ok", ["sw", "fr"]).code == "sw"
+
+
+@pytest.mark.parametrize("text", ["Where is my order?", "I want to talk to a human please"])
+def test_lingua_and_cld2_agreeing_make_a_plain_sentence_reliable(text: str) -> None:
+    result = detect_language(text, ["sw"])
+    assert (result.code, result.reliable) == ("en", True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Watching the @anonymous play ball tonight.",  # the fallback read "@..." as Hausa
+        "@anonymous love it, your work is amazing",
+        "My email is wanjiru@example.com and I cannot log in",
+        "I paid but https://pay.example.com/x says my payment failed",
+    ],
+)
+def test_handles_links_and_addresses_are_not_language(text: str) -> None:
+    assert detect_language(text).code == "en"
+
+
 def test_a_clear_long_message_switches_language() -> None:
     result = detect_language("Nataka kuzungumza na mtu kuhusu malipo yangu ya mwezi uliopita", ["en", "en"])
     assert (result.code, result.reliable) == ("sw", True)
