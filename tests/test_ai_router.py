@@ -165,6 +165,17 @@ def test_llm_classification_returns_the_offline_type_and_is_cached(tenant_a: Ten
     assert {"billing_payment", "refund_status", "unknown"} <= set(schema["properties"]["intent"]["enum"])
 
 
+def test_a_classification_the_model_doubts_is_unknown(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
+    ai_fakes.openai.text = json.dumps({"intent": "human_request", "confidence": 0.05})
+    with schema_context(tenant_a.schema):
+        ai_configure(ai_fakes)
+        result = router.classify_intent("hmm")
+        assert (result.intent, result.confidence, result.provider) == ("unknown", 0.05, "openai")
+        # The same from the cache: the raw answer is what is cached, the threshold applies on top.
+        again = router.classify_intent("hmm")
+        assert (again.cached, again.intent) == (True, "unknown")
+
+
 def test_an_invalid_classification_falls_back_to_the_next_provider(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
     ai_fakes.openai.text = json.dumps({"intent": "made_up", "confidence": 3})
     ai_fakes.google.text = BILLING
@@ -329,3 +340,18 @@ def test_provider_text_postgresql_cannot_store_is_replaced(tenant_a: TenantSetup
         ai_configure(ai_fakes, keys=("openai",))
         assert router.translate("Habari rafiki", "sw", "en").text == "Hello\ufffd there \ufffd friend"
         assert router.generate_stream("hello").text() == "Hello\ufffd there \ufffd friend"
+
+
+def test_a_value_refilled_from_the_database_expires_in_redis(tenant_a: TenantSetup) -> None:
+    from django.conf import settings
+    from django.core.cache import cache
+
+    from apps.ai.selectors import CACHE_PREFIX, ai_cache_get
+    from apps.ai.services import ai_cache_put
+
+    with schema_context(tenant_a.schema):
+        ai_cache_put(key="refill", task="classify", provider="openai", model="gpt-4o-mini", value=["greeting", 0.9])
+        cache.delete(CACHE_PREFIX + "refill")  # Redis forgot it (expired, restarted)
+        assert ai_cache_get("refill") == ["greeting", 0.9]
+        ttl = cache._cache.get_client(write=False).ttl(cache.make_key(CACHE_PREFIX + "refill"))  # type: ignore[attr-defined]
+        assert 0 < ttl <= settings.AI_CACHE_REDIS_TTL_SECONDS

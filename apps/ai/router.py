@@ -293,6 +293,11 @@ def embed(texts: Sequence[str], *, kind: EmbedKind = "query") -> EmbedResult:
 # --- classify ----------------------------------------------------------------------------
 
 
+# Below this self-reported confidence a provider's intent is `unknown` (the model rates
+# another answer at least as likely).
+PROVIDER_MIN_CONFIDENCE = 0.5
+
+
 def _parse_intent(text: str, names: Sequence[str], provider: str) -> tuple[str, float]:
     raw = text.strip()
     if raw.startswith("```"):  # some models fence JSON even when asked not to
@@ -358,6 +363,10 @@ def classify_intent(
     answered = run_chain(plan, call, attempts, lookup=lookup)
     if answered is not None:
         intent, confidence = answered.value
+        if confidence < PROVIDER_MIN_CONFIDENCE:
+            # The model's own doubt: flows, rules and auto-replies act on the intent, so a
+            # guess it rates unlikely is `unknown`, as below the offline thresholds.
+            intent = UNKNOWN
         return RoutedIntentResult(
             intent=intent,
             confidence=confidence,

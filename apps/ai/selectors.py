@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Sum
 from django.utils import timezone
@@ -61,7 +62,7 @@ def ai_cache_get(key: str) -> Any | None:
     if row is None:
         return None
     try:
-        cache.set(CACHE_PREFIX + key, row, timeout=None)
+        cache.set(CACHE_PREFIX + key, row, timeout=settings.AI_CACHE_REDIS_TTL_SECONDS)
     except Exception:
         logger.warning("AI cache: Redis write failed", exc_info=True)
     return row
