@@ -355,3 +355,21 @@ def test_a_value_refilled_from_the_database_expires_in_redis(tenant_a: TenantSet
         assert ai_cache_get("refill") == ["greeting", 0.9]
         ttl = cache._cache.get_client(write=False).ttl(cache.make_key(CACHE_PREFIX + "refill"))  # type: ignore[attr-defined]
         assert 0 < ttl <= settings.AI_CACHE_REDIS_TTL_SECONDS
+
+
+def test_gemini_flash_is_told_not_to_think_and_thoughts_are_metered(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
+    ai_fakes.google.text = BILLING
+    with schema_context(tenant_a.schema):
+        ai_configure(ai_fakes, keys=("google",))
+        answer = router.generate("Write a ticket title", max_tokens=30)
+        assert (answer.provider, answer.model) == ("google", "gemini-2.5-flash")
+        generate = AIUsage.objects.get(provider="google", task="generate")
+        assert generate.tokens_out == 5  # no thoughts: thinking was off
+        # Flash-Lite is not sent a budget (it does not think unless asked); thoughts, if a
+        # model has them, are billed as output and metered so.
+        router.classify_intent("You charged me twice")
+        classify = AIUsage.objects.get(provider="google", task="classify")
+        assert classify.tokens_out == 5 + 11
+    bodies = [call.body["generationConfig"] for call in ai_fakes.google.calls("generate")]
+    assert bodies[0]["thinkingConfig"] == {"thinking_budget": 0}  # as the SDK writes it
+    assert "thinkingConfig" not in bodies[1]

@@ -299,15 +299,24 @@ class FakeGemini(FakeLLMApi):
         return {"error": {"code": status, "message": f"scripted {status}", "status": "INTERNAL"}}
 
     @staticmethod
-    def _usage() -> dict[str, int]:
-        return {"promptTokenCount": 17, "candidatesTokenCount": 5, "totalTokenCount": 22}
+    def _usage(body: Any) -> dict[str, int]:
+        usage = {"promptTokenCount": 17, "candidatesTokenCount": 5, "totalTokenCount": 22}
+        # Like Gemini 2.5: it thinks (billed as output) unless told a thinking budget of 0.
+        # Proto JSON: the API takes field names in lowerCamelCase or as written in the proto,
+        # and the SDK sends this one as `thinking_budget`.
+        config = body.get("generationConfig", {}) if isinstance(body, dict) else {}
+        thinking = config.get("thinkingConfig", {})
+        if thinking.get("thinkingBudget", thinking.get("thinking_budget")) != 0:
+            usage["thoughtsTokenCount"] = 11
+            usage["totalTokenCount"] += 11
+        return usage
 
     def answer(self, text: str, body: Any) -> dict[str, Any]:
         return {
             "candidates": [
                 {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}
             ],
-            "usageMetadata": self._usage(),
+            "usageMetadata": self._usage(body),
             "modelVersion": "fake",
         }
 
@@ -318,7 +327,7 @@ class FakeGemini(FakeLLMApi):
             chunk: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": [{"text": word}]}}]}
             if i == len(words) - 1:
                 chunk["candidates"][0]["finishReason"] = "STOP"
-                chunk["usageMetadata"] = self._usage()
+                chunk["usageMetadata"] = self._usage(body)
             events.append(_sse(chunk))
         return events
 

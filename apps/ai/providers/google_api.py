@@ -42,6 +42,18 @@ def _error(exc: Exception) -> ProviderError:
     return ProviderError(NAME, f"{type(exc).__name__}: {exc}", transient=False)
 
 
+def _thinks_unless_told(model: str) -> bool:
+    """Gemini 2.5 Flash (not Flash-Lite, which does not think by default; Pro cannot stop)."""
+    return model.startswith("gemini-2.5-flash") and "lite" not in model
+
+
+def _tokens_out(meta: types.GenerateContentResponseUsageMetadata | None) -> int:
+    """Output tokens as billed: the answer's and the thoughts' (billed at the output price)."""
+    if meta is None:
+        return 0
+    return (meta.candidates_token_count or 0) + (meta.thoughts_token_count or 0)
+
+
 class GoogleProvider:
     name = NAME
     can_generate = True
@@ -72,6 +84,10 @@ class GoogleProvider:
         if request.json_schema is not None:
             config.response_mime_type = "application/json"
             config.response_json_schema = dict(request.json_schema)
+        if _thinks_unless_told(request.model):
+            # 2.5 Flash thinks by default, and its thoughts count against max_output_tokens: a
+            # 30-token ticket title came back empty. Helpdesk answers need no thinking.
+            config.thinking_config = types.ThinkingConfig(thinking_budget=0)
         return config
 
     def complete(self, request: CompletionRequest) -> Completion:
@@ -84,9 +100,7 @@ class GoogleProvider:
                 raise ProviderError(NAME, "an answer without text", transient=False)
             meta = response.usage_metadata
             return Completion(
-                text=text,
-                tokens_in=(meta.prompt_token_count or 0) if meta else 0,
-                tokens_out=(meta.candidates_token_count or 0) if meta else 0,
+                text=text, tokens_in=(meta.prompt_token_count or 0) if meta else 0, tokens_out=_tokens_out(meta)
             )
         except Exception as exc:  # the SDK edge: every failure becomes a ProviderError
             raise _error(exc) from exc
@@ -100,7 +114,7 @@ class GoogleProvider:
                 meta = chunk.usage_metadata
                 if meta is not None:
                     usage.tokens_in = meta.prompt_token_count or usage.tokens_in
-                    usage.tokens_out = meta.candidates_token_count or usage.tokens_out
+                    usage.tokens_out = _tokens_out(meta) or usage.tokens_out
                 text = chunk.text
                 if text:
                     yield text
