@@ -6,6 +6,7 @@ import itertools
 import json
 import threading
 import time
+from datetime import time as datetime_time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,7 +30,7 @@ from apps.flows.services import (
     flow_runs_resume_due_sweep,
 )
 from apps.flows.tests.fakes import graph_of, node
-from apps.tickets.models import BusinessCalendar
+from apps.tickets.models import BusinessCalendar, BusinessHoursPeriod
 from apps.whatsapp.payloads import parse_message
 from tests.conftest import PASSWORD, TenantSetup
 
@@ -252,6 +253,25 @@ def test_business_hours_trigger_uses_the_business_calendar(tenant_a: TenantSetup
         wa_id = "254711000011"
         _says(tenant_a, wa_id, "is anyone there")
         assert _bot(wa_id) == ["We are closed"]
+
+
+def test_a_calendar_with_an_unknown_time_zone_never_silences_the_bot(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        # Saved before the admin checked the name: "Nairobi" is not a zone ZoneInfo can read.
+        calendar = BusinessCalendar.objects.create(name=f"Typed {next(_numbers)}", time_zone="Nairobi")
+        for day in range(7):
+            BusinessHoursPeriod.objects.create(
+                calendar=calendar, weekday=day, start=datetime_time(0), end=datetime_time(0)
+            )
+        _flow(
+            "Open",
+            graph_of(
+                node("a", "send_message", text="We are open"), trigger={"kind": "business_hours", "when": "inside"}
+            ),
+        )
+        wa_id = "254711000041"
+        _says(tenant_a, wa_id, "is anyone there")
+        assert _bot(wa_id) == ["We are open"]
 
 
 def test_runs_and_their_steps_are_visible_in_the_admin(tenant_a: TenantSetup) -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
@@ -28,6 +30,7 @@ from .models import (
     SLAPolicy,
     Ticket,
     TicketEvent,
+    time_zone_names,
 )
 from .services.tickets import ticket_conversation_link, ticket_create, ticket_merge, ticket_update
 
@@ -142,7 +145,26 @@ class HolidayInline(admin.TabularInline[Holiday, BusinessCalendar]):
     extra = 1
 
 
+def _time_zone_choices() -> list[tuple[str, str]]:
+    return [("", gettext("The organisation's time zone")), *((name, name) for name in sorted(time_zone_names()))]
+
+
+class BusinessCalendarForm(forms.ModelForm[BusinessCalendar]):
+    # A list to pick from: a typed "EAT" or "Nairobi" is not a zone the clocks can read.
+    time_zone = forms.ChoiceField(
+        label=_("time zone"),
+        choices=_time_zone_choices,
+        required=False,
+        help_text=_("Empty: the organisation's time zone."),
+    )
+
+    class Meta:
+        model = BusinessCalendar
+        fields = ["name", "time_zone"]
+
+
 class BusinessCalendarAdmin(admin.ModelAdmin[BusinessCalendar]):
+    form = BusinessCalendarForm
     list_display = ["name", "time_zone"]
     inlines = [PeriodInline, HolidayInline]
 
