@@ -8,17 +8,20 @@ from datetime import time, timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from apps.accounts.models import AgentProfile
+from apps.accounts.roles import KNOWLEDGE_EDITOR
+from apps.accounts.services import user_create
 from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_handoff
 from apps.conversations.models import Conversation
 from apps.core.tenancy import tenant_context
 from apps.tickets.models import BusinessCalendar, BusinessHoursPeriod, SLAPolicy, Ticket
 from apps.tickets.services.tickets import ticket_create, ticket_update
-from tests.conftest import TenantSetup
+from tests.conftest import PASSWORD, TenantSetup
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +120,32 @@ def test_a_stored_unknown_time_zone_or_an_empty_calendar_never_fails_a_ticket(
             conversation_handoff(conversation=conversation, reason="customer asked for a person")
         handed = Ticket.objects.get(conversations=conversation)
         assert handed.first_response_due_at is not None
+
+
+def test_a_ticket_the_service_refuses_in_the_admin_is_an_error_on_the_form(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        # A knowledge editor given the admin's ticket permissions, but not the role's capability.
+        editor = user_create(email=f"editor-{next(_numbers)}@example.test", password=PASSWORD, role=KNOWLEDGE_EDITOR)
+        editor.user_permissions.add(
+            *Permission.objects.filter(content_type__app_label="tickets", codename__in=["add_ticket", "view_ticket"])
+        )
+        before = Ticket.objects.count()
+    client = tenant_a.client()
+    assert client.post("/admin/login/", {"username": editor.email, "password": PASSWORD}).status_code == 302
+    response = client.post(
+        "/admin/tickets/ticket/add/",
+        {
+            "title": "Not mine to open",
+            "description": "",
+            "status": "new",
+            "priority": "high",
+            "tags": "",
+            "conversations": "",
+            "events-TOTAL_FORMS": "0",
+            "events-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200
+    assert b"Your role does not allow this." in response.content and b"errornote" in response.content
+    with tenant_context(tenant_a.organization):
+        assert Ticket.objects.count() == before
