@@ -168,6 +168,42 @@ def _check_translations(node: Node, key: str, limit: int) -> None:
             )
 
 
+def _check_pattern(node: Node, pattern: Any) -> None:
+    """A user's regular expression must compile; `re` raises more than `re.error` on some."""
+    try:
+        re.compile(str(pattern))
+    except re.error as exc:
+        raise _fail(node.id, _("the regular expression is not valid: %(error)s") % {"error": exc}) from exc
+    except OverflowError as exc:  # "a{4294967296}"
+        raise _fail(node.id, _("the regular expression repeats something too many times.")) from exc
+    except RecursionError as exc:  # thousands of nested groups
+        raise _fail(node.id, _("the regular expression is nested too deeply.")) from exc
+
+
+def _check_patterns(node: Node) -> None:
+    c = node.config
+    if node.type == TRIGGER and c.get("kind") == "regex":
+        _check_pattern(node, c.get("pattern", ""))
+    elif node.type == CONDITION and isinstance(c.get("rules"), list):
+        for rule in c["rules"]:
+            if isinstance(rule, dict) and rule.get("op") == "regex":
+                _check_pattern(node, rule.get("value", ""))
+    elif node.type == ACTION and c.get("pattern"):
+        _check_pattern(node, c["pattern"])
+
+
+def graph_check_runnable(graph: Graph) -> None:
+    """What the interpreter needs to walk even an unfinished draft: links to steps that exist, patterns that compile."""
+    for node in graph.nodes.values():
+        for branch, target in node.next.items():
+            if target not in graph.nodes:
+                raise _fail(
+                    node.id,
+                    _("branch %(branch)r leads to unknown node %(target)r.") % {"branch": branch, "target": target},
+                )
+        _check_patterns(node)
+
+
 def _check_node(node: Node, graph: Graph) -> None:
     c = node.config
     try:
@@ -178,7 +214,7 @@ def _check_node(node: Node, graph: Graph) -> None:
             if kind == "keyword" and not [k for k in c.get("keywords", []) if str(k).strip()]:
                 raise _fail(node.id, _("a keyword trigger needs at least one keyword."))
             if kind == "regex":
-                re.compile(str(c.get("pattern", "")))
+                _check_pattern(node, c.get("pattern", ""))
         elif node.type == SEND_MESSAGE:
             if c.get("template"):
                 template = c["template"]
@@ -205,7 +241,7 @@ def _check_node(node: Node, graph: Graph) -> None:
                 if rule.get("field") not in CONDITION_FIELDS or rule.get("op", "equals") not in CONDITION_OPS:
                     raise _fail(node.id, _("rule %(rule)r is not valid.") % {"rule": rule})
                 if rule.get("op") == "regex":
-                    re.compile(str(rule.get("value", "")))
+                    _check_pattern(node, rule.get("value", ""))
         elif node.type == DELAY:
             seconds = c.get("seconds")
             if not isinstance(seconds, int) or seconds <= 0:
@@ -223,7 +259,7 @@ def _check_node(node: Node, graph: Graph) -> None:
             if c["action"] in ("set_field", "set_variable") and not str(c.get("name", "")).strip():
                 raise _fail(node.id, _("name is required."))
             if c.get("pattern"):
-                re.compile(str(c["pattern"]))
+                _check_pattern(node, c["pattern"])
         elif node.type == API_CALL:
             if str(c.get("method", "GET")).upper() not in HTTP_METHODS:
                 raise _fail(node.id, _("unsupported HTTP method."))
@@ -240,8 +276,6 @@ def _check_node(node: Node, graph: Graph) -> None:
             _check_translations(node, "text", wa.TEXT_MAX)
     except wa.MessageInvalid as exc:
         raise _fail(node.id, exc.message) from exc
-    except re.error as exc:
-        raise _fail(node.id, _("the regular expression is not valid: %(error)s") % {"error": exc}) from exc
     except (TypeError, ValueError, AttributeError) as exc:
         raise _fail(node.id, _("the settings are malformed.")) from exc
 
