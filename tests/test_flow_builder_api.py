@@ -341,6 +341,32 @@ def test_drafts_python_cannot_read_get_clear_400s_naming_the_problem(tenant_a: T
         assert imported({"format_version": "1", "priority": 1000, "graph": _menu_graph()}).status_code == 201
 
 
+def test_publish_refuses_a_path_longer_than_one_message_may_walk(tenant_a: TenantSetup) -> None:
+    from apps.flows.engine import MAX_NODES_PER_EVENT
+
+    def chain(count: int, *, before: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        steps = [node(f"t{i}", "action", {"default": f"t{i + 1}"}, action="tag", value=f"t{i}") for i in range(count)]
+        return graph_of(*(before or []), *steps, node(f"t{count}", "send_message", text="done"))
+
+    with tenant_context(tenant_a.organization):
+        client = _client(tenant_a, _user(ADMIN))
+        # Trigger + 22 actions + a send: 24 steps for one message, which the interpreter stops at 20.
+        flow = Flow.objects.create(name="Long", draft=chain(22))
+        refused = client.post(f"/api/v1/flows/{flow.pk}/publish/")
+        assert refused.status_code == 400, refused.content
+        assert refused.json()["code"] == "flow_graph_invalid" and str(MAX_NODES_PER_EVENT) in refused.json()["message"]
+        assert refused.json()["extra"]["node"] == "t19"  # the first step a message would not reach
+        problems = client.post(f"/api/v1/flows/{flow.pk}/check/", {"graph": flow.draft}, format="json").json()
+        assert [p["node"] for p in problems] == ["t19"]
+        # Exactly the limit: trigger + 18 actions + a send.
+        Flow.objects.filter(pk=flow.pk).update(draft=chain(MAX_NODES_PER_EVENT - 2))
+        assert client.post(f"/api/v1/flows/{flow.pk}/publish/").status_code == 201
+        # A wait in between resets the count: each message walks its own stretch.
+        menu = node("menu", "quick_replies", {"default": "t0"}, text="Go on?", options=YES_NO)
+        Flow.objects.filter(pk=flow.pk).update(draft=chain(18, before=[menu]))
+        assert client.post(f"/api/v1/flows/{flow.pk}/publish/").status_code == 201
+
+
 def test_the_test_run_follows_the_draft_and_touches_nothing_real(tenant_a: TenantSetup) -> None:
     with tenant_context(tenant_a.organization):
         client = _client(tenant_a, _user(SUPPORT_MANAGER))

@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 from apps.flows import graph as g
 from apps.flows.ports import Choice, PortError, Ports
 
-MAX_NODES_PER_EVENT = 20  # one message never walks more than this many nodes
+MAX_NODES_PER_EVENT = g.MAX_NODES_PER_EVENT  # one message never walks more than this many nodes
 MAX_STEPS_PER_RUN = 500  # a whole run's budget, so a looping flow cannot pester a customer forever
 DEFAULT_MAX_RETRIES = 2
 # The optional space before a variable goes with it when the value is empty ("Hello {{name}}!").

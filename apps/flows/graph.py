@@ -64,6 +64,9 @@ CONDITION_OPS = frozenset({"contains", "regex", "equals", "not_equals", "gt", "l
 ACTIONS = frozenset({"tag", "set_field", "set_variable", "create_ticket", "close"})
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 TEMPLATE_WINDOW_SECONDS = 24 * 3600  # after 24 h of silence only templates may be sent (131047)
+# One event (a message, a Delay's end) never walks more than this many nodes: the interpreter
+# stops there, and publishing refuses a path between two waits that would reach it.
+MAX_NODES_PER_EVENT = 20
 _NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -325,6 +328,7 @@ def graph_validate(data: Any) -> Graph:
     for node_id in _unreachable(graph):
         raise _fail(node_id, _("no path from the Trigger reaches this node."))
     _check_cycles(graph)
+    _check_walk_length(graph)
     return graph
 
 
@@ -346,6 +350,7 @@ def graph_problems(data: Any) -> list[FlowGraphInvalid]:
     if not problems:
         try:
             _check_cycles(graph)
+            _check_walk_length(graph)
         except FlowGraphInvalid as exc:
             return [exc]
     return list(problems.values())
@@ -370,3 +375,39 @@ def _check_cycles(graph: Graph) -> None:
     for node_id in graph.nodes:
         if colour[node_id] == white:
             visit(node_id)
+
+
+def _check_walk_length(graph: Graph) -> None:
+    """No event may walk more than MAX_NODES_PER_EVENT nodes: from the Trigger or a wait, to the next wait or the end.
+
+    Runs after `_check_cycles`, so between waits the graph has no cycle and the longest
+    stretch is found by one memoised walk. The error names the first node out of reach.
+    """
+    # node → (nodes one event runs from it, itself included, up to the next wait or the end; the next node on that path)
+    longest: dict[str, tuple[int, str | None]] = {}
+
+    def length(node_id: str) -> int:
+        if node_id not in longest:
+            best, via = 0, None
+            for target in graph.nodes[node_id].next.values():
+                walked = 1 if graph.nodes[target].type in WAITING_TYPES else length(target)
+                if walked > best:
+                    best, via = walked, target
+            longest[node_id] = (1 + best, via)
+        return longest[node_id][0]
+
+    starts = [graph.entry, *(n.id for n in graph.nodes.values() if n.type in WAITING_TYPES)]
+    for start in starts:
+        if length(start) <= MAX_NODES_PER_EVENT:
+            continue
+        beyond: str | None = start
+        for _step in range(MAX_NODES_PER_EVENT):
+            beyond = longest[beyond][1] if beyond is not None else None
+        raise _fail(
+            beyond or start,
+            _(
+                "one message would run more than %(limit)d steps in a row to get here (%(limit)d is the most one "
+                "message may run); add a Quick Replies or Delay on the way, or shorten the path."
+            )
+            % {"limit": MAX_NODES_PER_EVENT},
+        )
