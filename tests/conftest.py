@@ -318,6 +318,23 @@ def browser() -> Iterator[Any]:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+def ticket_inserts_refuse(*, refuse: bool) -> None:
+    """Make inserting a ticket fail in the current schema (a database error), or stop doing so."""
+    with connection.cursor() as cursor:
+        if refuse:
+            cursor.execute(
+                "CREATE OR REPLACE FUNCTION tickets_refuse_insert() RETURNS trigger LANGUAGE plpgsql "
+                "AS $$ BEGIN RAISE EXCEPTION 'tickets refused by a test'; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER tickets_refuse_insert BEFORE INSERT ON tickets_ticket "
+                "FOR EACH ROW EXECUTE FUNCTION tickets_refuse_insert()"
+            )
+        else:
+            cursor.execute("DROP TRIGGER IF EXISTS tickets_refuse_insert ON tickets_ticket")
+            cursor.execute("DROP FUNCTION IF EXISTS tickets_refuse_insert()")
+
+
 def tenant_conversations_wipe(tenant: TenantSetup) -> None:
     """Empty a tenant's contacts, conversations, messages and outbox after a committed test.
 

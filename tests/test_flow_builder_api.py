@@ -287,6 +287,86 @@ def test_export_then_import_round_trips_and_bad_files_get_clear_errors(tenant_a:
         assert again.draft == source.draft and again.pk != source.pk
 
 
+def test_drafts_python_cannot_read_get_clear_400s_naming_the_problem(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        client = _client(tenant_a, _user(ADMIN))
+        flow = Flow.objects.create(name="Unfinished", draft=_menu_graph())
+        test_run = f"/api/v1/flows/{flow.pk}/test-run/"
+
+        # "Test this flow" on an unfinished draft: a bad trigger pattern, a link to a deleted step.
+        typo = graph_of(node("a", "send_message", text="hi"), trigger={"kind": "regex", "pattern": "order("})
+        refused = client.post(test_run, {"text": "order 1", "graph": typo}, format="json")
+        assert refused.status_code == 400, refused.content
+        assert refused.json()["code"] == "flow_graph_invalid" and refused.json()["extra"]["node"] == "start"
+        assert "regular expression" in refused.json()["message"]
+        dangling = graph_of(node("a", "send_message", {"default": "gone"}, text="hi"))
+        refused = client.post(test_run, {"text": "hi", "graph": dangling}, format="json")
+        assert refused.status_code == 400, refused.content
+        assert refused.json()["extra"]["node"] == "a" and "'gone'" in refused.json()["message"]
+
+        # Patterns re.compile cannot even refuse cleanly (OverflowError, RecursionError).
+        for pattern in ("a{4294967296}", "(" * 5000 + ")" * 5000):
+            for data in (
+                graph_of(node("a", "send_message", text="hi"), trigger={"kind": "regex", "pattern": pattern}),
+                graph_of(
+                    node(
+                        "a",
+                        "condition",
+                        {"true": "b", "false": "b"},
+                        rules=[{"field": "text", "op": "regex", "value": pattern}],
+                    ),
+                    node("b", "action", action="set_variable", name="x", pattern=pattern),
+                ),
+            ):
+                check = client.post(f"/api/v1/flows/{flow.pk}/check/", {"graph": data}, format="json")
+                assert check.status_code == 200, check.content
+                assert check.json() and all("regular expression" in p["message"] for p in check.json())
+                assert client.post(test_run, {"text": "hi", "graph": data}, format="json").status_code == 400
+                Flow.objects.filter(pk=flow.pk).update(draft=data)
+                published = client.post(f"/api/v1/flows/{flow.pk}/publish/")
+                assert published.status_code == 400 and published.json()["code"] == "flow_graph_invalid"
+
+        # Imports: a format_version that is not a number, a priority the column cannot hold.
+        def imported(document: dict[str, Any]) -> Any:
+            return client.post("/api/v1/flows/import/", document, format="json")
+
+        for version in ("one", None, [1], 1.5):
+            answer = imported({"format": "imaradesk-flow", "format_version": version, "graph": _menu_graph()})
+            assert answer.status_code == 400, (version, answer.content)
+            assert answer.json()["extra"]["reason"] == "format_version"
+        for priority in (10**12, -(10**12), 1001):
+            answer = imported({"format_version": 1, "priority": priority, "graph": _menu_graph()})
+            assert answer.status_code == 400, (priority, answer.content)
+            assert answer.json()["extra"]["reason"] == "priority" and "1000" in answer.json()["message"]
+        assert imported({"format_version": "1", "priority": 1000, "graph": _menu_graph()}).status_code == 201
+
+
+def test_publish_refuses_a_path_longer_than_one_message_may_walk(tenant_a: TenantSetup) -> None:
+    from apps.flows.engine import MAX_NODES_PER_EVENT
+
+    def chain(count: int, *, before: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        steps = [node(f"t{i}", "action", {"default": f"t{i + 1}"}, action="tag", value=f"t{i}") for i in range(count)]
+        return graph_of(*(before or []), *steps, node(f"t{count}", "send_message", text="done"))
+
+    with tenant_context(tenant_a.organization):
+        client = _client(tenant_a, _user(ADMIN))
+        # Trigger + 22 actions + a send: 24 steps for one message, which the interpreter stops at 20.
+        flow = Flow.objects.create(name="Long", draft=chain(22))
+        refused = client.post(f"/api/v1/flows/{flow.pk}/publish/")
+        assert refused.status_code == 400, refused.content
+        assert refused.json()["code"] == "flow_graph_invalid" and str(MAX_NODES_PER_EVENT) in refused.json()["message"]
+        assert refused.json()["extra"]["node"] == "t19"  # the first step a message would not reach
+        problems = client.post(f"/api/v1/flows/{flow.pk}/check/", {"graph": flow.draft}, format="json").json()
+        assert [p["node"] for p in problems] == ["t19"]
+        # Exactly the limit: trigger + 18 actions + a send.
+        Flow.objects.filter(pk=flow.pk).update(draft=chain(MAX_NODES_PER_EVENT - 2))
+        assert client.post(f"/api/v1/flows/{flow.pk}/publish/").status_code == 201
+        # A wait in between resets the count: each message walks its own stretch.
+        menu = node("menu", "quick_replies", {"default": "t0"}, text="Go on?", options=YES_NO)
+        Flow.objects.filter(pk=flow.pk).update(draft=chain(18, before=[menu]))
+        assert client.post(f"/api/v1/flows/{flow.pk}/publish/").status_code == 201
+
+
 def test_the_test_run_follows_the_draft_and_touches_nothing_real(tenant_a: TenantSetup) -> None:
     with tenant_context(tenant_a.organization):
         client = _client(tenant_a, _user(SUPPORT_MANAGER))

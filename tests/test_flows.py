@@ -6,6 +6,7 @@ import itertools
 import json
 import threading
 import time
+from datetime import time as datetime_time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +22,7 @@ from apps.conversations.tasks import message_automation_task
 from apps.core.tenancy import tenant_context
 from apps.flows import graph as g
 from apps.flows.models import Flow, FlowRun, FlowRunStep
+from apps.flows.selectors import flow_runs_resume_due
 from apps.flows.services import (
     flow_activate,
     flow_publish,
@@ -29,7 +31,7 @@ from apps.flows.services import (
     flow_runs_resume_due_sweep,
 )
 from apps.flows.tests.fakes import graph_of, node
-from apps.tickets.models import BusinessCalendar
+from apps.tickets.models import BusinessCalendar, BusinessHoursPeriod
 from apps.whatsapp.payloads import parse_message
 from tests.conftest import PASSWORD, TenantSetup
 
@@ -252,6 +254,58 @@ def test_business_hours_trigger_uses_the_business_calendar(tenant_a: TenantSetup
         wa_id = "254711000011"
         _says(tenant_a, wa_id, "is anyone there")
         assert _bot(wa_id) == ["We are closed"]
+
+
+def test_a_calendar_with_an_unknown_time_zone_never_silences_the_bot(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        # Saved before the admin checked the name: "Nairobi" is not a zone ZoneInfo can read.
+        calendar = BusinessCalendar.objects.create(name=f"Typed {next(_numbers)}", time_zone="Nairobi")
+        for day in range(7):
+            BusinessHoursPeriod.objects.create(
+                calendar=calendar, weekday=day, start=datetime_time(0), end=datetime_time(0)
+            )
+        _flow(
+            "Open",
+            graph_of(
+                node("a", "send_message", text="We are open"), trigger={"kind": "business_hours", "when": "inside"}
+            ),
+        )
+        wa_id = "254711000041"
+        _says(tenant_a, wa_id, "is anyone there")
+        assert _bot(wa_id) == ["We are open"]
+
+
+def test_a_run_waiting_on_quick_replies_after_a_delay_is_not_resumed_again(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _flow(
+            "Check back",
+            graph_of(
+                node("wait", "delay", {"default": "menu"}, seconds=60),
+                node("menu", "quick_replies", {"default": "done"}, text="Still need help?", options=MENU),
+                node("done", "send_message", text="Thanks"),
+                trigger={"kind": "keyword", "keywords": ["checkback"]},
+            ),
+        )
+        wa_id = "254711000042"
+        _says(tenant_a, wa_id, "checkback")
+        run = FlowRun.objects.get(conversation__contact__wa_id=wa_id)
+        later = timezone.now() + timedelta(minutes=2)
+        assert flow_run_resume(run_id=run.pk, token=run.resume_token, now=later)
+        run.refresh_from_db()
+        assert run.status == "waiting" and run.current_node == "menu"
+        assert run.wait_until is None  # it waits on the customer now, not on the clock
+        assert run.pk not in flow_runs_resume_due(now=later + timedelta(hours=1))
+        assert _bot(wa_id) == ["Still need help?"]
+
+        # A run left with a stale deadline (before this fix) is resumed once, harmlessly, and let go.
+        FlowRun.objects.filter(pk=run.pk).update(wait_until=later)
+        assert flow_runs_resume_due_sweep(now=later + timedelta(minutes=5)) == 1
+        run.refresh_from_db()
+        assert run.status == "waiting" and run.current_node == "menu" and run.wait_until is None
+        assert flow_runs_resume_due_sweep(now=later + timedelta(minutes=10)) == 0
+        assert _bot(wa_id) == ["Still need help?"]
+        _says(tenant_a, wa_id, "Track an order", reply_id="track")
+        assert _bot(wa_id) == ["Still need help?", "Thanks"]
 
 
 def test_runs_and_their_steps_are_visible_in_the_admin(tenant_a: TenantSetup) -> None:

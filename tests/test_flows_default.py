@@ -253,7 +253,11 @@ def test_a_flow_over_its_budget_falls_back_to_hand_off_when_nothing_is_known(ten
     with tenant_context(tenant_a.organization):
         chain = [node(f"c{i}", "connector", {"default": f"c{i + 1}"}) for i in range(25)]
         chain.append(node("c25", "send_message", text="never reached"))
-        _flow("Endless", graph_of(*chain, trigger={"kind": "keyword", "keywords": ["loop"]}))
+        data = graph_of(*chain, trigger={"kind": "keyword", "keywords": ["loop"]})
+        with pytest.raises(g.FlowGraphInvalid, match="more than 20 steps"):
+            g.graph_validate(data)  # publishing refuses it now; a version published before that still runs
+        flow = Flow.objects.create(name="Endless", draft=data, trigger=data["nodes"][0]["config"], is_active=True)
+        FlowVersion.objects.create(flow=flow, number=1, graph=data)
         wa_id = "254722000011"
         message = _says(tenant_a, wa_id, "loop: can I pay my electricity bill here?")
         run = FlowRun.objects.get(conversation__contact__wa_id=wa_id)

@@ -13,10 +13,10 @@ from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_handoff
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.core.tenancy import tenant_context
-from apps.tickets.models import BusinessCalendar, SLAEvent, SLAPolicy, Ticket
+from apps.tickets.models import SLAEvent, SLAPolicy, Ticket
 from apps.tickets.services.tickets import ticket_create, ticket_update
 from apps.tickets.tasks import tickets_handoff_sweep_task
-from tests.conftest import TenantSetup, tenant_conversations_wipe
+from tests.conftest import TenantSetup, tenant_conversations_wipe, ticket_inserts_refuse
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 
@@ -59,14 +59,14 @@ def test_a_breach_is_recorded_by_the_eta_task_in_its_own_tenant(
 def test_a_failed_hand_off_ticket_is_opened_later_by_the_worker_once(
     celery_worker: str, tenant_a: TenantSetup, tenant_b: TenantSetup
 ) -> None:
-    """Ticket creation fails at the hand-off (the SLA calendar has no hours); the retry and sweep recover it."""
+    """Ticket creation fails at the hand-off (a database error); the retry and sweep recover it."""
     with tenant_context(tenant_a.organization):
         AgentProfile.objects.update(status=AgentProfile.Status.OFFLINE)
         SLAPolicy.objects.filter(priority="medium").update(is_active=False)
-        calendar = BusinessCalendar.objects.create(name="Hours not set yet")
         policy = SLAPolicy.objects.create(
-            name="Retry test", priority="medium", calendar=calendar, first_response_minutes=60, resolution_minutes=600
+            name="Retry test", priority="medium", first_response_minutes=60, resolution_minutes=600
         )
+        ticket_inserts_refuse(refuse=True)
         contact = Contact.objects.create(wa_id="254799000111", profile_name="Wanjiru", language="en")
         conversation = Conversation.objects.create(contact=contact, account=tenant_a.whatsapp)
         Message.objects.create(
@@ -85,9 +85,8 @@ def test_a_failed_hand_off_ticket_is_opened_later_by_the_worker_once(
             assert conversation.status == "waiting"
             assert not Ticket.objects.filter(conversations=conversation).exists()
 
-            # The admin gives the calendar its hours; the worker's retry opens the ticket.
-            for day in range(7):
-                calendar.periods.create(weekday=day, start="00:00", end="00:00")
+            # The database accepts tickets again; the worker's retry opens the ticket.
+            ticket_inserts_refuse(refuse=False)
             deadline = time.monotonic() + 60
             while not Ticket.objects.filter(conversations=conversation).exists():
                 assert time.monotonic() < deadline, "the retry task did not open the ticket"
@@ -105,9 +104,9 @@ def test_a_failed_hand_off_ticket_is_opened_later_by_the_worker_once(
             assert Ticket.objects.filter(conversations=conversation).count() == 1
             conversation_id = conversation.pk
         finally:
+            ticket_inserts_refuse(refuse=False)
             Ticket.objects.filter(conversations=conversation).delete()
             policy.delete()
-            calendar.delete()
             tenant_conversations_wipe(tenant_a)
     with tenant_context(tenant_b.organization):
         assert not Ticket.objects.filter(conversations=conversation_id).exists()

@@ -17,12 +17,12 @@ from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_handoff, conversation_resolve
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.core.tenancy import tenant_context
-from apps.tickets.models import BusinessCalendar, CsatSurvey, SLAPolicy, Ticket
+from apps.tickets.models import CsatSurvey, Ticket
 from apps.tickets.receivers import message_analysed_received
 from apps.tickets.services.tickets import ticket_create, ticket_update
 from apps.tickets.tasks import tickets_handoff_sweep_task
 from apps.whatsapp.outbox import outbox_deliver
-from tests.conftest import TenantSetup
+from tests.conftest import TenantSetup, ticket_inserts_refuse
 from tests.fakes.graph_api import FakeGraphApi
 
 pytestmark = pytest.mark.django_db
@@ -190,14 +190,10 @@ def test_the_sweep_opens_missing_hand_off_tickets_once(tenant_a: TenantSetup, te
 def test_a_failed_hand_off_ticket_is_queued_for_retry_and_the_hand_off_stands(
     tenant_a: TenantSetup, django_capture_on_commit_callbacks: Capture
 ) -> None:
-    """An SLA policy whose calendar has no business hours makes ticket creation fail."""
+    """A database error makes ticket creation fail (a calendar without hours no longer does)."""
     with tenant_context(tenant_a.organization):
         AgentProfile.objects.update(status=AgentProfile.Status.OFFLINE)
-        SLAPolicy.objects.filter(priority="medium").update(is_active=False)
-        calendar = BusinessCalendar.objects.create(name=f"Empty {next(_numbers)}")
-        SLAPolicy.objects.create(
-            name="broken", priority="medium", calendar=calendar, first_response_minutes=60, resolution_minutes=600
-        )
+        ticket_inserts_refuse(refuse=True)
         conversation = _conversation(tenant_a)
         _inbound(conversation, "Please call me back")
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -207,9 +203,8 @@ def test_a_failed_hand_off_ticket_is_queued_for_retry_and_the_hand_off_stands(
         assert not Ticket.objects.filter(conversations=conversation).exists()
         assert len(callbacks) >= 1
 
-        # Once the calendar has hours, the sweep opens the ticket.
-        for day in range(7):
-            calendar.periods.get_or_create(weekday=day, start="00:00", end="00:00")
+        # Once the database accepts tickets again, the sweep opens the ticket.
+        ticket_inserts_refuse(refuse=False)
         ConversationEvent.objects.filter(conversation=conversation).update(
             created=timezone.now() - timedelta(minutes=5)
         )

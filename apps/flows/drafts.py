@@ -25,6 +25,7 @@ EXPORT_FORMAT_VERSION = 1
 MAX_NODES = 200  # far beyond any flow a person builds by hand; keeps a pasted file from bloating a row
 MAX_GRAPH_BYTES = 256 * 1024
 MAX_IMPORT_BYTES = 512 * 1024  # an export is about 1 KB per step
+PRIORITY_MIN, PRIORITY_MAX = -1000, 1000  # the API's range; far inside the integer column's
 
 
 class FlowImportInvalid(ApplicationError):
@@ -133,7 +134,13 @@ def flow_import_read(raw: bytes | str | dict[str, Any]) -> tuple[str, int, dict[
     if "graph" in document:
         if document.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
             raise FlowImportInvalid(_("This file is not an Imaradesk flow export."), extra={"reason": "format"})
-        if int(document.get("format_version", EXPORT_FORMAT_VERSION)) > EXPORT_FORMAT_VERSION:
+        format_version = document.get("format_version", EXPORT_FORMAT_VERSION)
+        if isinstance(format_version, bool) or not str(format_version).strip().isdigit():
+            raise FlowImportInvalid(
+                _("The file's format_version is not a whole number: %(value)s") % {"value": str(format_version)[:20]},
+                extra={"reason": "format_version"},
+            )
+        if int(str(format_version)) > EXPORT_FORMAT_VERSION:
             raise FlowImportInvalid(
                 _("This file comes from a newer version of Imaradesk and cannot be read here."),
                 extra={"reason": "format_version"},
@@ -151,6 +158,13 @@ def flow_import_read(raw: bytes | str | dict[str, Any]) -> tuple[str, int, dict[
         priority = int(document.get("priority") or 0)
     except (TypeError, ValueError):
         priority = 0
+    except OverflowError:  # 1e999 in the JSON reads as infinity
+        priority = PRIORITY_MAX + 1
+    if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise FlowImportInvalid(
+            _("The flow's priority must be between %(min)d and %(max)d.") % {"min": PRIORITY_MIN, "max": PRIORITY_MAX},
+            extra={"reason": "priority"},
+        )
     try:
         checked = _draft_checked(graph)
     except g.FlowGraphInvalid as exc:

@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 from apps.flows import graph as g
 from apps.flows.ports import Choice, PortError, Ports
 
-MAX_NODES_PER_EVENT = 20  # one message never walks more than this many nodes
+MAX_NODES_PER_EVENT = g.MAX_NODES_PER_EVENT  # one message never walks more than this many nodes
 MAX_STEPS_PER_RUN = 500  # a whole run's budget, so a looping flow cannot pester a customer forever
 DEFAULT_MAX_RETRIES = 2
 # The optional space before a variable goes with it when the value is empty ("Hello {{name}}!").
@@ -334,6 +334,8 @@ def run(graph: g.Graph, state: State, event: Event, ports: Ports) -> tuple[State
         return state, steps
     if event.kind == "message":
         state = replace(state, variables={**state.variables, "last_message": event.text})
+    if start not in graph.nodes:
+        return replace(state, status=FAILED, error=f"step {start} is not in the flow"), steps
     # A waiting node is resumed only by the event it waits for: a reply, or the Delay's end.
     current = graph.node(start)
     resumed = state.status == WAITING and (
@@ -349,6 +351,10 @@ def run(graph: g.Graph, state: State, event: Event, ports: Ports) -> tuple[State
         if walked >= MAX_NODES_PER_EVENT or state.steps_total >= MAX_STEPS_PER_RUN:
             limit = "nodes per message" if walked >= MAX_NODES_PER_EVENT else "steps per run"
             return replace(state, node_id=node_id, status=FAILED, error=f"limit reached: {limit}"), steps
+        if node_id not in graph.nodes:  # a link to a deleted step (only an unchecked draft has one)
+            return replace(
+                state, status=FAILED, error=f"step {state.node_id} leads to {node_id}, not in the flow"
+            ), steps
         node = graph.node(node_id)
         started = time.perf_counter()
         state = replace(state, node_id=node_id, steps_total=state.steps_total + 1)

@@ -64,6 +64,9 @@ CONDITION_OPS = frozenset({"contains", "regex", "equals", "not_equals", "gt", "l
 ACTIONS = frozenset({"tag", "set_field", "set_variable", "create_ticket", "close"})
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 TEMPLATE_WINDOW_SECONDS = 24 * 3600  # after 24 h of silence only templates may be sent (131047)
+# One event (a message, a Delay's end) never walks more than this many nodes: the interpreter
+# stops there, and publishing refuses a path between two waits that would reach it.
+MAX_NODES_PER_EVENT = 20
 _NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -168,6 +171,42 @@ def _check_translations(node: Node, key: str, limit: int) -> None:
             )
 
 
+def _check_pattern(node: Node, pattern: Any) -> None:
+    """A user's regular expression must compile; `re` raises more than `re.error` on some."""
+    try:
+        re.compile(str(pattern))
+    except re.error as exc:
+        raise _fail(node.id, _("the regular expression is not valid: %(error)s") % {"error": exc}) from exc
+    except OverflowError as exc:  # "a{4294967296}"
+        raise _fail(node.id, _("the regular expression repeats something too many times.")) from exc
+    except RecursionError as exc:  # thousands of nested groups
+        raise _fail(node.id, _("the regular expression is nested too deeply.")) from exc
+
+
+def _check_patterns(node: Node) -> None:
+    c = node.config
+    if node.type == TRIGGER and c.get("kind") == "regex":
+        _check_pattern(node, c.get("pattern", ""))
+    elif node.type == CONDITION and isinstance(c.get("rules"), list):
+        for rule in c["rules"]:
+            if isinstance(rule, dict) and rule.get("op") == "regex":
+                _check_pattern(node, rule.get("value", ""))
+    elif node.type == ACTION and c.get("pattern"):
+        _check_pattern(node, c["pattern"])
+
+
+def graph_check_runnable(graph: Graph) -> None:
+    """What the interpreter needs to walk even an unfinished draft: links to steps that exist, patterns that compile."""
+    for node in graph.nodes.values():
+        for branch, target in node.next.items():
+            if target not in graph.nodes:
+                raise _fail(
+                    node.id,
+                    _("branch %(branch)r leads to unknown node %(target)r.") % {"branch": branch, "target": target},
+                )
+        _check_patterns(node)
+
+
 def _check_node(node: Node, graph: Graph) -> None:
     c = node.config
     try:
@@ -178,7 +217,7 @@ def _check_node(node: Node, graph: Graph) -> None:
             if kind == "keyword" and not [k for k in c.get("keywords", []) if str(k).strip()]:
                 raise _fail(node.id, _("a keyword trigger needs at least one keyword."))
             if kind == "regex":
-                re.compile(str(c.get("pattern", "")))
+                _check_pattern(node, c.get("pattern", ""))
         elif node.type == SEND_MESSAGE:
             if c.get("template"):
                 template = c["template"]
@@ -205,7 +244,7 @@ def _check_node(node: Node, graph: Graph) -> None:
                 if rule.get("field") not in CONDITION_FIELDS or rule.get("op", "equals") not in CONDITION_OPS:
                     raise _fail(node.id, _("rule %(rule)r is not valid.") % {"rule": rule})
                 if rule.get("op") == "regex":
-                    re.compile(str(rule.get("value", "")))
+                    _check_pattern(node, rule.get("value", ""))
         elif node.type == DELAY:
             seconds = c.get("seconds")
             if not isinstance(seconds, int) or seconds <= 0:
@@ -223,7 +262,7 @@ def _check_node(node: Node, graph: Graph) -> None:
             if c["action"] in ("set_field", "set_variable") and not str(c.get("name", "")).strip():
                 raise _fail(node.id, _("name is required."))
             if c.get("pattern"):
-                re.compile(str(c["pattern"]))
+                _check_pattern(node, c["pattern"])
         elif node.type == API_CALL:
             if str(c.get("method", "GET")).upper() not in HTTP_METHODS:
                 raise _fail(node.id, _("unsupported HTTP method."))
@@ -240,8 +279,6 @@ def _check_node(node: Node, graph: Graph) -> None:
             _check_translations(node, "text", wa.TEXT_MAX)
     except wa.MessageInvalid as exc:
         raise _fail(node.id, exc.message) from exc
-    except re.error as exc:
-        raise _fail(node.id, _("the regular expression is not valid: %(error)s") % {"error": exc}) from exc
     except (TypeError, ValueError, AttributeError) as exc:
         raise _fail(node.id, _("the settings are malformed.")) from exc
 
@@ -291,6 +328,7 @@ def graph_validate(data: Any) -> Graph:
     for node_id in _unreachable(graph):
         raise _fail(node_id, _("no path from the Trigger reaches this node."))
     _check_cycles(graph)
+    _check_walk_length(graph)
     return graph
 
 
@@ -312,6 +350,7 @@ def graph_problems(data: Any) -> list[FlowGraphInvalid]:
     if not problems:
         try:
             _check_cycles(graph)
+            _check_walk_length(graph)
         except FlowGraphInvalid as exc:
             return [exc]
     return list(problems.values())
@@ -336,3 +375,39 @@ def _check_cycles(graph: Graph) -> None:
     for node_id in graph.nodes:
         if colour[node_id] == white:
             visit(node_id)
+
+
+def _check_walk_length(graph: Graph) -> None:
+    """No event may walk more than MAX_NODES_PER_EVENT nodes: from the Trigger or a wait, to the next wait or the end.
+
+    Runs after `_check_cycles`, so between waits the graph has no cycle and the longest
+    stretch is found by one memoised walk. The error names the first node out of reach.
+    """
+    # node → (nodes one event runs from it, itself included, up to the next wait or the end; the next node on that path)
+    longest: dict[str, tuple[int, str | None]] = {}
+
+    def length(node_id: str) -> int:
+        if node_id not in longest:
+            best, via = 0, None
+            for target in graph.nodes[node_id].next.values():
+                walked = 1 if graph.nodes[target].type in WAITING_TYPES else length(target)
+                if walked > best:
+                    best, via = walked, target
+            longest[node_id] = (1 + best, via)
+        return longest[node_id][0]
+
+    starts = [graph.entry, *(n.id for n in graph.nodes.values() if n.type in WAITING_TYPES)]
+    for start in starts:
+        if length(start) <= MAX_NODES_PER_EVENT:
+            continue
+        beyond: str | None = start
+        for _step in range(MAX_NODES_PER_EVENT):
+            beyond = longest[beyond][1] if beyond is not None else None
+        raise _fail(
+            beyond or start,
+            _(
+                "one message would run more than %(limit)d steps in a row to get here (%(limit)d is the most one "
+                "message may run); add a Quick Replies or Delay on the way, or shorten the path."
+            )
+            % {"limit": MAX_NODES_PER_EVENT},
+        )

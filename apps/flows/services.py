@@ -163,6 +163,7 @@ class _Computed:
     steps: list[engine.Step]
     ports: LivePorts
     wall: datetime  # when the walk started, for the steps' timestamps
+    waits_on_delay: bool  # the run stopped on a Delay (its deadline stands), not on the customer
 
 
 def _compute(version: FlowVersion, state: engine.State, event: engine.Event, ports: LivePorts) -> _Computed:
@@ -172,7 +173,8 @@ def _compute(version: FlowVersion, state: engine.State, event: engine.Event, por
     wall = timezone.now()
     with translation.override(event.reply_language or None):
         new_state, steps = engine.run(graph, state, event, ports)
-    return _Computed(new_state, steps, ports, wall)
+    waiting = graph.nodes.get(new_state.node_id or "") if new_state.status == engine.WAITING else None
+    return _Computed(new_state, steps, ports, wall, waiting is not None and waiting.type == g.DELAY)
 
 
 def _record(run: FlowRun, computed: _Computed, event: engine.Event, message_id: int | None) -> FlowRun:
@@ -190,7 +192,9 @@ def _record(run: FlowRun, computed: _Computed, event: engine.Event, message_id: 
     if delay is not None:
         run.wait_until = (event.now or timezone.now()) + timedelta(seconds=delay)
         run.resume_token += 1
-    elif state.status != engine.WAITING:
+    elif not computed.waits_on_delay:
+        # Past its Delay (now on Quick Replies, or ended): a deadline left behind would have the
+        # sweep resume the run every minute, and crowd out the real Delays it resumes 500 at a time.
         run.wait_until = None
     if message_id is not None:
         run.last_message_id = message_id

@@ -188,11 +188,24 @@ def _session_of(state: engine.State, tags: list[str]) -> dict[str, Any]:
     }
 
 
+def _trigger_matches(graph: g.Graph, event: engine.Event) -> bool:
+    try:
+        return engine.trigger_matches(graph.node(graph.entry).config, event)
+    except (TypeError, AttributeError) as exc:  # e.g. keywords that are not a list, in a draft
+        raise g.FlowGraphInvalid(
+            _("Node %(node)s: %(problem)s") % {"node": graph.entry, "problem": _("the settings are malformed.")},
+            extra={"node": graph.entry},
+        ) from exc
+
+
 def flow_test_run(
     *, graph_data: Any, session: dict[str, Any] | None, message: SimulatedMessage, now: datetime | None = None
 ) -> dict[str, Any]:
     """Run one customer message (or a Delay's end) through a draft; return what the customer would see."""
     graph = g.graph_parse(graph_data)
+    # A draft may be unfinished, but the test must be able to walk it: a link to a deleted step
+    # or a pattern that does not compile is a 400 naming the step, not a 500.
+    g.graph_check_runnable(graph)
     now = now or timezone.now()
     started = session is None
     if session is None:
@@ -224,7 +237,7 @@ def flow_test_run(
         if kind in _UNTESTABLE_TRIGGERS:
             # A test cannot come from an ad or at another hour: start, and say what real use needs.
             notice = str(_UNTESTABLE_TRIGGERS[kind])
-        elif message.resume or not engine.trigger_matches(trigger, event):
+        elif message.resume or not _trigger_matches(graph, event):
             notice = _(
                 "This message would not start the flow: its trigger does not match it. "
                 "Try a message the trigger listens for."

@@ -6,11 +6,14 @@ Ticket writes go through the services, so the admin keeps the history and the SL
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
@@ -28,6 +31,7 @@ from .models import (
     SLAPolicy,
     Ticket,
     TicketEvent,
+    time_zone_names,
 )
 from .services.tickets import ticket_conversation_link, ticket_create, ticket_merge, ticket_update
 
@@ -60,7 +64,30 @@ class TicketEventInline(admin.TabularInline[TicketEvent, Ticket]):
         return False
 
 
+class _Refused(Exception):
+    """The service refused the save: the change form is shown again with its message."""
+
+    def __init__(self, error: ApplicationError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+# The refusal of a request's first pass, for its second: the admin builds its forms per request.
+_refusals: WeakKeyDictionary[HttpRequest, str] = WeakKeyDictionary()
+
+
+class TicketAdminForm(forms.ModelForm[Ticket]):
+    refusal = ""
+
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean()
+        if self.refusal:
+            raise forms.ValidationError(self.refusal, code="refused")
+        return data
+
+
 class TicketAdmin(admin.ModelAdmin[Ticket]):
+    form = TicketAdminForm
     list_display = ["id", "title", "status", "priority", "risk_score", "assignee", "team", "sla_breached", "created"]
     list_filter = ["status", "priority", "team", "assignee", "sla_breached", "source"]
     list_select_related = ["assignee", "team"]
@@ -71,6 +98,34 @@ class TicketAdmin(admin.ModelAdmin[Ticket]):
     raw_id_fields = ["conversations"]
     inlines = [TicketEventInline]
     actions = ["merge_into_oldest"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Ticket | None = None, change: bool = False, **kwargs: Any
+    ) -> type[ModelForm[Ticket]]:
+        form = super().get_form(request, obj, change, **kwargs)
+        refusal = _refusals.get(request, "")
+        if not refusal:
+            return form
+        return type(form.__name__, (form,), {"refusal": refusal})
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The services validate what the form cannot (the role, the allowed status moves). When
+        # they refuse, the first pass's transaction is rolled back and the same POST is shown
+        # again with the refusal as the form's error, instead of a half-saved ticket or a 500.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _Refused as refused:
+            _refusals[request] = refused.error.message
+            try:
+                return super().changeform_view(request, object_id, form_url, extra_context)
+            finally:
+                _refusals.pop(request, None)
 
     def save_model(self, request: HttpRequest, obj: Ticket, form: ModelForm[Ticket], change: bool) -> None:
         user = request.user if isinstance(request.user, User) else None
@@ -100,7 +155,7 @@ class TicketAdmin(admin.ModelAdmin[Ticket]):
                 tags=data.get("tags") or [],
             )
         except ApplicationError as error:
-            self.message_user(request, error.message, level=messages.ERROR)
+            raise _Refused(error) from error
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         # The ticket row was saved by the service; links are audited too.
@@ -142,7 +197,26 @@ class HolidayInline(admin.TabularInline[Holiday, BusinessCalendar]):
     extra = 1
 
 
+def _time_zone_choices() -> list[tuple[str, str]]:
+    return [("", gettext("The organisation's time zone")), *((name, name) for name in sorted(time_zone_names()))]
+
+
+class BusinessCalendarForm(forms.ModelForm[BusinessCalendar]):
+    # A list to pick from: a typed "EAT" or "Nairobi" is not a zone the clocks can read.
+    time_zone = forms.ChoiceField(
+        label=_("time zone"),
+        choices=_time_zone_choices,
+        required=False,
+        help_text=_("Empty: the organisation's time zone."),
+    )
+
+    class Meta:
+        model = BusinessCalendar
+        fields = ["name", "time_zone"]
+
+
 class BusinessCalendarAdmin(admin.ModelAdmin[BusinessCalendar]):
+    form = BusinessCalendarForm
     list_display = ["name", "time_zone"]
     inlines = [PeriodInline, HolidayInline]
 

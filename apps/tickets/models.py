@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import zoneinfo
+from functools import cache
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -16,12 +20,34 @@ class Priority(models.TextChoices):
     URGENT = "urgent", _("Urgent")
 
 
+@cache
+def time_zone_names() -> frozenset[str]:
+    """The IANA zone names a calendar may use ("localtime" is the server's, not a place)."""
+    return frozenset(zoneinfo.available_timezones() - {"localtime"})
+
+
+def validate_time_zone(value: str) -> None:
+    """Refuse what `ZoneInfo` cannot read ("EAT", "Nairobi", a trailing space): the clocks would fail."""
+    if value and value not in time_zone_names():
+        raise ValidationError(
+            _("Unknown time zone %(tz)s (use a name such as Africa/Nairobi)."),
+            code="time_zone_unknown",
+            params={"tz": value},
+        )
+
+
 class BusinessCalendar(models.Model):
     """Business hours: a weekly schedule (split shifts allowed), holidays and a time zone."""
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     # Empty: the organisation's time zone (Organization.time_zone).
-    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text=_("Empty: the organisation's time zone."),
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -21,7 +21,7 @@ from apps.tenants.selectors import organization_current
 from apps.tickets.business_hours import Schedule, business_seconds_between
 from apps.tickets.models import BusinessCalendar, SLAEvent, Ticket
 from apps.tickets.selectors import csat_summary
-from apps.tickets.services.sla import calendar_schedule
+from apps.tickets.services.sla import sla_schedule
 
 PERIODS = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 MAX_RANGE_DAYS = 366
@@ -126,7 +126,7 @@ def sla_report(
     for row in rows:
         calendar_id = row["sla_policy__calendar_id"]
         if calendar_id not in schedules:
-            schedules[calendar_id] = calendar_schedule(BusinessCalendar.objects.get(pk=calendar_id))
+            schedules[calendar_id] = sla_schedule(BusinessCalendar.objects.get(pk=calendar_id))
         for bucket in (buckets.setdefault(row["bucket"], _Bucket()), total):
             _count(bucket, row, schedules[calendar_id])
 

@@ -316,8 +316,11 @@ def test_a_loop_through_quick_replies_costs_one_turn_per_message() -> None:
 def test_the_per_message_node_limit_stops_a_long_chain() -> None:
     chain = [node(f"n{i}", "connector", {"default": f"n{i + 1}"}) for i in range(30)]
     data = graph_of(*chain, node("n30", "send_message", text="end"))
+    with pytest.raises(g.FlowGraphInvalid, match="Node n19: one message would run more than 20 steps"):
+        g.graph_validate(data)  # publishing refuses it; a version published before that check still stops
     ports = FakePorts()
-    state = go(data, ports, msg())
+    graph = g.graph_parse(data)
+    state, _steps = engine.run(graph, engine.state_start(graph), msg(), ports)
     assert state.status == engine.FAILED and "nodes per message" in state.error
     assert ports.calls == []
 

@@ -158,3 +158,32 @@ def test_knowledge_base_may_end_after_its_answer_and_translations_are_checked() 
     refused(graph_of(node("s", "send_message", text="hi", translations=["sw"])), "Node s", "translations")
     refused(graph_of(node("a", "action", action="set_variable", name="n", pattern="(")), "Node a", "regular expression")
     refused(graph_of(node("a", "action", action="set_field", value="x")), "Node a", "name")
+
+
+def test_the_longest_branch_between_waits_decides_the_walk_length() -> None:
+    def tags(prefix: str, count: int, then: str) -> list[dict[str, Any]]:
+        return [
+            node(f"{prefix}{i}", "action", {"default": f"{prefix}{i + 1}" if i + 1 < count else then}, action="tag")
+            for i in range(count)
+        ]
+
+    rule = [{"field": "text", "op": "contains", "value": "x"}]
+    # Trigger, the condition, 17 tags on the long side, then a Quick Replies: 20 nodes for one message.
+    ok = graph_of(
+        node("if", "condition", {"true": "s0", "false": "l0"}, rules=rule),
+        *tags("s", 2, "menu"),
+        *tags("l", 17, "menu"),
+        node("menu", "quick_replies", {"default": "bye"}, text="More?", options=[{"id": "y", "title": "Yes"}]),
+        node("bye", "send_message", text="Bye"),
+    )
+    g.graph_validate(ok)
+    long_side = graph_of(
+        node("if", "condition", {"true": "s0", "false": "l0"}, rules=rule),
+        *tags("s", 2, "menu"),
+        *tags("l", 18, "menu"),
+        node("menu", "quick_replies", {"default": "bye"}, text="More?", options=[{"id": "y", "title": "Yes"}]),
+        node("bye", "send_message", text="Bye"),
+    )
+    error = refused(long_side, "more than 20 steps")
+    assert error.extra["node"] == "menu"  # the wait itself is the 21st node the message would run
+    assert [p.extra["node"] for p in g.graph_problems(long_side)] == ["menu"]

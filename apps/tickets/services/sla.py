@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -25,7 +26,7 @@ from django.utils import timezone
 from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
 from apps.tenants.selectors import organization_current
-from apps.tickets.business_hours import Schedule, business_add, business_seconds_between
+from apps.tickets.business_hours import Schedule, ScheduleEmpty, business_add, business_seconds_between
 from apps.tickets.models import BusinessCalendar, SLAEvent, SLAPolicy, Ticket, TicketEvent
 from apps.tickets.selectors import ticket_conversation_ids
 
@@ -56,9 +57,37 @@ SLA_FIELDS = [
 ]
 
 
-def _organization_time_zone() -> str:
+def _zone(name: str) -> tzinfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # "EAT", "Nairobi", "Africa/Nairobi ", "../x"
+        return None
+
+
+def _organization_time_zone() -> tzinfo:
     organization = organization_current()
-    return str(organization.time_zone) if organization is not None and organization.time_zone else "UTC"
+    name = str(organization.time_zone) if organization is not None and organization.time_zone else "UTC"
+    return _zone(name) or UTC
+
+
+def calendar_time_zone(calendar: BusinessCalendar) -> tzinfo:
+    """The calendar's zone; the organisation's when it has none or one `ZoneInfo` cannot read.
+
+    The admin refuses unknown names, but a row saved before that check (or by a script) may
+    hold one: every inbound message and ticket change reads the calendar, so a bad name is
+    logged and the organisation's zone used rather than failing them all.
+    """
+    if not calendar.time_zone:
+        return _organization_time_zone()
+    zone = _zone(calendar.time_zone)
+    if zone is None:
+        logger.warning(
+            "business calendar %s has an unknown time zone %r; using the organisation's",
+            calendar.pk,
+            calendar.time_zone,
+        )
+        return _organization_time_zone()
+    return zone
 
 
 def calendar_schedule(calendar: BusinessCalendar | None) -> Schedule:
@@ -70,10 +99,22 @@ def calendar_schedule(calendar: BusinessCalendar | None) -> Schedule:
         start = period.start.hour * 60 + period.start.minute
         end = period.end.hour * 60 + period.end.minute or 24 * 60
         periods.setdefault(period.weekday, []).append((start, end))
-    from zoneinfo import ZoneInfo
-
     holidays = frozenset(calendar.holidays.values_list("date", flat=True))
-    return Schedule(tz=ZoneInfo(calendar.time_zone or _organization_time_zone()), periods=periods, holidays=holidays)
+    return Schedule(tz=calendar_time_zone(calendar), periods=periods, holidays=holidays)
+
+
+def sla_schedule(calendar: BusinessCalendar | None) -> Schedule:
+    """The schedule an SLA clock counts in: a calendar without hours counts around the clock.
+
+    A clock in a calendar with no periods would never come due (`ScheduleEmpty`), failing
+    every ticket under its policy, hand-offs' tickets included; around the clock is the
+    reading that keeps the promise rather than suspending it.
+    """
+    schedule = calendar_schedule(calendar)
+    if calendar is not None and not any(schedule.periods.values()):
+        logger.warning("business calendar %s has no hours; its SLA clocks run around the clock", calendar.pk)
+        return Schedule.always()
+    return schedule
 
 
 def sla_policy_for(ticket: Ticket) -> SLAPolicy | None:
@@ -94,8 +135,12 @@ def sla_policy_for(ticket: Ticket) -> SLAPolicy | None:
 def _clock_times(
     schedule: Schedule, start: datetime, target_seconds: float, extra_seconds: float = 0
 ) -> tuple[datetime, datetime]:
-    due = business_add(schedule, start, target_seconds + extra_seconds)
-    risk = business_add(schedule, start, target_seconds * AT_RISK_SHARE + extra_seconds)
+    try:
+        due = business_add(schedule, start, target_seconds + extra_seconds)
+        risk = business_add(schedule, start, target_seconds * AT_RISK_SHARE + extra_seconds)
+    except ScheduleEmpty:  # hours exist but none ahead (holidays for years): never fail the ticket
+        logger.warning("no business time ahead of %s; the SLA clock runs around the clock", start.isoformat())
+        return _clock_times(Schedule.always(), start, target_seconds, extra_seconds)
     return due, risk
 
 
@@ -108,7 +153,7 @@ def sla_apply(*, ticket: Ticket) -> None:
         setattr(ticket, clock.risk_field, None)
     if policy is None or ticket.status not in Ticket.ACTIVE_STATUSES:
         return
-    schedule = calendar_schedule(policy.calendar)
+    schedule = sla_schedule(policy.calendar)
     paused = ticket.sla_paused_seconds
     if ticket.first_responded_at is None:
         ticket.first_response_due_at, ticket.first_response_risk_at = _clock_times(
@@ -132,7 +177,7 @@ def sla_paused_seconds_until(*, ticket: Ticket, moment: datetime) -> float:
     """Business seconds the ticket's clocks were paused up to `moment`, the running pause included."""
     if ticket.sla_paused_at is None:
         return ticket.sla_paused_seconds
-    schedule = calendar_schedule(ticket.sla_policy.calendar if ticket.sla_policy else None)
+    schedule = sla_schedule(ticket.sla_policy.calendar if ticket.sla_policy else None)
     return ticket.sla_paused_seconds + max(0.0, business_seconds_between(schedule, ticket.sla_paused_at, moment))
 
 
