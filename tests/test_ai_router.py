@@ -373,3 +373,50 @@ def test_gemini_flash_is_told_not_to_think_and_thoughts_are_metered(tenant_a: Te
     bodies = [call.body["generationConfig"] for call in ai_fakes.google.calls("generate")]
     assert bodies[0]["thinkingConfig"] == {"thinking_budget": 0}  # as the SDK writes it
     assert "thinkingConfig" not in bodies[1]
+
+
+def test_a_stream_the_reader_abandons_is_still_metered(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
+    ai_fakes.openai.text = "one two three four five six seven eight"
+    with schema_context(tenant_a.schema):
+        ai_configure(ai_fakes, keys=("openai",))
+        stream = router.generate_stream("hello there")
+        assert next(stream) == "one "
+        stream.close()  # the agent closed the copilot panel
+        row = AIUsage.objects.get(provider="openai", task="generate")
+        assert row.requests == 1 and row.failures == 0
+        assert row.tokens_in > 0 and row.tokens_out > 0
+        assert row.cost_usd > 0
+        assert [a.outcome for a in stream.attempts] == ["abandoned"]
+
+
+def test_dated_and_preview_model_names_are_priced_as_their_family() -> None:
+    from apps.ai.catalog import cost_estimate
+
+    million = 1_000_000
+    assert cost_estimate("openai", "gpt-4o-mini-2024-07-18", million, 0) == Decimal("0.15")
+    assert cost_estimate("anthropic", "claude-haiku-4-5-20251001", million, 0) == Decimal("1.00")
+    assert cost_estimate("google", "gemini-2.5-flash-lite-preview-09-2025", million, 0) == Decimal("0.10")
+    assert cost_estimate("openai", "some-new-model", million, 0) == Decimal("2.50")  # the strong model's price
+
+
+def test_meters_and_the_monthly_budget_turn_over_at_the_businesss_midnight(
+    tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from apps.ai.selectors import ai_usage_month_totals
+    from apps.ai.services import ai_usage_record
+    from apps.core.tenancy import tenant_context
+
+    organization = tenant_a.organization
+    # 22:30 UTC on 30 November is 01:30 on 1 December in Nairobi: a new day and a new month there.
+    monkeypatch.setattr(timezone, "now", lambda: dt.datetime(2026, 11, 30, 22, 30, tzinfo=dt.UTC))
+    monkeypatch.setattr(organization, "time_zone", "Africa/Nairobi")
+    with tenant_context(organization):
+        AIUsage.objects.create(day=dt.date(2026, 11, 30), task="generate", provider="openai", model="gpt-4o",
+                               tokens_in=1000, tokens_out=1000, cost_usd=Decimal("1"))  # fmt: skip
+        ai_usage_record(task="generate", provider="openai", model="gpt-4o", tokens_in=10, tokens_out=5)
+        assert AIUsage.objects.filter(day=dt.date(2026, 12, 1)).count() == 1
+        assert ai_usage_month_totals().tokens == 15  # November's spend is not December's

@@ -17,8 +17,8 @@ from apps.accounts.services import user_create
 from apps.contacts.models import Contact
 from apps.conversations.models import Conversation
 from apps.core.tenancy import tenant_context
+from apps.tenants.selectors import organization_zone
 from apps.tickets.models import CsatSurvey, SLAPolicy, Ticket
-from apps.tickets.reports import organization_zone
 from apps.tickets.services.sla import ticket_sla_check
 from apps.tickets.services.tickets import ticket_create, ticket_update
 from tests.conftest import TenantSetup

@@ -7,6 +7,7 @@ provider's strong model, so a budget errs on the safe side.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Literal
 
@@ -64,8 +65,23 @@ def can_embed(provider: str) -> bool:
     return provider == LOCAL or "embed" in DEFAULT_MODELS.get(provider, {})
 
 
+def _price(provider: str, model: str) -> tuple[Decimal, Decimal]:
+    """The model's prices; a dated or preview name ("gpt-4o-mini-2024-07-18") as its family's."""
+    if model in PRICES:
+        return PRICES[model]
+    families = [known for known in PRICES if model.startswith(known + "-")]
+    if families:
+        return PRICES[max(families, key=len)]
+    return PRICES[DEFAULT_MODELS[provider]["generate"]]
+
+
 def cost_estimate(provider: str, model: str, tokens_in: int, tokens_out: int) -> Decimal:
     if provider == LOCAL:
         return Decimal(0)
-    price_in, price_out = PRICES.get(model) or PRICES[DEFAULT_MODELS[provider]["generate"]]
+    price_in, price_out = _price(provider, model)
     return (price_in * tokens_in + price_out * tokens_out) / _M
+
+
+def tokens_estimate(text: str) -> int:
+    """About 1.3 tokens per word for the languages served here; a budget, not a bill."""
+    return math.ceil(len(text.split()) * 1.3) + 4

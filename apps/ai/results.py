@@ -9,7 +9,7 @@ from typing import Literal
 from apps.ai.intents import IntentResult
 from apps.ai.providers.base import Vectors
 
-Outcome = Literal["ok", "cached", "failed", "retried", "circuit_open", "interrupted"]
+Outcome = Literal["ok", "cached", "failed", "retried", "circuit_open", "interrupted", "abandoned"]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -148,6 +148,10 @@ class GenerationStream:
     def __next__(self) -> str:
         return next(self._deltas)
 
+    def close(self) -> None:
+        """Stop reading (the client went away): the provider's stream is closed and metered."""
+        self._deltas.close()
+
     def text(self) -> str:
         """Consume the rest of the stream and return the whole answer."""
         return "".join(self)
@@ -183,7 +187,15 @@ class GenerationStream:
             return None
         return None
 
-    def _run(self) -> Iterator[str]:
+    def _abandoned(self, candidate: Candidate, usage: StreamUsage, streamed: str) -> None:
+        prompt = " ".join([self._request.system, *(message.content for message in self._request.messages)])
+        self.tokens_in = usage.tokens_in or catalog.tokens_estimate(prompt)
+        self.tokens_out = usage.tokens_out or catalog.tokens_estimate(streamed)
+        self.attempts.append(Attempt(candidate.provider, candidate.model, "abandoned"))
+        with schema_context(self._plan.schema):
+            meter_answer(self._plan, candidate, self.tokens_in, self.tokens_out)
+
+    def _run(self) -> Generator[str, None, None]:
         # The consumer may iterate after leaving the tenant's schema (a streaming response):
         # every database and breaker step re-enters the schema the stream was created in.
         plan = self._plan
@@ -197,10 +209,18 @@ class GenerationStream:
                 continue
             deltas, first = started
             self.provider, self.model, self.available = candidate.provider, candidate.model, True
-            yield storable_text(first)
+            streamed = [first]
             try:
+                yield storable_text(first)
                 for delta in deltas:
+                    streamed.append(delta)
                     yield storable_text(delta)
+            except GeneratorExit:
+                # The reader stopped (closed the stream, went away): what was generated is
+                # billed all the same. Most providers report usage only at the end: estimate.
+                self._abandoned(candidate, usage, "".join(streamed))
+                _close(deltas)
+                raise
             except Exception as exc:  # ProviderError or a bug: end the stream, never raise
                 logger.warning("AI stream via %s/%s interrupted: %s", candidate.provider, candidate.model, exc)
                 self.interrupted = True
@@ -214,6 +234,16 @@ class GenerationStream:
                 breaker_success(schema=plan.schema, provider=candidate.provider)
                 meter_answer(plan, candidate, usage.tokens_in, usage.tokens_out)
             return
+
+
+def _close(deltas: Iterator[str]) -> None:
+    """Close a provider's stream early, releasing its HTTP connection."""
+    close = getattr(deltas, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # closing a half-read response must not turn into an error
+            logger.warning("AI stream: closing an abandoned stream failed", exc_info=True)
 
 
 def generate_stream(

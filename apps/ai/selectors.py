@@ -10,9 +10,9 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Sum
-from django.utils import timezone
 
 from apps.ai.models import SINGLETON_ID, AICacheEntry, AISettings, AIUsage
+from apps.tenants.selectors import organization_today
 
 logger = logging.getLogger(__name__)
 CACHE_PREFIX = "ai:result:"  # the cache's key function adds the tenant's schema
@@ -30,7 +30,7 @@ def ai_settings_get() -> AISettings:
 
 
 def ai_usage_month_totals() -> UsageTotals:
-    today = timezone.now().date()
+    today = organization_today()
     totals = AIUsage.objects.filter(day__gte=today.replace(day=1)).aggregate(
         tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out"), cost=Sum("cost_usd")
     )

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.ai.models import AICacheEntry, AIUsage
 from apps.ai.selectors import CACHE_PREFIX
+from apps.tenants.selectors import organization_today
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def ai_usage_record(
     failed: bool = False,
 ) -> None:
     """Add one call to today's meter row, creating the row on the day's first call."""
-    day = timezone.now().date()
+    day = organization_today()
     match = {"day": day, "task": task, "provider": provider, "model": model[:100]}
     increments = {
         "requests": F("requests") + (0 if failed else 1),

@@ -4,11 +4,11 @@ budget, plus a rolling summary of everything before the window, refreshed every 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from django.db import transaction
 
+from apps.ai.catalog import tokens_estimate
 from apps.ai.providers.base import ChatMessage
 from apps.ai.router import summarize
 from apps.conversations.models import Conversation, Message
@@ -17,11 +17,6 @@ WINDOW_MESSAGES = 12
 TOKEN_BUDGET = 1500
 SUMMARY_EVERY = 10  # refresh the summary once this many messages have left the window
 NOTE = "note"
-
-
-def tokens_estimate(text: str) -> int:
-    """About 1.3 tokens per word for the languages served here; a budget, not a bill."""
-    return math.ceil(len(text.split()) * 1.3) + 4
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from datetime import UTC, date, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from apps.tenants.models import Organization
 
@@ -32,3 +36,18 @@ def organization_working_language() -> str:
     """The language the business works in (translations go to it)."""
     organization = organization_current()
     return organization.default_language if organization is not None else settings.LANGUAGE_CODE
+
+
+def organization_zone() -> tzinfo:
+    """The organization's time zone (UTC outside a tenant, or for a name zoneinfo cannot read)."""
+    organization = organization_current()
+    name = str(organization.time_zone) if organization is not None and organization.time_zone else "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def organization_today() -> date:
+    """Today's date where the business is (its meters and budgets turn over at its midnight)."""
+    return timezone.localdate(timezone=organization_zone())

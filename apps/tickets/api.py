@@ -20,9 +20,10 @@ from apps.accounts.models import Team, User
 from apps.accounts.selectors import user_has_capability
 from apps.conversations.models import Conversation
 from apps.conversations.selectors import conversation_get_for_user
+from apps.tenants.selectors import organization_zone
 from apps.tickets.exceptions import TicketActionDenied
 from apps.tickets.models import Priority, Ticket
-from apps.tickets.reports import MAX_RANGE_DAYS, organization_zone, sla_report
+from apps.tickets.reports import MAX_RANGE_DAYS, sla_report
 from apps.tickets.selectors import csat_summary, ticket_get_for_user, ticket_list_for_user
 from apps.tickets.services.tickets import ticket_create, ticket_create_from_conversation, ticket_merge, ticket_update
 

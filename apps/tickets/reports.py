@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce, TruncDay, TruncMonth, TruncWeek
 
-from apps.tenants.selectors import organization_current
+from apps.tenants.selectors import organization_zone
 from apps.tickets.business_hours import Schedule, business_seconds_between
 from apps.tickets.models import BusinessCalendar, SLAEvent, Ticket
 from apps.tickets.selectors import csat_summary
@@ -25,12 +24,6 @@ from apps.tickets.services.sla import sla_schedule
 
 PERIODS = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 MAX_RANGE_DAYS = 366
-
-
-def organization_zone() -> tzinfo:
-    organization = organization_current()
-    name = str(organization.time_zone) if organization is not None and organization.time_zone else "UTC"
-    return ZoneInfo(name)
 
 
 @dataclass
