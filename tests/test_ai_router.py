@@ -420,3 +420,15 @@ def test_meters_and_the_monthly_budget_turn_over_at_the_businesss_midnight(
         ai_usage_record(task="generate", provider="openai", model="gpt-4o", tokens_in=10, tokens_out=5)
         assert AIUsage.objects.filter(day=dt.date(2026, 12, 1)).count() == 1
         assert ai_usage_month_totals().tokens == 15  # November's spend is not December's
+
+
+def test_an_embedding_model_for_a_provider_without_embeddings_is_refused() -> None:
+    from django.core.exceptions import ValidationError
+
+    from apps.ai.models import AISettings
+
+    settings_row = AISettings(task_models={"embed": {"anthropic": "claude-haiku-4-5"}})
+    with pytest.raises(ValidationError) as refused:
+        settings_row.clean()
+    assert "only openai and google" in str(refused.value.message_dict["task_models"])
+    AISettings(task_models={"embed": {"google": "gemini-embedding-001"}}).clean()

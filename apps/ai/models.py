@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from apps.ai.catalog import CLOUD_PROVIDERS, DEFAULT_MODELS, PROVIDERS, TASKS
+from apps.ai.catalog import CLOUD_PROVIDERS, DEFAULT_MODELS, PROVIDERS, TASKS, can_embed
 from apps.core.crypto import EncryptedTextField
 
 SINGLETON_ID = 1
@@ -101,6 +101,9 @@ class AISettings(models.Model):
             for task, per_provider in models_.items()
         ):
             errors["task_models"] = _("A mapping of task → {provider: model name}.")
+        elif isinstance(models_.get("embed"), dict) and any(not can_embed(p) for p in models_["embed"]):
+            # Anthropic has no embedding models: every embedding would fail and trip its breaker.
+            errors["task_models"] = _("Embeddings: only openai and google have embedding models.")
         if not django_settings.AI_ALLOW_HTTP_BASE_URLS:
             for provider in CLOUD_PROVIDERS:
                 url = self.base_url_for(provider)
