@@ -361,6 +361,24 @@ def test_stop_and_start_keywords_flip_consent_and_confirm(
         assert confirmation.to_wa_id == contact.wa_id
 
 
+def test_a_late_stop_is_recorded_without_a_confirmation_once_the_window_has_closed(tenant_a: TenantSetup) -> None:
+    """An orphan replayed days later (its number added since): the opt-out and the message are
+    recorded; WhatsApp would refuse a free-form confirmation, so none is queued."""
+    import time
+
+    three_days_ago = int(time.time()) - 3 * 24 * 3600
+    wp.post(wp.text(_number(tenant_a), "wamid.LATESTOP", "STOP", timestamp=three_days_ago))
+    event = WebhookEvent.objects.get(dedup_key="m:wamid.LATESTOP")
+    assert webhook_event_process(event_id=event.pk) == WebhookEvent.State.PROCESSED
+    with tenant_context(tenant_a.organization):
+        contact = Contact.objects.get()
+        assert contact.consent == Contact.Consent.OPTED_OUT
+        assert contact.consent_records.get().action == ConsentRecord.Action.OPT_OUT
+        assert Message.objects.filter(wamid="wamid.LATESTOP").exists()
+        assert not OutboxMessage.objects.exists()
+        assert not Message.objects.filter(direction=Message.Direction.OUTBOUND).exists()
+
+
 def test_a_sentence_containing_stop_is_not_a_keyword(tenant_a: TenantSetup) -> None:
     wp.post(wp.text(_number(tenant_a), "wamid.NOKW", "please stop the delivery, I moved"))
     _process_all()

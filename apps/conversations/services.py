@@ -28,7 +28,7 @@ from apps.whatsapp import messages as wa
 from apps.whatsapp.media import media_register
 from apps.whatsapp.messages import MessageInvalid
 from apps.whatsapp.models import Media
-from apps.whatsapp.outbox import outbox_enqueue
+from apps.whatsapp.outbox import WindowClosed, outbox_enqueue
 from apps.whatsapp.payloads import InboundMessage
 
 from .models import Conversation, Message
@@ -127,12 +127,17 @@ def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage)
         contact_consent_set(
             contact=contact, action=action, source="keyword", evidence=f"{inbound.wamid}: {inbound.text}"
         )
-        message_send(
-            conversation=conversation,
-            outgoing=wa.text(CONFIRMATIONS[action][language]),
-            author_kind=Message.Author.SYSTEM,
-            idempotency_key=f"consent:{inbound.wamid}",
-        )
+        try:
+            message_send(
+                conversation=conversation,
+                outgoing=wa.text(CONFIRMATIONS[action][language]),
+                author_kind=Message.Author.SYSTEM,
+                idempotency_key=f"consent:{inbound.wamid}",
+            )
+        except WindowClosed:
+            # A keyword recorded late (an orphan replayed days after): the consent change and
+            # the message stand; WhatsApp would refuse a free-form confirmation now.
+            logger.info("consent %s from %s recorded without confirmation: window closed", action, inbound.wamid)
     # First the inbox (agents are waiting), then the analysis.
     message_created_publish(conversation=conversation, message=message, direction="in", preview=message.text)
     enqueue_on_commit(message_analyse_task, message.pk)
