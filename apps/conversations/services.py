@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -92,9 +93,48 @@ def message_created_publish(
     event_publish(event_type="message.created", data=data)
 
 
+def reaction_record(*, account: WhatsAppAccount, inbound: InboundMessage) -> Message | None:
+    """Attach the customer's reaction to the message it reacts to; return that message, or None.
+
+    A reaction is not a message of its own: it never reopens a conversation, counts as
+    unread, replaces the preview, moves the 24-hour window nor reaches the bot. Meta's
+    documentation does not say that it opens the window, and a free-form reply WhatsApp
+    refuses is worse than a template it would have let through.
+    """
+    reaction = inbound.reaction
+    if reaction is None:
+        return None
+    target = (
+        Message.objects.select_for_update(of=("self",))
+        .filter(conversation__account=account, conversation__contact__wa_id=inbound.from_wa_id)
+        .filter(Q(wamid=reaction.message_wamid) | Q(outbox__wamid=reaction.message_wamid))
+        .select_related("conversation")
+        .first()
+    )
+    if target is None:  # a message sent outside Imaradesk, or pruned: the event stays in the console
+        logger.info("reaction %s to unknown message %s ignored", inbound.wamid, reaction.message_wamid)
+        return None
+    if target.customer_reaction_at is not None and inbound.timestamp < target.customer_reaction_at:
+        return target  # an older reaction delivered late: the newer one stands
+    target.customer_reaction = reaction.emoji  # "" when the customer removed it
+    target.customer_reaction_at = inbound.timestamp
+    target.save(update_fields=["customer_reaction", "customer_reaction_at"])
+    event_publish(
+        event_type="message.reaction",
+        data={**conversation_routing(target.conversation), "message": target.pk, "emoji": target.customer_reaction},
+    )
+    return target
+
+
 @transaction.atomic
 def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage) -> Message | None:
-    """Store an inbound message with its contact and conversation; None if it was stored before."""
+    """Store an inbound message with its contact and conversation; None if it was stored before.
+
+    A reaction only changes the message it reacts to (`reaction_record`): None.
+    """
+    if inbound.type == "reaction" and inbound.reaction is not None:
+        reaction_record(account=account, inbound=inbound)
+        return None
     if Message.objects.filter(wamid=inbound.wamid).exists():
         return None  # a replay or a duplicate delivery: nothing to do twice
     contact = contact_seen(wa_id=inbound.from_wa_id, profile_name=inbound.profile_name, at=inbound.timestamp)
