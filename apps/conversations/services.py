@@ -248,6 +248,15 @@ def agent_text_translated(conversation: Conversation, text: str) -> tuple[str, d
     return result.text, {"original": text, "original_language": working, "translated_by": result.provider}
 
 
+def agent_send_key(*, conversation: Conversation, agent: User, client_id: str) -> str:
+    """The outbox key of an agent's send: a retry with the same client id sends once.
+
+    Scoped to the conversation: an integrator may number its messages per conversation, and
+    the same client id elsewhere is a different message, not a retry.
+    """
+    return f"agent:{agent.pk}:c{conversation.pk}:{client_id or uuid.uuid4().hex}"
+
+
 @transaction.atomic
 def conversation_reply(
     *, conversation: Conversation, agent: User, text: str, client_id: str = "", translate: bool = True
@@ -266,7 +275,7 @@ def conversation_reply(
         outgoing=wa.text(outgoing_text),
         author_kind=Message.Author.AGENT,
         author=agent,
-        idempotency_key=f"agent:{agent.pk}:{client_id or uuid.uuid4().hex}",
+        idempotency_key=agent_send_key(conversation=conversation, agent=agent, client_id=client_id),
     )
     if content and message.content.get("original") is None:
         message.content = {**message.content, **content}
