@@ -216,6 +216,55 @@ def test_auto_assignment_respects_language_capacity_and_queues(tenant_a: TenantS
         assert auto.actor is None and auto.reason == "automatic assignment"
 
 
+@pytest.mark.parametrize("meanwhile", ["takeover", "resolve"])
+def test_automatic_assignment_never_overrides_what_happened_while_it_chose(
+    tenant_a: TenantSetup, people: Team_, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    """The choice is made on an unlocked read: a takeover or resolve may land before the assign."""
+    from apps.conversations import assignment
+
+    with tenant_context(tenant_a.organization):
+        AgentProfile.objects.filter(user__in=[people.manager, people.baraka]).update(status=AgentProfile.Status.OFFLINE)
+        conversation = _conversation(tenant_a, language="en")
+        Conversation.objects.filter(pk=conversation.pk).update(
+            status=Conversation.Status.WAITING, waiting_since=timezone.now()
+        )
+        choose = assignment.agent_choose
+
+        def choose_while_a_colleague_acts(target: Conversation) -> User | None:
+            chosen = choose(target)  # Amina, the only English speaker online
+            if meanwhile == "takeover":
+                conversation_takeover(conversation=target, agent=people.baraka)
+            else:
+                conversation_resolve(conversation=target, by=people.manager)
+            return chosen
+
+        monkeypatch.setattr(assignment, "agent_choose", choose_while_a_colleague_acts)
+        assert assignment.conversation_assign_auto(conversation=conversation) is None
+        after = Conversation.objects.get(pk=conversation.pk)
+        if meanwhile == "takeover":
+            assert (after.status, after.assigned_agent) == ("assigned", people.baraka)
+        else:
+            assert (after.status, after.assigned_agent) == ("resolved", None)
+        assert after.events.filter(kind="assigned").count() == 0
+
+
+def test_automatic_assignment_only_takes_a_waiting_unassigned_conversation(
+    tenant_a: TenantSetup, people: Team_
+) -> None:
+    with tenant_context(tenant_a.organization):
+        for status in ("bot", "assigned", "resolved"):
+            conversation = _conversation(tenant_a, language="en")
+            Conversation.objects.filter(pk=conversation.pk).update(
+                status=status, assigned_agent=people.baraka if status == "assigned" else None
+            )
+            with pytest.raises(ConversationTransitionInvalid):
+                conversation_assign(conversation=conversation, agent=people.amina, by=None)
+        # A person may still move an assigned conversation to a colleague.
+        moved = conversation_assign(conversation=conversation, agent=people.amina, by=people.manager)
+        assert moved.assigned_agent == people.amina
+
+
 def test_least_loaded_and_round_robin_within_a_team(tenant_a: TenantSetup, people: Team_) -> None:
     with tenant_context(tenant_a.organization):
         AgentProfile.objects.update(status=AgentProfile.Status.OFFLINE)

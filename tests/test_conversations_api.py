@@ -63,6 +63,23 @@ def test_anonymous_callers_get_401(tenant_a: TenantSetup) -> None:
     assert response.status_code == 401
 
 
+def test_a_client_id_is_scoped_to_its_conversation(tenant_a: TenantSetup) -> None:
+    """An integrator numbering its messages per conversation ("1", "2", …) must not have
+    conversation B's message swallowed by conversation A's."""
+    with tenant_context(tenant_a.organization):
+        agent = _user(AGENT)
+        first, second = _conversation(tenant_a), _conversation(tenant_a)
+        client = _client(tenant_a, agent)
+        a = client.post(f"/api/v1/conversations/{first.pk}/messages/", {"text": "Hi A", "client_id": "1"})
+        b = client.post(f"/api/v1/conversations/{second.pk}/messages/", {"text": "Hi B", "client_id": "1"})
+        assert a.status_code == b.status_code == 201, b.content
+        assert b.json()["id"] != a.json()["id"] and b.json()["text"] == "Hi B"
+        assert OutboxMessage.objects.get(to_wa_id=second.contact.wa_id).payload["text"]["body"] == "Hi B"
+        again = client.post(f"/api/v1/conversations/{second.pk}/messages/", {"text": "Hi B", "client_id": "1"})
+        assert again.json()["id"] == b.json()["id"]  # a true retry still sends once
+        assert OutboxMessage.objects.filter(to_wa_id=second.contact.wa_id).count() == 1
+
+
 def test_an_agent_lists_what_they_may_see_and_replies(tenant_a: TenantSetup) -> None:
     with tenant_context(tenant_a.organization):
         agent = _user(AGENT)

@@ -15,7 +15,13 @@ from apps.whatsapp import governor
 from apps.whatsapp import messages as wa
 from apps.whatsapp.media import media_download, media_register
 from apps.whatsapp.models import Media, OutboxMessage
-from apps.whatsapp.outbox import WindowClosed, outbox_deliver, outbox_enqueue, outbox_status_apply
+from apps.whatsapp.outbox import (
+    IdempotencyKeyReused,
+    WindowClosed,
+    outbox_deliver,
+    outbox_enqueue,
+    outbox_status_apply,
+)
 from apps.whatsapp.payloads import MediaRef, StatusUpdate, WhatsAppError
 from tests.conftest import TenantSetup
 from tests.fakes.graph_api import FakeGraphApi, Reply
@@ -97,6 +103,22 @@ def test_the_same_idempotency_key_never_makes_two_sends(tenant_a: TenantSetup, g
         "type": "text",
         "text": {"body": "Your order ships today.", "preview_url": False},
     }
+
+
+def test_a_key_reused_for_another_recipient_is_refused_not_dropped(tenant_a: TenantSetup) -> None:
+    """Returning the first row would report the second message as queued when it never is."""
+    with tenant_context(tenant_a.organization):
+        _enqueue(tenant_a, "reused-key")
+        with pytest.raises(IdempotencyKeyReused) as refused:
+            outbox_enqueue(
+                account=tenant_a.whatsapp,
+                to_wa_id="254799999999",
+                message=wa.text("Someone else's message"),
+                idempotency_key="reused-key",
+                window_expires_at=OPEN,
+            )
+        assert refused.value.code == "idempotency_key_reused"
+        assert OutboxMessage.objects.count() == 1
 
 
 # --- retries ------------------------------------------------------------------------------

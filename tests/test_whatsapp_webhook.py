@@ -19,7 +19,7 @@ from apps.whatsapp.models import OutboxMessage
 from apps.whatsapp.processing import webhook_event_process
 from apps.whatsapp.webhooks import BAD_SIGNATURE_COUNTER, sign
 from tests import whatsapp_payloads as wp
-from tests.conftest import TenantSetup
+from tests.conftest import TenantSetup, admin_user
 
 pytestmark = pytest.mark.django_db
 
@@ -256,7 +256,6 @@ MESSAGE_BODIES: dict[str, tuple[dict[str, Any], str]] = {
         "interactive",
     ),
     "template_button": ({"type": "button", "button": {"payload": "YES", "text": "Yes please"}}, "button"),
-    "reaction": ({"type": "reaction", "reaction": {"message_id": "wamid.OUT1", "emoji": "🙏"}}, "reaction"),
     "referral": (
         {
             "type": "text",
@@ -296,8 +295,6 @@ def test_every_message_type_is_parsed_and_recorded(tenant_a: TenantSetup, name: 
             assert message.content["reply"]["kind"] == name
         if name == "template_button":
             assert message.content["reply"] == {"kind": "template_button", "id": "YES", "title": "Yes please"}
-        if name == "reaction":
-            assert message.content["reaction"] == {"message_wamid": "wamid.OUT1", "emoji": "🙏"}
         if name == "referral":
             assert message.content["referral"]["source_type"] == "ad"
         if name == "unsupported":
@@ -361,6 +358,24 @@ def test_stop_and_start_keywords_flip_consent_and_confirm(
         assert confirmation.to_wa_id == contact.wa_id
 
 
+def test_a_late_stop_is_recorded_without_a_confirmation_once_the_window_has_closed(tenant_a: TenantSetup) -> None:
+    """An orphan replayed days later (its number added since): the opt-out and the message are
+    recorded; WhatsApp would refuse a free-form confirmation, so none is queued."""
+    import time
+
+    three_days_ago = int(time.time()) - 3 * 24 * 3600
+    wp.post(wp.text(_number(tenant_a), "wamid.LATESTOP", "STOP", timestamp=three_days_ago))
+    event = WebhookEvent.objects.get(dedup_key="m:wamid.LATESTOP")
+    assert webhook_event_process(event_id=event.pk) == WebhookEvent.State.PROCESSED
+    with tenant_context(tenant_a.organization):
+        contact = Contact.objects.get()
+        assert contact.consent == Contact.Consent.OPTED_OUT
+        assert contact.consent_records.get().action == ConsentRecord.Action.OPT_OUT
+        assert Message.objects.filter(wamid="wamid.LATESTOP").exists()
+        assert not OutboxMessage.objects.exists()
+        assert not Message.objects.filter(direction=Message.Direction.OUTBOUND).exists()
+
+
 def test_a_sentence_containing_stop_is_not_a_keyword(tenant_a: TenantSetup) -> None:
     wp.post(wp.text(_number(tenant_a), "wamid.NOKW", "please stop the delivery, I moved"))
     _process_all()
@@ -380,6 +395,69 @@ def test_a_resolved_conversation_reopens_on_a_new_message(tenant_a: TenantSetup)
         conversation = Conversation.objects.get()
         assert conversation.status == Conversation.Status.BOT
         assert conversation.messages.count() == 2
+
+
+def _reaction(tenant: TenantSetup, wamid: str, target: str, emoji: str | None, timestamp: int) -> None:
+    body: dict[str, Any] = {"message_id": target}
+    if emoji is not None:
+        body["emoji"] = emoji
+    wp.post(wp.message(_number(tenant), wamid, {"type": "reaction", "reaction": body}, timestamp=timestamp))
+    _process_all()
+
+
+def test_a_reaction_is_attached_to_its_message_and_changes_nothing_else(tenant_a: TenantSetup) -> None:
+    import time
+
+    from apps.conversations.services import message_send
+    from apps.whatsapp import messages as wa
+
+    start = int(time.time()) - 600
+    wp.post(wp.text(_number(tenant_a), "wamid.RXIN", "Where is my order?", timestamp=start))
+    _process_all()
+    with tenant_context(tenant_a.organization):
+        conversation = Conversation.objects.get()
+        reply = message_send(
+            conversation=conversation, outgoing=wa.text("On its way"), author_kind="bot", idempotency_key="rx"
+        )
+        OutboxMessage.objects.filter(pk=reply.outbox_id).update(wamid="wamid.RXOUT")
+        Conversation.objects.update(status=Conversation.Status.RESOLVED, unread_count=0)
+        before = Conversation.objects.get()
+        window = Contact.objects.get().window_expires_at
+
+    _reaction(tenant_a, "wamid.RX1", "wamid.RXOUT", "👍", start + 60)
+    with tenant_context(tenant_a.organization):
+        after = Conversation.objects.get()
+        assert after.status == Conversation.Status.RESOLVED
+        assert after.unread_count == 0
+        assert after.last_message_preview == before.last_message_preview
+        assert after.last_message_at == before.last_message_at
+        assert after.window_expires_at == before.window_expires_at
+        assert Contact.objects.get().window_expires_at == window
+        assert Message.objects.count() == 2  # no message of its own
+        assert Message.objects.get(pk=reply.pk).customer_reaction == "👍"
+        client = tenant_a.client()
+        client.force_login(admin_user(tenant_a))
+        thread = client.get(f"/api/v1/conversations/{after.pk}/").json()["messages"]
+        assert [m["reaction"] for m in thread] == ["", "👍"]
+
+    _reaction(tenant_a, "wamid.RX2", "wamid.RXOUT", None, start + 120)  # removed
+    with tenant_context(tenant_a.organization):
+        assert Message.objects.get(pk=reply.pk).customer_reaction == ""
+    _reaction(tenant_a, "wamid.RX0", "wamid.RXOUT", "😡", start + 30)  # an older one, delivered late
+    with tenant_context(tenant_a.organization):
+        assert Message.objects.get(pk=reply.pk).customer_reaction == ""
+        assert Conversation.objects.get().status == Conversation.Status.RESOLVED
+    assert WebhookEvent.objects.get(dedup_key="m:wamid.RX0").state == WebhookEvent.State.PROCESSED
+
+
+def test_a_reaction_to_a_message_we_do_not_know_starts_nothing(tenant_a: TenantSetup) -> None:
+    import time
+
+    _reaction(tenant_a, "wamid.RXLOST", "wamid.SENTELSEWHERE", "🙏", int(time.time()))
+    assert WebhookEvent.objects.get(dedup_key="m:wamid.RXLOST").state == WebhookEvent.State.PROCESSED
+    with tenant_context(tenant_a.organization):
+        assert not Conversation.objects.exists()
+        assert not Message.objects.exists()
 
 
 def test_the_public_schema_holds_no_tenant_rows(tenant_a: TenantSetup) -> None:

@@ -81,6 +81,7 @@ class MessageSerializer(serializers.Serializer[Any]):
     type = serializers.CharField()
     text = serializers.CharField()
     content = serializers.JSONField()
+    reaction = serializers.CharField(source="customer_reaction")
     sent_at = serializers.DateTimeField()
     delivery = serializers.SerializerMethodField()
     media = serializers.SerializerMethodField()

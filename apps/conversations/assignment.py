@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from apps.accounts.models import AgentProfile, Team, User
-from apps.conversations.lifecycle import conversation_assign
+from apps.conversations.lifecycle import conversation_assign, conversation_awaits_agent
 from apps.conversations.models import Conversation
 from apps.conversations.selectors import agent_open_loads
 from apps.core.queue import enqueue_on_commit
@@ -74,10 +74,15 @@ def conversation_assign_auto(*, conversation: Conversation) -> Conversation | No
     """Assign a waiting conversation to the best agent now; None when it must wait."""
     _lock_assignments()
     conversation = Conversation.objects.select_related("team").get(pk=conversation.pk)
-    if conversation.status != Conversation.Status.WAITING or conversation.is_snoozed:
+    if not conversation_awaits_agent(conversation):
         return None
     agent = agent_choose(conversation)
     if agent is None:
+        return None
+    # The advisory lock serialises assignments, not takeovers or resolves: one may have landed
+    # while the agent was chosen. Look again under the row lock; what a person did stands.
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if not conversation_awaits_agent(conversation):
         return None
     return conversation_assign(conversation=conversation, agent=agent, by=None)
 

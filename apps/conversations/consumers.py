@@ -30,7 +30,7 @@ VIEWER_TTL_SECONDS = 60.0
 TYPING_MIN_INTERVAL = 2.0
 # Events only the open conversation's pane uses (ticks, the ticket panel): they go to the
 # sockets that have that conversation open (`watch`), not to everyone who may see it.
-OPEN_PANE_EVENTS = ("message.status", "ticket.")
+OPEN_PANE_EVENTS = ("message.status", "message.reaction", "ticket.")
 
 
 class InboxConsumer(TenantEventsConsumer):
@@ -78,7 +78,7 @@ class InboxConsumer(TenantEventsConsumer):
             return True
         if self.watching is None:
             return False
-        if event_type == "message.status":
+        if event_type in ("message.status", "message.reaction"):
             return data.get("conversation") == self.watching
         return self.watching in data.get("conversations", ())
 

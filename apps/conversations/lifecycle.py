@@ -50,6 +50,13 @@ def _require_status(conversation: Conversation, allowed: Sequence[str], action: 
         )
 
 
+def conversation_awaits_agent(conversation: Conversation) -> bool:
+    """Whether automatic assignment may take it: waiting in a queue, nobody's, not snoozed."""
+    return (
+        conversation.status == Status.WAITING and conversation.assigned_agent_id is None and not conversation.is_snoozed
+    )
+
+
 def _can_serve(agent: User) -> bool:
     return user_has_capability(user=agent, capability="respond_to_conversations")
 
@@ -154,6 +161,12 @@ def conversation_assign(*, conversation: Conversation, agent: User, by: User | N
             extra={"agent": agent.pk},
         )
     conversation = _locked(conversation)
+    if by is None:
+        # The automatic path chose its agent on an unlocked read: it may only take a
+        # conversation still waiting for one; a takeover or resolve that landed since stands.
+        _require_status(
+            conversation, [Status.WAITING] if conversation_awaits_agent(conversation) else [], _("assigned")
+        )
     _require_status(conversation, [Status.BOT, Status.WAITING, Status.ASSIGNED, Status.RESOLVED], _("assigned"))
     if conversation.status == Status.ASSIGNED and conversation.assigned_agent_id == agent.pk:
         return conversation

@@ -149,6 +149,10 @@ class Message(models.Model):
         OutboxMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="message"
     )
     reply_to_wamid = models.CharField(max_length=200, blank=True)
+    # The customer's emoji reaction to this message ("" when none or removed), and when they
+    # last reacted: webhooks arrive out of order, so only a later reaction replaces it.
+    customer_reaction = models.CharField(_("customer's reaction"), max_length=50, blank=True)
+    customer_reaction_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(_("time"), db_index=True)
     created = models.DateTimeField(auto_now_add=True)
     # Analysis (filled by the AI engine on inbound messages).

@@ -12,7 +12,12 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.conversations.models import Conversation, Message
-from apps.conversations.services import agent_reply_recorded, agent_text_translated, message_send
+from apps.conversations.services import (
+    agent_reply_recorded,
+    agent_send_key,
+    agent_text_translated,
+    message_send,
+)
 from apps.core.tenancy import current_schema
 from apps.whatsapp import messages as wa
 from apps.whatsapp.attachments import attachment_inspect
@@ -24,10 +29,6 @@ from apps.whatsapp.message_templates import (
 from apps.whatsapp.messages import MessageInvalid
 from apps.whatsapp.models import Media, MessageTemplate, OutboxMessage
 from apps.whatsapp.outbox import WindowClosed
-
-
-def _idempotency_key(agent: User, client_id: str) -> str:
-    return f"agent:{agent.pk}:{client_id or uuid.uuid4().hex}"
 
 
 def _already_sent(key: str) -> Message | None:
@@ -73,7 +74,7 @@ def conversation_attachment_send(
     translate: bool = True,
 ) -> Message:
     """Store an agent's file and queue it as a media message; the outbox uploads it to Meta and sends it."""
-    key = _idempotency_key(agent, client_id)
+    key = agent_send_key(conversation=conversation, agent=agent, client_id=client_id)
     existing = _already_sent(key)
     if existing is not None:
         return existing
@@ -135,7 +136,7 @@ def conversation_template_send(
     *, conversation: Conversation, agent: User, template_id: int, variables: list[str], client_id: str = ""
 ) -> Message:
     """Send an approved template (the only kind of message allowed outside the 24-hour window)."""
-    key = _idempotency_key(agent, client_id)
+    key = agent_send_key(conversation=conversation, agent=agent, client_id=client_id)
     existing = _already_sent(key)
     if existing is not None:
         return existing

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -28,7 +29,7 @@ from apps.whatsapp import messages as wa
 from apps.whatsapp.media import media_register
 from apps.whatsapp.messages import MessageInvalid
 from apps.whatsapp.models import Media
-from apps.whatsapp.outbox import outbox_enqueue
+from apps.whatsapp.outbox import WindowClosed, outbox_enqueue
 from apps.whatsapp.payloads import InboundMessage
 
 from .models import Conversation, Message
@@ -92,9 +93,48 @@ def message_created_publish(
     event_publish(event_type="message.created", data=data)
 
 
+def reaction_record(*, account: WhatsAppAccount, inbound: InboundMessage) -> Message | None:
+    """Attach the customer's reaction to the message it reacts to; return that message, or None.
+
+    A reaction is not a message of its own: it never reopens a conversation, counts as
+    unread, replaces the preview, moves the 24-hour window nor reaches the bot. Meta's
+    documentation does not say that it opens the window, and a free-form reply WhatsApp
+    refuses is worse than a template it would have let through.
+    """
+    reaction = inbound.reaction
+    if reaction is None:
+        return None
+    target = (
+        Message.objects.select_for_update(of=("self",))
+        .filter(conversation__account=account, conversation__contact__wa_id=inbound.from_wa_id)
+        .filter(Q(wamid=reaction.message_wamid) | Q(outbox__wamid=reaction.message_wamid))
+        .select_related("conversation")
+        .first()
+    )
+    if target is None:  # a message sent outside Imaradesk, or pruned: the event stays in the console
+        logger.info("reaction %s to unknown message %s ignored", inbound.wamid, reaction.message_wamid)
+        return None
+    if target.customer_reaction_at is not None and inbound.timestamp < target.customer_reaction_at:
+        return target  # an older reaction delivered late: the newer one stands
+    target.customer_reaction = reaction.emoji  # "" when the customer removed it
+    target.customer_reaction_at = inbound.timestamp
+    target.save(update_fields=["customer_reaction", "customer_reaction_at"])
+    event_publish(
+        event_type="message.reaction",
+        data={**conversation_routing(target.conversation), "message": target.pk, "emoji": target.customer_reaction},
+    )
+    return target
+
+
 @transaction.atomic
 def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage) -> Message | None:
-    """Store an inbound message with its contact and conversation; None if it was stored before."""
+    """Store an inbound message with its contact and conversation; None if it was stored before.
+
+    A reaction only changes the message it reacts to (`reaction_record`): None.
+    """
+    if inbound.type == "reaction" and inbound.reaction is not None:
+        reaction_record(account=account, inbound=inbound)
+        return None
     if Message.objects.filter(wamid=inbound.wamid).exists():
         return None  # a replay or a duplicate delivery: nothing to do twice
     contact = contact_seen(wa_id=inbound.from_wa_id, profile_name=inbound.profile_name, at=inbound.timestamp)
@@ -127,12 +167,17 @@ def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage)
         contact_consent_set(
             contact=contact, action=action, source="keyword", evidence=f"{inbound.wamid}: {inbound.text}"
         )
-        message_send(
-            conversation=conversation,
-            outgoing=wa.text(CONFIRMATIONS[action][language]),
-            author_kind=Message.Author.SYSTEM,
-            idempotency_key=f"consent:{inbound.wamid}",
-        )
+        try:
+            message_send(
+                conversation=conversation,
+                outgoing=wa.text(CONFIRMATIONS[action][language]),
+                author_kind=Message.Author.SYSTEM,
+                idempotency_key=f"consent:{inbound.wamid}",
+            )
+        except WindowClosed:
+            # A keyword recorded late (an orphan replayed days after): the consent change and
+            # the message stand; WhatsApp would refuse a free-form confirmation now.
+            logger.info("consent %s from %s recorded without confirmation: window closed", action, inbound.wamid)
     # First the inbox (agents are waiting), then the analysis.
     message_created_publish(conversation=conversation, message=message, direction="in", preview=message.text)
     enqueue_on_commit(message_analyse_task, message.pk)
@@ -203,6 +248,15 @@ def agent_text_translated(conversation: Conversation, text: str) -> tuple[str, d
     return result.text, {"original": text, "original_language": working, "translated_by": result.provider}
 
 
+def agent_send_key(*, conversation: Conversation, agent: User, client_id: str) -> str:
+    """The outbox key of an agent's send: a retry with the same client id sends once.
+
+    Scoped to the conversation: an integrator may number its messages per conversation, and
+    the same client id elsewhere is a different message, not a retry.
+    """
+    return f"agent:{agent.pk}:c{conversation.pk}:{client_id or uuid.uuid4().hex}"
+
+
 @transaction.atomic
 def conversation_reply(
     *, conversation: Conversation, agent: User, text: str, client_id: str = "", translate: bool = True
@@ -221,7 +275,7 @@ def conversation_reply(
         outgoing=wa.text(outgoing_text),
         author_kind=Message.Author.AGENT,
         author=agent,
-        idempotency_key=f"agent:{agent.pk}:{client_id or uuid.uuid4().hex}",
+        idempotency_key=agent_send_key(conversation=conversation, agent=agent, client_id=client_id),
     )
     if content and message.content.get("original") is None:
         message.content = {**message.content, **content}

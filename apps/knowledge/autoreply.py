@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -94,8 +95,19 @@ def bot_reply(message: Message) -> None:
             _bot_say(conversation, greeting.replace("  ", " ").replace(" !", "!"), f"bot:{message.pk}")
             return
         answer = knowledge_answer(question=message.text, conversation=conversation)
-        if answer.handoff:
-            _bot_say(conversation, answer.text, f"bot:{message.pk}")
-            conversation_handoff(conversation=conversation, reason=_("no answer in the knowledge base"))
-            return
-        _bot_say(conversation, _with_sources(answer.text, [c.title for c in answer.citations[:1]]), f"bot:{message.pk}")
+        with transaction.atomic():
+            # The answer took a while (retrieval, a provider) and no lock was held meanwhile, so an
+            # agent may have taken over: look again under the row lock, as flows do.
+            conversation = (
+                Conversation.objects.select_for_update(of=("self",))
+                .select_related("contact", "account")
+                .get(pk=conversation.pk)
+            )
+            if conversation.status != Conversation.Status.BOT:
+                return
+            if answer.handoff:
+                _bot_say(conversation, answer.text, f"bot:{message.pk}")
+                conversation_handoff(conversation=conversation, reason=_("no answer in the knowledge base"))
+                return
+            sources = [c.title for c in answer.citations[:1]]
+            _bot_say(conversation, _with_sources(answer.text, sources), f"bot:{message.pk}")

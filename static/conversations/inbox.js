@@ -191,6 +191,7 @@
         if (m.delivery.status === "failed") meta.appendChild(el("span", "failed", L.failed + ": " + (m.delivery.error || "")));
       }
       item.appendChild(meta);
+      if (m.reaction) item.appendChild(el("span", "reaction", m.reaction));
       list.appendChild(item);
     }
     if (atBottom || list.dataset.openId !== String(openId)) list.scrollTop = list.scrollHeight;
@@ -481,6 +482,7 @@
         if (openConversation && (data.conversations || []).includes(openConversation.id)) loadTicket(openConversation);
         break;
       case "message.status":
+      case "message.reaction":
         if (data.conversation === openId) scheduleThreadRefresh();
         break;
       case "agent.typing":

@@ -115,3 +115,45 @@ def test_the_bot_stays_quiet_when_an_agent_owns_the_conversation(tenant_a: Tenan
         Conversation.objects.filter(pk=first.conversation_id).update(status="waiting")
         _customer_says(tenant_a, "How long does delivery take?", wa_id="254700100006")
         assert len(_bot_replies("254700100006")) == 1  # only the greeting, before the hand-off
+
+
+@pytest.mark.parametrize("question", ["How long does delivery to Nairobi take?", "Can I pay my electricity bill?"])
+def test_the_bot_stays_quiet_when_an_agent_takes_over_while_it_looks_for_an_answer(
+    tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch, question: str
+) -> None:
+    """The knowledge answer is slow (retrieval, a provider): an agent may take over meanwhile."""
+    from apps.accounts.roles import AGENT
+    from apps.accounts.services import user_create
+    from apps.conversations.lifecycle import conversation_takeover
+    from apps.knowledge import autoreply
+
+    with tenant_context(tenant_a.organization):
+        _faq()
+        wa_id = f"2547002{next(_numbers):05d}"
+        agent = user_create(email=f"autoreply-{wa_id}@example.test", password=None, role=AGENT)
+        payload: dict[str, Any] = {
+            "message": {
+                "from": wa_id,
+                "id": f"wamid.BOT{next(_numbers)}",
+                "timestamp": str(int(time.time())),
+                "type": "text",
+                "text": {"body": question},
+            },
+            "contacts": [{"wa_id": wa_id, "profile": {"name": "Wanjiru Kamau"}}],
+        }
+        message = inbound_message_record(account=tenant_a.whatsapp, inbound=parse_message(payload))
+        assert message is not None
+        message_analyse(message_id=message.pk)
+        answer = autoreply.knowledge_answer
+
+        def answer_while_an_agent_takes_over(**kwargs: Any) -> Any:
+            result = answer(**kwargs)
+            conversation_takeover(conversation=kwargs["conversation"], agent=agent)
+            return result
+
+        monkeypatch.setattr(autoreply, "knowledge_answer", answer_while_an_agent_takes_over)
+        autoreply.bot_reply(Message.objects.get(pk=message.pk))
+        assert _bot_replies(wa_id) == []
+        conversation = Conversation.objects.get(pk=message.conversation_id)
+        assert (conversation.status, conversation.assigned_agent) == ("assigned", agent)
+        assert not conversation.events.filter(kind="handoff").exists()

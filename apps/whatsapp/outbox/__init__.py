@@ -12,7 +12,7 @@
 - Delivery statuses only move forward: sent < delivered < read.
 """
 
-from apps.whatsapp.outbox.enqueue import WindowClosed, outbox_enqueue
+from apps.whatsapp.outbox.enqueue import IdempotencyKeyReused, WindowClosed, outbox_enqueue
 from apps.whatsapp.outbox.scheduling import (
     outbox_drain_cycle,
     outbox_drain_release,
@@ -35,6 +35,7 @@ __all__ = [
     "INLINE_WAIT_MAX",
     "DeliveryOutcome",
     "DrainReport",
+    "IdempotencyKeyReused",
     "MessageSender",
     "StatusForUnknownMessage",
     "WindowClosed",

@@ -20,6 +20,10 @@ class WindowClosed(ConflictError):
     code = "window_closed"
 
 
+class IdempotencyKeyReused(ConflictError):
+    code = "idempotency_key_reused"
+
+
 def outbox_enqueue(
     *,
     account: WhatsAppAccount,
@@ -52,6 +56,13 @@ def outbox_enqueue(
             "media": media,
         },
     )
+    if not created and (row.account_id != account.pk or row.to_wa_id != to_wa_id):
+        # The same key for another recipient is a caller's bug, not a retry: answering with the
+        # first row would report this message as queued when it never will be.
+        raise IdempotencyKeyReused(
+            _("This idempotency key was already used for a message to someone else."),
+            extra={"idempotency_key": idempotency_key},
+        )
     if created:
         # The schema now: the commit may run after a nested tenant_context has exited.
         schema, account_id = current_schema(), account.pk
