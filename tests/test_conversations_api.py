@@ -20,9 +20,11 @@ from apps.contacts.models import Contact
 from apps.conversations.models import Conversation, Message
 from apps.core.tenancy import tenant_context
 from apps.whatsapp.models import OutboxMessage
+from tests.ai_support import Fakes, ai_configure, ai_fakes, ai_fakes_server
 from tests.conftest import TenantSetup
 
 pytestmark = pytest.mark.django_db
+__all__ = ["ai_fakes", "ai_fakes_server"]  # fixtures used by name
 
 _numbers = itertools.count(1)
 
@@ -228,3 +230,28 @@ def test_the_tickets_of_one_conversation(tenant_a: TenantSetup) -> None:
         assert [t["id"] for t in found] == [ticket.pk]
         assert found[0]["conversations"] == [with_ticket.pk]
         assert client.get(f"/api/v1/tickets/?conversation={without.pk}").json()["results"] == []
+
+
+def test_an_agents_reply_goes_out_in_the_customers_language(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
+    from apps.ai.models import AIUsage
+
+    ai_fakes.openai.text = "Kifurushi chako kiko njiani."
+    with tenant_context(tenant_a.organization):
+        ai_configure(ai_fakes, keys=("openai",))
+        agent = _user(AGENT)
+        client = _client(tenant_a, agent)
+        conversation = _conversation(tenant_a, language="sw")
+        sent = client.post(
+            f"/api/v1/conversations/{conversation.pk}/messages/", {"text": "Your parcel is on its way."}, format="json"
+        )
+        assert sent.status_code == 201, sent.content
+        message = Message.objects.get(pk=sent.json()["id"])
+        assert message.text == "Kifurushi chako kiko njiani."
+        assert message.content["original"] == "Your parcel is on its way."
+        assert message.content["translated_by"] == "openai"
+
+        # With the window closed the send is refused: no translation is bought for it.
+        closed = _conversation(tenant_a, window_open=False, language="sw")
+        refused = client.post(f"/api/v1/conversations/{closed.pk}/messages/", {"text": "Hello?"}, format="json")
+        assert refused.status_code == 409
+        assert AIUsage.objects.get(task="translate", provider="openai").requests == 1

@@ -16,6 +16,7 @@ from apps.conversations.services import (
     agent_reply_recorded,
     agent_send_key,
     agent_text_translated,
+    conversation_window_open,
     message_send,
 )
 from apps.core.tenancy import current_schema
@@ -43,11 +44,6 @@ def _take(conversation: Conversation, agent: User) -> Conversation:
     if conversation.status == Conversation.Status.ASSIGNED and conversation.assigned_agent_id == agent.pk:
         return conversation
     return conversation_takeover(conversation=conversation, agent=agent)
-
-
-def conversation_window_open(conversation: Conversation) -> bool:
-    expires = conversation.contact.window_expires_at
-    return expires is not None and expires > timezone.now()
 
 
 def _window_closed_error(conversation: Conversation) -> WindowClosed:

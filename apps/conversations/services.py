@@ -248,6 +248,11 @@ def agent_text_translated(conversation: Conversation, text: str) -> tuple[str, d
     return result.text, {"original": text, "original_language": working, "translated_by": result.provider}
 
 
+def conversation_window_open(conversation: Conversation) -> bool:
+    expires = conversation.contact.window_expires_at
+    return expires is not None and expires > timezone.now()
+
+
 def agent_send_key(*, conversation: Conversation, agent: User, client_id: str) -> str:
     """The outbox key of an agent's send: a retry with the same client id sends once.
 
@@ -257,19 +262,33 @@ def agent_send_key(*, conversation: Conversation, agent: User, client_id: str) -
     return f"agent:{agent.pk}:c{conversation.pk}:{client_id or uuid.uuid4().hex}"
 
 
-@transaction.atomic
 def conversation_reply(
     *, conversation: Conversation, agent: User, text: str, client_id: str = "", translate: bool = True
 ) -> Message:
     """An agent answers the customer. Replying to the bot's or the queue's conversation takes it over."""
-    from apps.conversations.lifecycle import conversation_takeover
-
     text = text.strip()
     if not text:
         raise MessageInvalid(_("Write a message first."), extra={"field": "text"})
+    # The translation may wait on a provider (seconds, or its timeouts): before the
+    # transaction, so that no conversation row stays locked meanwhile and the usage it meters
+    # is kept even if the send is then refused. With the window closed the send will be
+    # refused (a template is needed): no translation to pay for.
+    translate = translate and conversation_window_open(conversation)
+    outgoing_text, content = agent_text_translated(conversation, text) if translate else (text, {})
+    return _reply_send(
+        conversation=conversation, agent=agent, text=text, outgoing_text=outgoing_text, content=content,
+        client_id=client_id,
+    )  # fmt: skip
+
+
+@transaction.atomic
+def _reply_send(
+    *, conversation: Conversation, agent: User, text: str, outgoing_text: str, content: dict[str, Any], client_id: str
+) -> Message:
+    from apps.conversations.lifecycle import conversation_takeover
+
     if not (conversation.status == Conversation.Status.ASSIGNED and conversation.assigned_agent_id == agent.pk):
         conversation = conversation_takeover(conversation=conversation, agent=agent)
-    outgoing_text, content = agent_text_translated(conversation, text) if translate else (text, {})
     message = message_send(
         conversation=conversation,
         outgoing=wa.text(outgoing_text),
