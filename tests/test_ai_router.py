@@ -432,3 +432,30 @@ def test_an_embedding_model_for_a_provider_without_embeddings_is_refused() -> No
         settings_row.clean()
     assert "only openai and google" in str(refused.value.message_dict["task_models"])
     AISettings(task_models={"embed": {"google": "gemini-embedding-001"}}).clean()
+
+
+def test_a_key_no_configured_encryption_key_opens_reads_as_unset_and_is_kept(
+    tenant_a: TenantSetup, ai_fakes: Fakes
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from apps.ai.models import AISettings
+
+    foreign = Fernet(Fernet.generate_key()).encrypt(b"sk-from-another-install").decode()
+    with schema_context(tenant_a.schema):
+        ai_configure(ai_fakes, keys=("openai",))
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE ai_aisettings SET openai_api_key = %s", [foreign])
+        assert AISettings.objects.get().openai_api_key == ""
+        # Every AI call goes on, offline, instead of raising.
+        assert router.generate("hello").provider == "local"
+    client = tenant_a.client()
+    client.post("/admin/login/", {"username": tenant_a.admin_email, "password": PASSWORD})
+    assert client.get("/admin/ai/aisettings/1/change/").status_code == 200
+    with schema_context(tenant_a.schema):
+        row = AISettings.objects.get()
+        row.monthly_token_budget = 1000
+        row.save()  # saving the row writes the stored secret back as it was
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT openai_api_key FROM ai_aisettings")
+            assert cursor.fetchone() == (foreign,)

@@ -6,6 +6,7 @@ environment): new values are encrypted with the first, old values still decrypt 
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Any
 
@@ -13,9 +14,23 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import models
 
+logger = logging.getLogger(__name__)
+
 
 class DecryptionFailed(Exception):
     """A stored secret could not be decrypted with any configured key."""
+
+
+class UndecryptableSecret(str):
+    """A stored secret that no configured key opens: it reads as empty (not set), and is
+    written back exactly as it was, so fixing FIELD_ENCRYPTION_KEYS brings it back."""
+
+    token: str
+
+    def __new__(cls, token: str) -> UndecryptableSecret:
+        secret = super().__new__(cls, "")
+        secret.token = token
+        return secret
 
 
 @cache
@@ -42,9 +57,18 @@ class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
         if value is None or value == "":
             return value
-        return decrypt(value)
+        try:
+            return decrypt(value)
+        except DecryptionFailed:
+            # One bad secret must not take down every page and webhook that loads its row: it
+            # reads as "not set" (the AI falls back to offline, a number to the platform's app
+            # secret), and the operator is told loudly.
+            logger.error("a stored secret cannot be decrypted (%s): was FIELD_ENCRYPTION_KEYS changed?", self.name)
+            return UndecryptableSecret(value)
 
     def get_prep_value(self, value: Any) -> Any:
+        if isinstance(value, UndecryptableSecret):
+            return value.token  # unchanged, never re-encrypted as ""
         value = super().get_prep_value(value)
         if value is None or value == "":
             return value
