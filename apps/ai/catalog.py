@@ -8,6 +8,7 @@ provider's strong model, so a budget errs on the safe side.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Literal
 
@@ -65,14 +66,39 @@ def can_embed(provider: str) -> bool:
     return provider == LOCAL or "embed" in DEFAULT_MODELS.get(provider, {})
 
 
+# Tokens of conversation (recent messages + rolling summary) one prompt may carry: the
+# strong models get the longer memory, the cheap ones a shorter one (each token is paid for
+# on every turn), and the offline extractive path the shortest.
+CONTEXT_BUDGETS: dict[str, int] = {
+    "gpt-4o": 4000,
+    "gpt-4o-mini": 2000,
+    "claude-sonnet-4-6": 4000,
+    "claude-haiku-4-5": 2000,
+    "gemini-2.5-flash": 4000,
+    "gemini-2.5-flash-lite": 2000,
+}
+DEFAULT_CONTEXT_BUDGET = 1500
+
+
+def _family(model: str, known: Iterable[str]) -> str | None:
+    """`model` itself if known, else the known family a dated or preview name belongs to
+    ("gpt-4o-mini-2024-07-18" → "gpt-4o-mini"), else None."""
+    names = set(known)
+    if model in names:
+        return model
+    families = [name for name in names if model.startswith(name + "-")]
+    return max(families, key=len) if families else None
+
+
 def _price(provider: str, model: str) -> tuple[Decimal, Decimal]:
-    """The model's prices; a dated or preview name ("gpt-4o-mini-2024-07-18") as its family's."""
-    if model in PRICES:
-        return PRICES[model]
-    families = [known for known in PRICES if model.startswith(known + "-")]
-    if families:
-        return PRICES[max(families, key=len)]
-    return PRICES[DEFAULT_MODELS[provider]["generate"]]
+    family = _family(model, PRICES)
+    return PRICES[family or DEFAULT_MODELS[provider]["generate"]]
+
+
+def context_budget(model: str) -> int:
+    """The conversation tokens a prompt to `model` may carry ("" or unknown: the default)."""
+    family = _family(model, CONTEXT_BUDGETS)
+    return CONTEXT_BUDGETS[family] if family else DEFAULT_CONTEXT_BUDGET
 
 
 def cost_estimate(provider: str, model: str, tokens_in: int, tokens_out: int) -> Decimal:

@@ -17,6 +17,7 @@ import numpy as np
 
 from apps.ai import catalog
 from apps.ai.breaker import breaker_success
+from apps.ai.catalog import Task
 from apps.ai.chain import Candidate, Plan, allowed, meter_answer, meter_failure, plan_for, run_chain
 from apps.ai.intents import UNKNOWN, examples_hash, merged_examples
 from apps.ai.prompts import classify_schema, classify_system, summarize_system, translate_system
@@ -234,6 +235,12 @@ class GenerationStream:
                 breaker_success(schema=plan.schema, provider=candidate.provider)
                 meter_answer(plan, candidate, usage.tokens_in, usage.tokens_out)
             return
+
+
+def context_budget(task: Task = "generate") -> int:
+    """The conversation tokens a prompt for `task` may carry, for the model that will answer first."""
+    plan = plan_for(task)
+    return catalog.context_budget(plan.candidates[0].model if plan.candidates else "")
 
 
 def _close(deltas: Iterator[str]) -> None:

@@ -10,11 +10,10 @@ from django.db import transaction
 
 from apps.ai.catalog import tokens_estimate
 from apps.ai.providers.base import ChatMessage
-from apps.ai.router import summarize
+from apps.ai.router import context_budget, summarize
 from apps.conversations.models import Conversation, Message
 
 WINDOW_MESSAGES = 12
-TOKEN_BUDGET = 1500
 SUMMARY_EVERY = 10  # refresh the summary once this many messages have left the window
 NOTE = "note"
 
@@ -34,20 +33,36 @@ def _line(message: Message) -> ChatMessage:
 
 
 def conversation_context(
-    *, conversation: Conversation, window: int = WINDOW_MESSAGES, budget: int = TOKEN_BUDGET
+    *, conversation: Conversation, window: int = WINDOW_MESSAGES, budget: int | None = None
 ) -> ConversationContext:
-    """The recent messages (oldest first) that fit the budget, and the summary of earlier ones."""
+    """The recent messages (oldest first) that fit the budget, and the summary of earlier ones.
+
+    The budget defaults to that of the model that will answer (`apps.ai.catalog.CONTEXT_BUDGETS`).
+    """
+    budget = budget if budget is not None else context_budget("generate")
     recent = list(conversation.messages.exclude(type=NOTE).order_by("-sent_at", "-id")[:window])
-    chosen: list[Message] = []
+    lines: list[ChatMessage] = []
     used = tokens_estimate(conversation.summary) if conversation.summary else 0
     for message in recent:  # newest first: the latest turns matter most
-        cost = tokens_estimate(message.text)
-        if chosen and used + cost > budget:
-            break
-        chosen.append(message)
+        line = _line(message)
+        cost = tokens_estimate(line.content)
+        if used + cost > budget:
+            if lines:
+                break
+            # The newest message alone is over the budget (a pasted document): its beginning.
+            line = ChatMessage(role=line.role, content=_words_within(line.content, budget - used))
+            cost = tokens_estimate(line.content)
+        lines.append(line)
         used += cost
-    chosen.reverse()
-    return ConversationContext(summary=conversation.summary, messages=[_line(m) for m in chosen], tokens=used)
+    lines.reverse()
+    return ConversationContext(summary=conversation.summary, messages=lines, tokens=used)
+
+
+def _words_within(text: str, budget: int) -> str:
+    """The first words of `text` whose estimate fits `budget` tokens (at least one word)."""
+    words = text.split()
+    keep = max(1, int((budget - tokens_estimate("")) / 1.3) - 1)  # one word's room for the "…"
+    return " ".join(words[:keep]) + (" …" if keep < len(words) else "")
 
 
 def conversation_summary_refresh(*, conversation: Conversation, window: int = WINDOW_MESSAGES) -> bool:

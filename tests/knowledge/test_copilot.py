@@ -139,8 +139,28 @@ def test_the_context_window_keeps_the_latest_turns_within_budget(
         assert all(m.role == "user" for m in context.messages)
         assert len(context.messages) < 12  # the budget, not the window, decided
 
+        # The newest message alone over the budget: its beginning, not nothing.
+        pasted = _conversation(tenant_a, "invoice " * 1000)
+        clipped = conversation_context(conversation=pasted, budget=100)
+        assert clipped.tokens <= 100 and clipped.messages[0].content.startswith("invoice invoice")
+        assert clipped.messages[0].content.endswith("…")
+
         monkeypatch.setattr(conversation_context_module, "SUMMARY_EVERY", 5)
         assert conversation_summary_refresh(conversation=conversation, window=12)
         conversation.refresh_from_db()
         assert conversation.summary and conversation.summary_upto > 0
         assert not conversation_summary_refresh(conversation=conversation, window=12)  # nothing new left the window
+
+
+def test_the_context_budget_is_the_answering_models(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
+    with tenant_context(tenant_a.organization):
+        texts = [f"message number {i} " + "word " * 150 for i in range(12)]
+        conversation = _conversation(tenant_a, *texts)
+        offline = conversation_context(conversation=conversation)  # no provider: the offline budget
+        assert offline.tokens <= 1500
+        ai_configure(ai_fakes, keys=("openai",))  # gpt-4o answers: a longer memory
+        strong = conversation_context(conversation=conversation)
+        assert 1500 < strong.tokens <= 4000
+        assert len(strong.messages) > len(offline.messages)
+        ai_configure(ai_fakes, keys=("openai",), task_models={"generate": {"openai": "gpt-4o-mini-2024-07-18"}})
+        assert conversation_context(conversation=conversation).tokens <= 2000
