@@ -264,7 +264,10 @@ class KnowledgeImportApi(APIView):
                 spooled.write(piece)
             spooled.flush()
             outcome = documents_import(
-                path=Path(spooled.name), published=payload.validated_data["published"], by=api_user(request)
+                path=Path(spooled.name),
+                name=upload.name or "",
+                published=payload.validated_data["published"],
+                by=api_user(request),
             )
         body = {
             "documents": DocumentOutputSerializer(outcome.documents, many=True).data,

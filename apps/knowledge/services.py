@@ -268,12 +268,16 @@ class ImportStep:
 def documents_import(
     *,
     path: Path,
+    name: str = "",
     published: bool = True,
     by: User | None = None,
     index: Literal["queue", "now"] = "queue",
     on_step: Callable[[ImportStep], None] | None = None,
 ) -> ImportOutcome:
     """Import a file, folder or zip: one document per file, its first folder its category.
+
+    A DOCX or XLSX is one file, not an archive. `name` is what a single file is called when
+    `path` is a temporary copy (an upload): the document keeps the uploaded name.
 
     The API and `kb_import` both come here. `index="queue"` hands each document to the Celery
     pipeline (after commit); `index="now"` indexes it in this process before the next file,
@@ -284,7 +288,7 @@ def documents_import(
     """
     documents: list[Document] = []
     refused: list[tuple[str, str, str]] = []
-    items = list(import_items(path))
+    items = list(import_items(path, name=name))
     for number, item in enumerate(items, start=1):
         try:
             document = document_create(
