@@ -234,3 +234,11 @@ def test_importing_one_docx_gives_one_document(tenant_a: TenantSetup) -> None:
     assert response.status_code == 202, response.content
     documents = response.json()["documents"]
     assert [(d["original_name"], d["kind"], d["status"]) for d in documents] == [("returns.docx", "docx", "uploaded")]
+
+
+def test_an_undecodable_utf16_upload_is_a_failed_document_not_a_500(tenant_a: TenantSetup) -> None:
+    lone = b"\xff\xfe" + "Refunds ".encode("utf-16-le") + b"\x00\xd8" + "take five days.".encode("utf-16-le")
+    editor = _member(tenant_a, "editor-utf16@alpha.test", KNOWLEDGE_EDITOR)
+    response = editor.post("/api/v1/knowledge/documents/", {"file": SimpleUploadedFile("lone.txt", lone)})
+    assert response.status_code == 201, response.content
+    assert (response.json()["status"], response.json()["error_code"]) == ("failed", "document_undecodable")

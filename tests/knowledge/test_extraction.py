@@ -12,6 +12,7 @@ from apps.knowledge.exceptions import (
     DocumentCorrupt,
     DocumentEmpty,
     DocumentEncrypted,
+    DocumentUndecodable,
     DocumentUnsupported,
     DocumentZipBomb,
 )
@@ -230,3 +231,20 @@ def test_qa_rows_are_one_passage_each_and_pages_split_passages() -> None:
         ("one", 1),
         ("two", 2),
     ]
+
+
+def test_utf16_sniff_tolerates_a_surrogate_pair_cut_at_the_sniff_limit() -> None:
+    # The BOM and 32,766 two-byte characters end at byte 65,534: the emoji's four bytes
+    # straddle the 64 KB sniff, which holds only its high surrogate.
+    text = "a" * 32766 + "\U0001f600 Refunds take five days."
+    data = "\ufeff".encode("utf-16-le") + text.encode("utf-16-le")
+    assert kind_detect(data, "notes.txt") == Kind.TXT
+    assert "Refunds take five days." in blocks_extract(data, Kind.TXT)[0].text
+
+
+def test_undecodable_utf16_is_a_document_error() -> None:
+    odd = b"\xff\xfe" + "Refunds take five days.".encode("utf-16-le") + b"!"
+    for read in (lambda: kind_detect(odd, "odd.txt"), lambda: blocks_extract(odd, Kind.TXT)):
+        with pytest.raises(DocumentUndecodable) as raised:
+            read()
+        assert raised.value.code == "document_undecodable" and str(raised.value)

@@ -80,6 +80,19 @@ def test_a_pdf_whose_text_holds_nul_is_indexed(tenant_a: TenantSetup) -> None:
         (b"\n\n   \n", "empty.txt", "document_empty"),
         (samples.PNG, "photo.pdf", "document_unsupported"),
         (samples.docx_bomb(4 * 1024 * 1024), "cv.docx", "document_zip_bomb"),
+        # UTF-16 that cannot be decoded: an odd byte at the end, a lone surrogate inside.
+        pytest.param(
+            b"\xff\xfe" + "Refunds take five days.".encode("utf-16-le") + b"!",
+            "odd.txt",
+            "document_undecodable",
+            id="utf16-odd-length",
+        ),
+        pytest.param(
+            b"\xff\xfe" + "Refunds ".encode("utf-16-le") + b"\x00\xd8" + "take five days.".encode("utf-16-le"),
+            "lone.txt",
+            "document_undecodable",
+            id="utf16-lone-surrogate",
+        ),
     ],
 )
 def test_bad_documents_fail_with_a_message_and_no_chunks(
