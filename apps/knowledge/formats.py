@@ -90,7 +90,10 @@ def _looks_like_csv(text: str) -> bool:
         dialect = csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|")
     except csv.Error:
         return False
-    widths = {len(row) for row in csv.reader(lines, dialect)}
+    try:
+        widths = {len(row) for row in csv.reader(lines, dialect)}
+    except csv.Error:
+        return False
     return len(widths) == 1 and widths.pop() >= 2
 
 

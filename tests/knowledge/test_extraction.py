@@ -180,9 +180,15 @@ def test_xlsx_sheets_rows_and_question_answer_pairs() -> None:
         (b"   \n\n  ", Kind.TXT, DocumentEmpty),
         (b"PK\x03\x04 not really a zip", Kind.DOCX, DocumentCorrupt),
         (samples.PNG, Kind.UNKNOWN, DocumentUnsupported),
+        # pypdf's own limits (LimitReachedError is no PdfReadError): the file will never read.
+        (samples.pdf_with_oversized_to_unicode(), Kind.PDF, DocumentCorrupt),
+        (samples.UNCLOSED_QUOTE_CSV, Kind.CSV, DocumentCorrupt),
+        (samples.xlsx_truncated_sheet(), Kind.XLSX, DocumentCorrupt),
     ],
 )
 def test_bad_inputs_raise_clear_errors(data: bytes, kind: str, error: type[Exception]) -> None:
+    if kind == Kind.CSV:
+        assert kind_detect(data, "faq.csv") == Kind.CSV  # the sniffed head looks fine
     with pytest.raises(error) as raised:
         blocks_extract(data, kind)
     assert str(raised.value)

@@ -81,6 +81,8 @@ def test_a_pdf_whose_text_holds_nul_is_indexed(tenant_a: TenantSetup) -> None:
         (samples.PNG, "photo.pdf", "document_unsupported"),
         (samples.docx_bomb(4 * 1024 * 1024), "cv.docx", "document_zip_bomb"),
         # UTF-16 that cannot be decoded: an odd byte at the end, a lone surrogate inside.
+        pytest.param(samples.pdf_with_oversized_to_unicode(), "cmap.pdf", "document_corrupt", id="pdf-limit-reached"),
+        pytest.param(samples.UNCLOSED_QUOTE_CSV, "faq.csv", "document_corrupt", id="csv-unclosed-quote"),
         pytest.param(
             b"\xff\xfe" + "Refunds take five days.".encode("utf-16-le") + b"!",
             "odd.txt",
