@@ -62,15 +62,35 @@ def _units(block: Block, max_tokens: int) -> list[_Unit]:
     return units
 
 
+@dataclass
+class _Heading:
+    level: int
+    text: str
+    page: int | None
+    covered: bool = False  # a passage has it on its heading path
+
+
 def passages_build(blocks: list[Block], *, max_tokens: int, overlap_tokens: int) -> list[Passage]:
     passages: list[Passage] = []
-    headings: list[tuple[int, str]] = []
+    headings: list[_Heading] = []
     current: list[_Unit] = []
     fresh = 0  # units in `current` that are not overlap carried from the previous passage
     page: int | None = None
 
     def heading_path() -> str:
-        return HEADING_SEPARATOR.join(text for _level, text in headings)
+        return HEADING_SEPARATOR.join(heading.text[:120] for heading in headings)
+
+    def add(text: str, passage_page: int | None, tokens: int) -> None:
+        passages.append(Passage(text, heading_path(), passage_page, tokens))
+        for heading in headings:
+            heading.covered = True
+
+    def heading_pop() -> None:
+        # A heading with nothing under it (a Markdown outline, a PDF's last line) is still
+        # searchable text: it becomes a passage of its own, under its parents' path.
+        heading = headings.pop()
+        if not heading.covered:
+            add(heading.text, heading.page, token_count(heading.text))
 
     def flush(*, carry: bool) -> None:
         nonlocal current, fresh
@@ -78,7 +98,7 @@ def passages_build(blocks: list[Block], *, max_tokens: int, overlap_tokens: int)
             text = ""
             for unit in current:
                 text += ("\n" if unit.new_block else " ") + unit.text if text else unit.text
-            passages.append(Passage(text, heading_path(), page, sum(u.tokens for u in current)))
+            add(text, page, sum(u.tokens for u in current))
         tail: list[_Unit] = []
         if carry and fresh:
             for unit in reversed(current):
@@ -91,9 +111,9 @@ def passages_build(blocks: list[Block], *, max_tokens: int, overlap_tokens: int)
         if block.kind == "heading":
             flush(carry=False)
             level = block.level or 1
-            while headings and headings[-1][0] >= level:
-                headings.pop()
-            headings.append((level, block.text[:120]))
+            while headings and headings[-1].level >= level:
+                heading_pop()
+            headings.append(_Heading(level, block.text, block.page))
             continue
         if block.page != page:
             flush(carry=False)
@@ -101,7 +121,7 @@ def passages_build(blocks: list[Block], *, max_tokens: int, overlap_tokens: int)
         if block.kind == "qa":
             # One question/answer pair is one passage: it is retrieved and cited whole.
             flush(carry=False)
-            passages.append(Passage(block.text, heading_path(), page, token_count(block.text)))
+            add(block.text, page, token_count(block.text))
             continue
         for unit in _units(block, max_tokens):
             if fresh and sum(u.tokens for u in current) + unit.tokens > max_tokens:
@@ -109,4 +129,6 @@ def passages_build(blocks: list[Block], *, max_tokens: int, overlap_tokens: int)
             current.append(unit)
             fresh += 1
     flush(carry=False)
+    while headings:
+        heading_pop()
     return passages

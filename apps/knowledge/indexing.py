@@ -207,6 +207,9 @@ def document_index(*, document_id: int) -> Document | None:
             max_tokens=settings.KNOWLEDGE_CHUNK_MAX_TOKENS,
             overlap_tokens=settings.KNOWLEDGE_CHUNK_OVERLAP_TOKENS,
         )
+        if not passages:
+            # Ready with nothing to search would look like success: say why instead.
+            raise DocumentEmpty(_("No text was found in this document (a scanned PDF needs OCR first)."))
         language = _language_of(blocks)
         _document_step(document, IndexStatus.EMBEDDING, 30)
 

@@ -254,3 +254,16 @@ def test_undecodable_utf16_is_a_document_error() -> None:
         with pytest.raises(DocumentUndecodable) as raised:
             read()
         assert raised.value.code == "document_undecodable" and str(raised.value)
+
+
+def test_headings_without_body_are_passages_of_their_own() -> None:
+    blocks = blocks_extract(b"# Billing\n\n## Refunds\n\n## Fees\n\nSee the price list.\n\n# Contact\n", Kind.MARKDOWN)
+    passages = passages_build(blocks, max_tokens=200, overlap_tokens=20)
+    # "Billing" is on the path of the passages under it; "Refunds" and "Contact" have no body.
+    assert [(p.heading_path, p.text) for p in passages] == [
+        ("Billing", "Refunds"),
+        ("Billing > Fees", "See the price list."),
+        ("", "Contact"),
+    ]
+    pdf = [Block("heading", "Opening hours", level=1, page=3)]
+    assert [(p.text, p.page) for p in passages_build(pdf, max_tokens=200, overlap_tokens=20)] == [("Opening hours", 3)]

@@ -204,3 +204,18 @@ def test_pdf_headings_reach_passages_and_citations(tenant_a: TenantSetup) -> Non
         answer = knowledge_answer(question="How long is the warranty on a phone?", record_gap=False)
         assert answer.citations and answer.citations[0].heading_path == "Shop Guide > Warranty"
         assert (answer.citations[0].page, answer.citations[0].title) == (2, "guide")
+
+
+def test_markdown_of_headings_only_is_indexed_by_its_headings(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        document = upload(b"# Opening hours\n\n## Weekdays 8am to 6pm\n\n## Closed on Sundays\n", "hours.md")
+        assert document.status == "ready"
+        texts = sorted(Chunk.objects.filter(document=document).values_list("text", flat=True))
+        assert texts == ["Closed on Sundays", "Weekdays 8am to 6pm"]
+
+
+def test_a_document_without_any_passage_fails_as_empty(tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(indexing, "passages_build", lambda blocks, **kwargs: [])
+    with tenant_context(tenant_a.organization):
+        document = upload(b"Some text.", "note.txt")
+        assert (document.status, document.error_code) == ("failed", "document_empty")
