@@ -153,7 +153,7 @@ class ArticleOutputSerializer(serializers.ModelSerializer[Article]):
     class Meta:
         model = Article
         fields = [
-            "id", "title", "body", "category", "tags", "status", "version", "language", "index_status",
+            "id", "title", "body", "category", "tags", "status", "version", "language", "index_status", "index_error",
             "view_count", "helpful_count", "not_helpful_count", "created", "updated",
         ]  # fmt: skip
         read_only_fields = fields

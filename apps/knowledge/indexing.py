@@ -259,28 +259,50 @@ def document_index(*, document_id: int) -> Document | None:
 # --- Articles -----------------------------------------------------------------------------
 
 
+def article_fail(*, article: Article, version: int, message: str) -> Article:
+    """Record a failed indexing of this version; a newer version's run is left alone."""
+    with transaction.atomic():
+        # Like a document's: the previous text's passages are not served as the edited article.
+        if Article.objects.filter(pk=article.pk, version=version).update(
+            index_status=IndexStatus.FAILED, index_error=message
+        ):
+            Chunk.objects.filter(article=article).delete()
+            article.index_status, article.index_error = IndexStatus.FAILED, message
+    return article
+
+
 def article_index(*, article_id: int) -> Article | None:
+    """Index the article's current version; a failure is recorded on the row (index_error) and raised."""
     article = Article.objects.filter(pk=article_id).first()
     if article is None:
         return None
     version = article.version
-    Article.objects.filter(pk=article.pk).update(index_status=IndexStatus.EMBEDDING)
-    blocks = [Block("heading", article.title, level=1), *blocks_extract_markdown(article.body)]
-    passages = passages_build(
-        blocks, max_tokens=settings.KNOWLEDGE_CHUNK_MAX_TOKENS, overlap_tokens=settings.KNOWLEDGE_CHUNK_OVERLAP_TOKENS
-    )
-    language = _language_of(blocks)
+    try:
+        Article.objects.filter(pk=article.pk).update(index_status=IndexStatus.EMBEDDING)
+        blocks = [Block("heading", article.title, level=1), *blocks_extract_markdown(article.body)]
+        passages = passages_build(
+            blocks,
+            max_tokens=settings.KNOWLEDGE_CHUNK_MAX_TOKENS,
+            overlap_tokens=settings.KNOWLEDGE_CHUNK_OVERLAP_TOKENS,
+        )
+        language = _language_of(blocks)
 
-    def still_current() -> bool:
-        row = Article.objects.select_for_update().filter(pk=article.pk).values("version").first()
-        return row is not None and row["version"] == version
+        def still_current() -> bool:
+            row = Article.objects.select_for_update().filter(pk=article.pk).values("version").first()
+            return row is not None and row["version"] == version
 
-    stats = chunks_replace(
-        source=article, passages=passages, search_config=search_config_for(language), still_current=still_current
-    )
+        stats = chunks_replace(
+            source=article, passages=passages, search_config=search_config_for(language), still_current=still_current
+        )
+    except Exception:
+        # Recorded as failed, so the sweep does not queue it again every few minutes; the task
+        # retries a transient failure a bounded number of times.
+        logger.exception("indexing article %s failed", article_id)
+        article_fail(article=article, version=version, message=_("Indexing failed unexpectedly. Try re-indexing."))
+        raise
     if stats is not None:
         Article.objects.filter(pk=article.pk).update(index_status=IndexStatus.READY, language=language, index_error="")
-        article.index_status, article.language = IndexStatus.READY, language
+        article.index_status, article.language, article.index_error = IndexStatus.READY, language, ""
     return article
 
 

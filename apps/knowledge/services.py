@@ -177,12 +177,13 @@ def article_save(
         text_changed = True
     else:
         article = Article.objects.select_for_update().get(pk=article.pk)
-        text_changed = (article.title, article.body) != (title, body)
+        # A failed indexing is tried again by the next save, even one that keeps the text.
+        text_changed = (article.title, article.body) != (title, body) or article.index_status == IndexStatus.FAILED
     article.title, article.body, article.status = title[:200], body, status
     article.category, article.tags = category, _tags_clean(tags)
     article.version += 1
     if text_changed:
-        article.index_status = IndexStatus.UPLOADED
+        article.index_status, article.index_error = IndexStatus.UPLOADED, ""
     article.save()
     ArticleVersion.objects.create(
         article=article, number=article.version, title=article.title, body=body, status=status, author=author
@@ -208,6 +209,14 @@ def article_restore(*, article: Article, number: int, by: User | None = None) ->
         tags=article.tags,
         author=by,
     )
+
+
+@transaction.atomic
+def article_reindex(*, article: Article) -> Article:
+    article.index_status, article.index_error = IndexStatus.UPLOADED, ""
+    article.save(update_fields=["index_status", "index_error", "updated"])
+    enqueue_on_commit(article_index_task, article.pk)
+    return article
 
 
 @transaction.atomic

@@ -17,8 +17,16 @@ from apps.core.tenancy import tenant_context
 from apps.knowledge import embedding, indexing
 from apps.knowledge.answers import knowledge_answer
 from apps.knowledge.exceptions import DocumentTooLarge
-from apps.knowledge.models import Chunk, Document
-from apps.knowledge.services import document_delete, document_replace, document_update, knowledge_index_sweep
+from apps.knowledge.models import Article, Chunk, Document
+from apps.knowledge.services import (
+    article_reindex,
+    article_save,
+    document_delete,
+    document_replace,
+    document_update,
+    knowledge_index_sweep,
+)
+from apps.knowledge.tasks import article_index_task
 from tests.conftest import TenantSetup
 from tests.knowledge import samples
 from tests.knowledge.conftest import upload
@@ -219,3 +227,50 @@ def test_a_document_without_any_passage_fails_as_empty(tenant_a: TenantSetup, mo
     with tenant_context(tenant_a.organization):
         document = upload(b"Some text.", "note.txt")
         assert (document.status, document.error_code) == ("failed", "document_empty")
+
+
+def test_a_failed_article_index_is_recorded_and_not_swept_forever(
+    tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def outage(texts: list[str]) -> list[Any]:
+        raise RuntimeError("embedding model unavailable")
+
+    with tenant_context(tenant_a.organization):
+        article = article_save(title="Refunds", body="Refunds take five days.", status=Article.Status.PUBLISHED)
+        assert indexing.article_index(article_id=article.pk) is not None
+        article = article_save(article=article, title="Refunds", body="Refunds take ten days.", status="published")
+        monkeypatch.setattr(indexing, "passages_embed", outage)
+        with pytest.raises(RuntimeError):
+            indexing.article_index(article_id=article.pk)
+        article.refresh_from_db()
+        assert article.index_status == "failed" and "unexpectedly" in article.index_error
+        # Like a document: the previous version's passages are not served as the new text.
+        assert not Chunk.objects.filter(article=article).exists()
+        later = timezone.now() + timedelta(hours=1)
+        assert knowledge_index_sweep(stuck_after_seconds=900, now=later) == 0
+        # Re-indexing (the admin action) or the next save tries again, and success clears the error.
+        monkeypatch.undo()
+        article_reindex(article=article)
+        assert (article.index_status, article.index_error) == ("uploaded", "")
+        indexed = indexing.article_index(article_id=article.pk)
+        assert indexed is not None and (indexed.index_status, indexed.index_error) == ("ready", "")
+        assert Chunk.objects.filter(article=article, text__contains="ten days").exists()
+
+
+def test_article_index_task_retries_a_few_times_then_stops(
+    tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def outage(texts: list[str]) -> list[Any]:
+        calls.append(len(texts))
+        raise RuntimeError("embedding model unavailable")
+
+    monkeypatch.setattr(indexing, "passages_embed", outage)
+    with tenant_context(tenant_a.organization):
+        article = article_save(title="Refunds", body="Refunds take five days.", status=Article.Status.PUBLISHED)
+        result = article_index_task.apply(args=[article.pk])
+        assert result.failed() and isinstance(result.result, RuntimeError)
+        assert len(calls) == article_index_task.max_retries + 1 <= 4
+        article.refresh_from_db()
+        assert article.index_status == "failed" and article.index_error
