@@ -267,3 +267,26 @@ def test_headings_without_body_are_passages_of_their_own() -> None:
     ]
     pdf = [Block("heading", "Opening hours", level=1, page=3)]
     assert [(p.text, p.page) for p in passages_build(pdf, max_tokens=200, overlap_tokens=20)] == [("Opening hours", 3)]
+
+
+def test_text_without_spaces_is_cut_to_the_token_limit() -> None:
+    blob = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB" * 20_000  # a data-URI image: 640 KB, no space, no sentence end
+    blocks = [
+        Block("heading", "Logo " + blob[:5000], level=1),
+        Block("paragraph", f"![logo](data:image/png;base64,{blob})"),
+        Block("qa", f"Q: What is the logo?\nA: {blob}"),
+    ]
+    passages = passages_build(blocks, max_tokens=180, overlap_tokens=30)
+    assert len(passages) > 100
+    assert all(p.token_count == token_count(p.text) <= 180 for p in passages)
+    assert max(len(p.text) for p in passages) < 180 * 20
+    assert sum(len(p.text) for p in passages) >= 2 * len(blob)  # nothing is lost
+
+
+def test_long_text_without_sentence_ends_is_split_in_linear_time() -> None:
+    import time
+
+    started = time.perf_counter()
+    passages = passages_build([Block("paragraph", "word " * 400_000)], max_tokens=180, overlap_tokens=30)
+    assert time.perf_counter() - started < 10  # cutting word by word took about 30 s
+    assert len(passages) >= 400_000 // 180 and all(p.token_count <= 180 for p in passages)
