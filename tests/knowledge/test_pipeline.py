@@ -21,6 +21,7 @@ from apps.knowledge.models import Article, Chunk, Document
 from apps.knowledge.services import (
     article_reindex,
     article_save,
+    document_create,
     document_delete,
     document_replace,
     document_update,
@@ -274,3 +275,40 @@ def test_article_index_task_retries_a_few_times_then_stops(
         assert len(calls) == article_index_task.max_retries + 1 <= 4
         article.refresh_from_db()
         assert article.index_status == "failed" and article.index_error
+
+
+@pytest.mark.parametrize("source", ["document", "article"])
+def test_a_second_concurrent_run_does_not_duplicate_passages(
+    tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    # Re-index clicked during the first run: the other run embeds and commits while this one
+    # is embedding (after it read the passages it could keep, before it locks the row).
+    original = indexing.passages_embed
+    interleaved: list[bool] = []
+
+    def embed_while_the_other_run_commits(texts: list[str]) -> Any:
+        if not interleaved:
+            interleaved.append(True)
+            run()
+        return original(texts)
+
+    with tenant_context(tenant_a.organization):
+        if source == "document":
+            created = document_create(upload=io.BytesIO(MD_V1), filename="policies.md", queue_index=False)
+
+            def run() -> Any:
+                return indexing.document_index(document_id=created.pk)
+
+            where: dict[str, Any] = {"document": created}
+        else:
+            article = article_save(title="Policies", body=MD_V1.decode(), status=Article.Status.PUBLISHED)
+
+            def run() -> Any:
+                return indexing.article_index(article_id=article.pk)
+
+            where = {"article": article}
+        monkeypatch.setattr(indexing, "passages_embed", embed_while_the_other_run_commits)
+        run()
+        assert interleaved
+        ordinals = list(Chunk.objects.filter(**where).values_list("ordinal", flat=True))
+        assert len(ordinals) == 3 + (source == "article") and sorted(ordinals) == list(range(len(ordinals)))
