@@ -27,6 +27,7 @@ from apps.knowledge.gaps import knowledge_gap_article_create, knowledge_gaps_res
 from apps.knowledge.models import Article, ArticleVersion, Category, Document, KnowledgeGap
 from apps.knowledge.services import (
     article_delete,
+    article_reindex,
     article_restore,
     article_save,
     document_create,
@@ -149,8 +150,17 @@ class ArticleAdmin(admin.ModelAdmin[Article]):
     list_display = ["title", "status", "version", "index_status", "view_count", "helpful_count", "updated"]
     list_filter = ["status", "category"]
     search_fields = ["title", "body"]
-    readonly_fields = ["version", "author", "index_status", "view_count", "helpful_count", "not_helpful_count"]
+    readonly_fields = [
+        "version", "author", "index_status", "index_error", "view_count", "helpful_count", "not_helpful_count",
+    ]  # fmt: skip
     inlines = [ArticleVersionInline]
+    actions = ["reindex"]
+
+    @admin.action(description=gettext_lazy("Re-index the selected articles"))
+    def reindex(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
+        for article in queryset:
+            article_reindex(article=article)
+        self.message_user(request, _("Re-indexing queued."), messages.SUCCESS)
 
     def save_model(self, request: HttpRequest, obj: Article, form: Any, change: bool) -> None:
         data = form.cleaned_data

@@ -153,7 +153,7 @@ class ArticleOutputSerializer(serializers.ModelSerializer[Article]):
     class Meta:
         model = Article
         fields = [
-            "id", "title", "body", "category", "tags", "status", "version", "language", "index_status",
+            "id", "title", "body", "category", "tags", "status", "version", "language", "index_status", "index_error",
             "view_count", "helpful_count", "not_helpful_count", "created", "updated",
         ]  # fmt: skip
         read_only_fields = fields
@@ -264,7 +264,10 @@ class KnowledgeImportApi(APIView):
                 spooled.write(piece)
             spooled.flush()
             outcome = documents_import(
-                path=Path(spooled.name), published=payload.validated_data["published"], by=api_user(request)
+                path=Path(spooled.name),
+                name=upload.name or "",
+                published=payload.validated_data["published"],
+                by=api_user(request),
             )
         body = {
             "documents": DocumentOutputSerializer(outcome.documents, many=True).data,

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from apps.knowledge.extraction import Block
 
-_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+# A word longer than 16 characters counts (and is cut) as several tokens, as e5's word pieces
+# cut it: so text without spaces (a base64 image, a hash, a URL) still has a token count.
+_TOKEN = re.compile(r"\w{1,16}|[^\w\s]", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+")
 HEADING_SEPARATOR = " > "
 
@@ -42,35 +44,62 @@ class _Unit:
     new_block: bool
 
 
+def _windows(text: str, max_tokens: int) -> list[tuple[str, int]]:
+    """The text cut every `max_tokens` tokens, with each piece's token count, in one pass.
+
+    Pieces start and end on token boundaries, so a piece counts exactly its tokens again; a
+    word without spaces is cut inside (see _TOKEN) rather than left whole.
+    """
+    spans = [match.span() for match in _TOKEN.finditer(text)]
+    return [
+        (text[window[0][0] : window[-1][1]], len(window))
+        for window in (spans[start : start + max_tokens] for start in range(0, len(spans), max_tokens))
+    ]
+
+
 def _units(block: Block, max_tokens: int) -> list[_Unit]:
-    """Sentences of a block (whole if it fits), long sentences cut into word windows."""
+    """Sentences of a block (whole if it fits), long sentences cut into token windows."""
     text = f"- {block.text}" if block.kind == "item" else block.text
     tokens = token_count(text)
     if tokens <= max_tokens:
         return [_Unit(text, tokens, True)]
     units: list[_Unit] = []
     for sentence in _SENTENCE_END.split(text):
-        words = sentence.split()
-        window: list[str] = []
-        for word in words:
-            window.append(word)
-            if token_count(" ".join(window)) >= max_tokens:
-                units.append(_Unit(" ".join(window), token_count(" ".join(window)), not units))
-                window = []
-        if window:
-            units.append(_Unit(" ".join(window), token_count(" ".join(window)), not units))
+        for piece, count in _windows(sentence, max_tokens):
+            units.append(_Unit(piece, count, not units))
     return units
+
+
+@dataclass
+class _Heading:
+    level: int
+    text: str
+    page: int | None
+    covered: bool = False  # a passage has it on its heading path
 
 
 def passages_build(blocks: list[Block], *, max_tokens: int, overlap_tokens: int) -> list[Passage]:
     passages: list[Passage] = []
-    headings: list[tuple[int, str]] = []
+    headings: list[_Heading] = []
     current: list[_Unit] = []
     fresh = 0  # units in `current` that are not overlap carried from the previous passage
     page: int | None = None
 
     def heading_path() -> str:
-        return HEADING_SEPARATOR.join(text for _level, text in headings)
+        return HEADING_SEPARATOR.join(heading.text[:120] for heading in headings)
+
+    def add(text: str, passage_page: int | None, tokens: int) -> None:
+        passages.append(Passage(text, heading_path(), passage_page, tokens))
+        for heading in headings:
+            heading.covered = True
+
+    def heading_pop() -> None:
+        # A heading with nothing under it (a Markdown outline, a PDF's last line) is still
+        # searchable text: it becomes a passage of its own, under its parents' path.
+        heading = headings.pop()
+        if not heading.covered:
+            for text, tokens in _windows(heading.text, max_tokens):
+                add(text, heading.page, tokens)
 
     def flush(*, carry: bool) -> None:
         nonlocal current, fresh
@@ -78,7 +107,7 @@ def passages_build(blocks: list[Block], *, max_tokens: int, overlap_tokens: int)
             text = ""
             for unit in current:
                 text += ("\n" if unit.new_block else " ") + unit.text if text else unit.text
-            passages.append(Passage(text, heading_path(), page, sum(u.tokens for u in current)))
+            add(text, page, sum(u.tokens for u in current))
         tail: list[_Unit] = []
         if carry and fresh:
             for unit in reversed(current):
@@ -91,17 +120,19 @@ def passages_build(blocks: list[Block], *, max_tokens: int, overlap_tokens: int)
         if block.kind == "heading":
             flush(carry=False)
             level = block.level or 1
-            while headings and headings[-1][0] >= level:
-                headings.pop()
-            headings.append((level, block.text[:120]))
+            while headings and headings[-1].level >= level:
+                heading_pop()
+            headings.append(_Heading(level, block.text, block.page))
             continue
         if block.page != page:
             flush(carry=False)
             page = block.page
         if block.kind == "qa":
-            # One question/answer pair is one passage: it is retrieved and cited whole.
+            # One question/answer pair is one passage: it is retrieved and cited whole (unless
+            # it is longer than a passage may be).
             flush(carry=False)
-            passages.append(Passage(block.text, heading_path(), page, token_count(block.text)))
+            for text, tokens in _windows(block.text, max_tokens):
+                add(text, page, tokens)
             continue
         for unit in _units(block, max_tokens):
             if fresh and sum(u.tokens for u in current) + unit.tokens > max_tokens:
@@ -109,4 +140,6 @@ def passages_build(blocks: list[Block], *, max_tokens: int, overlap_tokens: int)
             current.append(unit)
             fresh += 1
     flush(carry=False)
+    while headings:
+        heading_pop()
     return passages

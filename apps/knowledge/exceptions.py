@@ -23,6 +23,10 @@ class DocumentCorrupt(DocumentError):
     code = "document_corrupt"
 
 
+class DocumentUndecodable(DocumentError):
+    code = "document_undecodable"
+
+
 class DocumentEncrypted(DocumentError):
     code = "document_encrypted"
 

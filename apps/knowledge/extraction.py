@@ -6,6 +6,8 @@ import csv
 import io
 import math
 import re
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
@@ -143,9 +145,14 @@ def _pdf_heading_levels(lines: list[_PdfLine]) -> dict[int, int]:
     return levels
 
 
+# What a damaged or hostile PDF makes pypdf raise besides its own errors (PyPdfError, which
+# LimitReachedError and ParseError derive from without being PdfReadError).
+_PDF_DAMAGE = (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OverflowError, zlib.error)
+
+
 def _pdf(data: bytes) -> list[Block]:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import FileNotDecryptedError, PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -154,7 +161,7 @@ def _pdf(data: bytes) -> list[Block]:
         lines = [line for number, page in enumerate(reader.pages, start=1) for line in _pdf_page_lines(page, number)]
     except FileNotDecryptedError as exc:
         raise DocumentEncrypted(_("The PDF is protected by a password. Upload an unprotected copy.")) from exc
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (PyPdfError, *_PDF_DAMAGE) as exc:
         raise DocumentCorrupt(_("The PDF is damaged and could not be read."), extra={"detail": str(exc)[:200]}) from exc
     levels = _pdf_heading_levels(lines)
     blocks: list[Block] = []
@@ -371,10 +378,22 @@ def _csv(data: bytes) -> list[Block]:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    return _table_blocks([[_clean(cell) for cell in row] for row in csv.reader(io.StringIO(text), dialect)])
+    try:
+        rows = [[_clean(cell) for cell in row] for row in csv.reader(io.StringIO(text), dialect)]
+    except csv.Error as exc:
+        # Typically a quote that never closes: the rest of the file becomes one cell, over the field limit.
+        raise DocumentCorrupt(
+            _("The CSV file could not be read (a quote that is never closed?)."), extra={"detail": str(exc)[:200]}
+        ) from exc
+    return _table_blocks(rows)
 
 
 MAX_SHEET_ROWS = 20_000
+
+
+# A damaged workbook fails while its sheets are read (read-only mode parses them lazily), too:
+# a truncated sheet is an XML ParseError, which is a SyntaxError (lxml's as well).
+_XLSX_DAMAGE = (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, SyntaxError)
 
 
 def _xlsx(data: bytes) -> list[Block]:
@@ -383,7 +402,7 @@ def _xlsx(data: bytes) -> list[Block]:
     zip_check(data)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (KeyError, ValueError, OSError) as exc:
+    except _XLSX_DAMAGE as exc:
         raise DocumentCorrupt(_("The spreadsheet is damaged and could not be read.")) from exc
     blocks: list[Block] = []
     try:
@@ -395,6 +414,8 @@ def _xlsx(data: bytes) -> list[Block]:
             if sheet_blocks and len(workbook.worksheets) > 1:
                 blocks.append(Block("heading", sheet.title, level=1))
             blocks.extend(sheet_blocks)
+    except _XLSX_DAMAGE as exc:
+        raise DocumentCorrupt(_("The spreadsheet is damaged and could not be read.")) from exc
     finally:
         workbook.close()
     return blocks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -11,7 +12,7 @@ from pathlib import PurePath
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from apps.knowledge.exceptions import DocumentCorrupt, DocumentZipBomb
+from apps.knowledge.exceptions import DocumentCorrupt, DocumentUndecodable, DocumentZipBomb
 from apps.knowledge.models import Document
 
 Kind = Document.Kind
@@ -61,11 +62,22 @@ def zip_check(data: bytes) -> zipfile.ZipFile:
     return archive
 
 
-def text_decode(data: bytes) -> str:
+def text_decode(data: bytes, *, partial: bool = False) -> str:
+    """Text of these bytes: UTF-16 by its BOM, else UTF-8, else Windows-1252.
+
+    `partial` is for a sniffed head: the sniff may cut a character (an odd byte, half a
+    surrogate pair, part of a UTF-8 sequence), which is dropped rather than an error.
+    """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        try:
+            return codecs.getincrementaldecoder("utf-16")().decode(data, final=not partial)
+        except UnicodeDecodeError as exc:
+            raise DocumentUndecodable(
+                _("The text is not valid UTF-16: the file may be damaged. Save it again as UTF-8."),
+                extra={"position": exc.start},
+            ) from exc
     try:
-        return data.decode("utf-8-sig")
+        return codecs.getincrementaldecoder("utf-8-sig")().decode(data, final=not partial)
     except UnicodeDecodeError:
         return data.decode("cp1252", errors="replace")
 
@@ -78,7 +90,10 @@ def _looks_like_csv(text: str) -> bool:
         dialect = csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|")
     except csv.Error:
         return False
-    widths = {len(row) for row in csv.reader(lines, dialect)}
+    try:
+        widths = {len(row) for row in csv.reader(lines, dialect)}
+    except csv.Error:
+        return False
     return len(widths) == 1 and widths.pop() >= 2
 
 
@@ -101,7 +116,7 @@ def kind_detect(data: bytes, filename: str = "") -> str:
         return Kind.UNKNOWN
     if _HTML_START.match(sample) or len(_HTML_TAGS.findall(sample)) >= 3:
         return Kind.HTML
-    text = text_decode(sample)
+    text = text_decode(sample, partial=len(sample) < len(data))
     if sum(1 for char in text if not char.isprintable() and char not in "\r\n\t") > len(text) * 0.05:
         return Kind.UNKNOWN
     suffix = PurePath(filename).suffix.lower()

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -90,6 +92,22 @@ def _tsvector_refresh(chunk_ids: list[int]) -> None:
         )
 
 
+def _chunks_plan(where: dict[str, object], passages: list[Passage]) -> tuple[dict[int, int], list[int], list[int]]:
+    """Which passages keep a stored row (index → chunk id), which need a new one, and the rows left over."""
+    available: dict[str, list[int]] = {}
+    for chunk_id, content_hash in Chunk.objects.filter(**where).values_list("id", "content_hash").order_by("id"):
+        available.setdefault(content_hash, []).append(chunk_id)
+    reuse: dict[int, int] = {}
+    todo: list[int] = []
+    for index, passage in enumerate(passages):
+        ids = available.get(passage.content_hash)
+        if ids:
+            reuse[index] = ids.pop(0)
+        else:
+            todo.append(index)
+    return reuse, todo, [chunk_id for ids in available.values() for chunk_id in ids]
+
+
 def chunks_replace(
     *,
     source: Document | Article,
@@ -100,19 +118,8 @@ def chunks_replace(
 ) -> IndexStats | None:
     """Make the source's passages exactly `passages`; None if the source changed meanwhile."""
     where = _source_filter(source)
-    available: dict[str, list[int]] = {}
-    for chunk_id, content_hash in Chunk.objects.filter(**where).values_list("id", "content_hash").order_by("id"):
-        available.setdefault(content_hash, []).append(chunk_id)
-    reuse: dict[int, int] = {}  # passage index -> chunk id
-    todo: list[int] = []
-    for index, passage in enumerate(passages):
-        ids = available.get(passage.content_hash)
-        if ids:
-            reuse[index] = ids.pop(0)
-        else:
-            todo.append(index)
-
-    vectors = {}
+    _reuse, todo, _stale = _chunks_plan(where, passages)
+    vectors: dict[int, npt.NDArray[np.float32]] = {}
     batch = max(1, settings.KNOWLEDGE_EMBED_BATCH)
     for start in range(0, len(todo), batch):
         indexes = todo[start : start + batch]
@@ -126,8 +133,15 @@ def chunks_replace(
     with transaction.atomic():
         if still_current is not None and not still_current():
             return None
+        # still_current locked the source's row. Plan again from the rows as they are now: a
+        # concurrent run of the same version (re-index clicked during the first) may have
+        # committed its passages while this one was embedding; keeping those instead of
+        # inserting its own is what stops the passages being duplicated.
+        reuse, todo, stale = _chunks_plan(where, passages)
+        missing = [index for index in todo if index not in vectors]
+        if missing:  # rows this run meant to keep were deleted meanwhile (rare)
+            vectors.update(zip(missing, passages_embed([passages[i].embed_text for i in missing]), strict=True))
         live = _source_live(source) if isinstance(source, Article) else source.published
-        stale = [chunk_id for ids in available.values() for chunk_id in ids]
         Chunk.objects.filter(id__in=stale).delete()
         kept = list(Chunk.objects.filter(id__in=reuse.values()))
         by_id = {chunk.pk: chunk for chunk in kept}
@@ -207,6 +221,9 @@ def document_index(*, document_id: int) -> Document | None:
             max_tokens=settings.KNOWLEDGE_CHUNK_MAX_TOKENS,
             overlap_tokens=settings.KNOWLEDGE_CHUNK_OVERLAP_TOKENS,
         )
+        if not passages:
+            # Ready with nothing to search would look like success: say why instead.
+            raise DocumentEmpty(_("No text was found in this document (a scanned PDF needs OCR first)."))
         language = _language_of(blocks)
         _document_step(document, IndexStatus.EMBEDDING, 30)
 
@@ -256,28 +273,50 @@ def document_index(*, document_id: int) -> Document | None:
 # --- Articles -----------------------------------------------------------------------------
 
 
+def article_fail(*, article: Article, version: int, message: str) -> Article:
+    """Record a failed indexing of this version; a newer version's run is left alone."""
+    with transaction.atomic():
+        # Like a document's: the previous text's passages are not served as the edited article.
+        if Article.objects.filter(pk=article.pk, version=version).update(
+            index_status=IndexStatus.FAILED, index_error=message
+        ):
+            Chunk.objects.filter(article=article).delete()
+            article.index_status, article.index_error = IndexStatus.FAILED, message
+    return article
+
+
 def article_index(*, article_id: int) -> Article | None:
+    """Index the article's current version; a failure is recorded on the row (index_error) and raised."""
     article = Article.objects.filter(pk=article_id).first()
     if article is None:
         return None
     version = article.version
-    Article.objects.filter(pk=article.pk).update(index_status=IndexStatus.EMBEDDING)
-    blocks = [Block("heading", article.title, level=1), *blocks_extract_markdown(article.body)]
-    passages = passages_build(
-        blocks, max_tokens=settings.KNOWLEDGE_CHUNK_MAX_TOKENS, overlap_tokens=settings.KNOWLEDGE_CHUNK_OVERLAP_TOKENS
-    )
-    language = _language_of(blocks)
+    try:
+        Article.objects.filter(pk=article.pk).update(index_status=IndexStatus.EMBEDDING)
+        blocks = [Block("heading", article.title, level=1), *blocks_extract_markdown(article.body)]
+        passages = passages_build(
+            blocks,
+            max_tokens=settings.KNOWLEDGE_CHUNK_MAX_TOKENS,
+            overlap_tokens=settings.KNOWLEDGE_CHUNK_OVERLAP_TOKENS,
+        )
+        language = _language_of(blocks)
 
-    def still_current() -> bool:
-        row = Article.objects.select_for_update().filter(pk=article.pk).values("version").first()
-        return row is not None and row["version"] == version
+        def still_current() -> bool:
+            row = Article.objects.select_for_update().filter(pk=article.pk).values("version").first()
+            return row is not None and row["version"] == version
 
-    stats = chunks_replace(
-        source=article, passages=passages, search_config=search_config_for(language), still_current=still_current
-    )
+        stats = chunks_replace(
+            source=article, passages=passages, search_config=search_config_for(language), still_current=still_current
+        )
+    except Exception:
+        # Recorded as failed, so the sweep does not queue it again every few minutes; the task
+        # retries a transient failure a bounded number of times.
+        logger.exception("indexing article %s failed", article_id)
+        article_fail(article=article, version=version, message=_("Indexing failed unexpectedly. Try re-indexing."))
+        raise
     if stats is not None:
         Article.objects.filter(pk=article.pk).update(index_status=IndexStatus.READY, language=language, index_error="")
-        article.index_status, article.language = IndexStatus.READY, language
+        article.index_status, article.language, article.index_error = IndexStatus.READY, language, ""
     return article
 
 

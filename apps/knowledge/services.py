@@ -177,12 +177,13 @@ def article_save(
         text_changed = True
     else:
         article = Article.objects.select_for_update().get(pk=article.pk)
-        text_changed = (article.title, article.body) != (title, body)
+        # A failed indexing is tried again by the next save, even one that keeps the text.
+        text_changed = (article.title, article.body) != (title, body) or article.index_status == IndexStatus.FAILED
     article.title, article.body, article.status = title[:200], body, status
     article.category, article.tags = category, _tags_clean(tags)
     article.version += 1
     if text_changed:
-        article.index_status = IndexStatus.UPLOADED
+        article.index_status, article.index_error = IndexStatus.UPLOADED, ""
     article.save()
     ArticleVersion.objects.create(
         article=article, number=article.version, title=article.title, body=body, status=status, author=author
@@ -208,6 +209,14 @@ def article_restore(*, article: Article, number: int, by: User | None = None) ->
         tags=article.tags,
         author=by,
     )
+
+
+@transaction.atomic
+def article_reindex(*, article: Article) -> Article:
+    article.index_status, article.index_error = IndexStatus.UPLOADED, ""
+    article.save(update_fields=["index_status", "index_error", "updated"])
+    enqueue_on_commit(article_index_task, article.pk)
+    return article
 
 
 @transaction.atomic
@@ -268,12 +277,16 @@ class ImportStep:
 def documents_import(
     *,
     path: Path,
+    name: str = "",
     published: bool = True,
     by: User | None = None,
     index: Literal["queue", "now"] = "queue",
     on_step: Callable[[ImportStep], None] | None = None,
 ) -> ImportOutcome:
     """Import a file, folder or zip: one document per file, its first folder its category.
+
+    A DOCX or XLSX is one file, not an archive. `name` is what a single file is called when
+    `path` is a temporary copy (an upload): the document keeps the uploaded name.
 
     The API and `kb_import` both come here. `index="queue"` hands each document to the Celery
     pipeline (after commit); `index="now"` indexes it in this process before the next file,
@@ -284,7 +297,7 @@ def documents_import(
     """
     documents: list[Document] = []
     refused: list[tuple[str, str, str]] = []
-    items = list(import_items(path))
+    items = list(import_items(path, name=name))
     for number, item in enumerate(items, start=1):
         try:
             document = document_create(

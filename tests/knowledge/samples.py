@@ -40,6 +40,33 @@ def pdf_bytes(pages: list[list[str]]) -> bytes:
     return out.getvalue()
 
 
+def pdf_with_oversized_to_unicode() -> bytes:
+    """A PDF whose font maps a code to 600 characters: pypdf refuses it (LimitReachedError)."""
+    cmap = b"begincmap 1 beginbfchar <01> <" + b"0041" * 600 + b"> endbfchar endcmap"
+    content = b"BT /F1 11 Tf 50 780 Td (\x01) Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] /Resources << /Font << /F1 3 0 R >> >> "
+        b"/Contents 5 0 R >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Length %d >>\nstream\n" % len(cmap) + cmap + b"\nendstream",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
 def pdf_with_headings(pages: list[list[tuple[str, str]]]) -> bytes:
     """A PDF laid out by fpdf2, one list of (style, text) per page.
 
@@ -112,6 +139,14 @@ def docx_bomb(inflated_bytes: int) -> bytes:
     return out.getvalue()
 
 
+# A quote that never closes: the rest of the file (over csv's 128 KB field limit) is one cell.
+UNCLOSED_QUOTE_CSV = (
+    b"question,answer\n"
+    + b"How do I pay?,Use paybill 123456.\n" * 25
+    + b'Where?,"Nairobi\n'
+    + b"Why?,Because.\n" * 12_000
+)
+
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
 
 
@@ -126,4 +161,16 @@ def xlsx_bytes(sheets: dict[str, list[list[object]]]) -> bytes:
             sheet.append(row)
     out = io.BytesIO()
     workbook.save(out)
+    return out.getvalue()
+
+
+def xlsx_truncated_sheet() -> bytes:
+    """A workbook whose sheet XML is cut in half: it opens, and fails while its rows are read."""
+    data = xlsx_bytes({"Prices": [["item", "price"], ["Jug", "900 KES"]]})
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as damaged:
+        for info in source.infolist():
+            body = source.read(info)
+            damaged.writestr(info, body[: len(body) // 2] if info.filename == "xl/worksheets/sheet1.xml" else body)
     return out.getvalue()

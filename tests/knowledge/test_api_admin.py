@@ -219,5 +219,26 @@ def test_a_zip_import_queues_one_document_per_file(tenant_a: TenantSetup) -> Non
     assert documents["hours.md"]["status"] == "uploaded" and documents["logo.png"]["status"] == "failed"
     single = editor.post("/api/v1/knowledge/import/", {"file": SimpleUploadedFile("more.csv", FAQ)})
     assert single.status_code == 202 and len(single.json()["documents"]) == 1
+    # A single file keeps its uploaded name (not the temporary file's).
+    assert single.json()["documents"][0]["original_name"] == "more.csv"
     agent = _member(tenant_a, "agent-imp@alpha.test", AGENT)
     assert agent.post("/api/v1/knowledge/import/", {"file": SimpleUploadedFile("a.csv", FAQ)}).status_code == 403
+
+
+def test_importing_one_docx_gives_one_document(tenant_a: TenantSetup) -> None:
+    from tests.knowledge import samples
+
+    data = samples.docx_bytes([("h1", "Returns"), ("p", "Keep your receipt.")])
+    editor = _member(tenant_a, "editor-docx@alpha.test", KNOWLEDGE_EDITOR)
+    response = editor.post("/api/v1/knowledge/import/", {"file": SimpleUploadedFile("returns.docx", data)})
+    assert response.status_code == 202, response.content
+    documents = response.json()["documents"]
+    assert [(d["original_name"], d["kind"], d["status"]) for d in documents] == [("returns.docx", "docx", "uploaded")]
+
+
+def test_an_undecodable_utf16_upload_is_a_failed_document_not_a_500(tenant_a: TenantSetup) -> None:
+    lone = b"\xff\xfe" + "Refunds ".encode("utf-16-le") + b"\x00\xd8" + "take five days.".encode("utf-16-le")
+    editor = _member(tenant_a, "editor-utf16@alpha.test", KNOWLEDGE_EDITOR)
+    response = editor.post("/api/v1/knowledge/documents/", {"file": SimpleUploadedFile("lone.txt", lone)})
+    assert response.status_code == 201, response.content
+    assert (response.json()["status"], response.json()["error_code"]) == ("failed", "document_undecodable")

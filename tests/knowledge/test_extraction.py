@@ -12,6 +12,7 @@ from apps.knowledge.exceptions import (
     DocumentCorrupt,
     DocumentEmpty,
     DocumentEncrypted,
+    DocumentUndecodable,
     DocumentUnsupported,
     DocumentZipBomb,
 )
@@ -179,9 +180,15 @@ def test_xlsx_sheets_rows_and_question_answer_pairs() -> None:
         (b"   \n\n  ", Kind.TXT, DocumentEmpty),
         (b"PK\x03\x04 not really a zip", Kind.DOCX, DocumentCorrupt),
         (samples.PNG, Kind.UNKNOWN, DocumentUnsupported),
+        # pypdf's own limits (LimitReachedError is no PdfReadError): the file will never read.
+        (samples.pdf_with_oversized_to_unicode(), Kind.PDF, DocumentCorrupt),
+        (samples.UNCLOSED_QUOTE_CSV, Kind.CSV, DocumentCorrupt),
+        (samples.xlsx_truncated_sheet(), Kind.XLSX, DocumentCorrupt),
     ],
 )
 def test_bad_inputs_raise_clear_errors(data: bytes, kind: str, error: type[Exception]) -> None:
+    if kind == Kind.CSV:
+        assert kind_detect(data, "faq.csv") == Kind.CSV  # the sniffed head looks fine
     with pytest.raises(error) as raised:
         blocks_extract(data, kind)
     assert str(raised.value)
@@ -230,3 +237,56 @@ def test_qa_rows_are_one_passage_each_and_pages_split_passages() -> None:
         ("one", 1),
         ("two", 2),
     ]
+
+
+def test_utf16_sniff_tolerates_a_surrogate_pair_cut_at_the_sniff_limit() -> None:
+    # The BOM and 32,766 two-byte characters end at byte 65,534: the emoji's four bytes
+    # straddle the 64 KB sniff, which holds only its high surrogate.
+    text = "a" * 32766 + "\U0001f600 Refunds take five days."
+    data = "\ufeff".encode("utf-16-le") + text.encode("utf-16-le")
+    assert kind_detect(data, "notes.txt") == Kind.TXT
+    assert "Refunds take five days." in blocks_extract(data, Kind.TXT)[0].text
+
+
+def test_undecodable_utf16_is_a_document_error() -> None:
+    odd = b"\xff\xfe" + "Refunds take five days.".encode("utf-16-le") + b"!"
+    for read in (lambda: kind_detect(odd, "odd.txt"), lambda: blocks_extract(odd, Kind.TXT)):
+        with pytest.raises(DocumentUndecodable) as raised:
+            read()
+        assert raised.value.code == "document_undecodable" and str(raised.value)
+
+
+def test_headings_without_body_are_passages_of_their_own() -> None:
+    blocks = blocks_extract(b"# Billing\n\n## Refunds\n\n## Fees\n\nSee the price list.\n\n# Contact\n", Kind.MARKDOWN)
+    passages = passages_build(blocks, max_tokens=200, overlap_tokens=20)
+    # "Billing" is on the path of the passages under it; "Refunds" and "Contact" have no body.
+    assert [(p.heading_path, p.text) for p in passages] == [
+        ("Billing", "Refunds"),
+        ("Billing > Fees", "See the price list."),
+        ("", "Contact"),
+    ]
+    pdf = [Block("heading", "Opening hours", level=1, page=3)]
+    assert [(p.text, p.page) for p in passages_build(pdf, max_tokens=200, overlap_tokens=20)] == [("Opening hours", 3)]
+
+
+def test_text_without_spaces_is_cut_to_the_token_limit() -> None:
+    blob = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB" * 20_000  # a data-URI image: 640 KB, no space, no sentence end
+    blocks = [
+        Block("heading", "Logo " + blob[:5000], level=1),
+        Block("paragraph", f"![logo](data:image/png;base64,{blob})"),
+        Block("qa", f"Q: What is the logo?\nA: {blob}"),
+    ]
+    passages = passages_build(blocks, max_tokens=180, overlap_tokens=30)
+    assert len(passages) > 100
+    assert all(p.token_count == token_count(p.text) <= 180 for p in passages)
+    assert max(len(p.text) for p in passages) < 180 * 20
+    assert sum(len(p.text) for p in passages) >= 2 * len(blob)  # nothing is lost
+
+
+def test_long_text_without_sentence_ends_is_split_in_linear_time() -> None:
+    import time
+
+    started = time.perf_counter()
+    passages = passages_build([Block("paragraph", "word " * 400_000)], max_tokens=180, overlap_tokens=30)
+    assert time.perf_counter() - started < 10  # cutting word by word took about 30 s
+    assert len(passages) >= 400_000 // 180 and all(p.token_count <= 180 for p in passages)

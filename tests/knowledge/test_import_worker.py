@@ -117,3 +117,32 @@ def test_upload_is_indexed_by_the_celery_worker(celery_worker: str, tenant_a: Te
     finally:
         with tenant_context(tenant_a.organization):
             document_delete(document=document)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("filename", "data", "kind"),
+    [
+        ("returns.docx", samples.docx_bytes([("h1", "Returns"), ("p", "Keep your receipt.")]), "docx"),
+        ("prices.xlsx", samples.xlsx_bytes({"Prices": [["item", "price"], ["Jug", "900 KES"]]}), "xlsx"),
+        # An OOXML file is known by its [Content_Types].xml, whatever its name says.
+        ("renamed.zip", samples.docx_bytes([("p", "Keep your receipt.")]), "docx"),
+    ],
+)
+def test_one_office_file_is_imported_as_one_document_not_as_an_archive(
+    tenant_a: TenantSetup, tmp_path: Path, filename: str, data: bytes, kind: str
+) -> None:
+    (tmp_path / filename).write_bytes(data)
+    with tenant_context(tenant_a.organization):
+        outcome = documents_import(path=tmp_path / filename, index="now")
+        assert [(d.original_name, d.kind, d.status) for d in outcome.documents] == [(filename, kind, "ready")]
+        assert outcome.refused == [] and Document.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_kb_import_of_a_docx_reports_one_file(tenant_a: TenantSetup, tmp_path: Path) -> None:
+    path = tmp_path / "returns.docx"
+    path.write_bytes(samples.docx_bytes([("h1", "Returns"), ("p", "Keep your receipt.")]))
+    out = io.StringIO()
+    call_command("kb_import", str(path), "--tenant", tenant_a.organization.slug, stdout=out)
+    assert out.getvalue().splitlines()[0].startswith("[1/1] returns.docx: ready")

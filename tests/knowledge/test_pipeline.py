@@ -17,8 +17,17 @@ from apps.core.tenancy import tenant_context
 from apps.knowledge import embedding, indexing
 from apps.knowledge.answers import knowledge_answer
 from apps.knowledge.exceptions import DocumentTooLarge
-from apps.knowledge.models import Chunk, Document
-from apps.knowledge.services import document_delete, document_replace, document_update, knowledge_index_sweep
+from apps.knowledge.models import Article, Chunk, Document
+from apps.knowledge.services import (
+    article_reindex,
+    article_save,
+    document_create,
+    document_delete,
+    document_replace,
+    document_update,
+    knowledge_index_sweep,
+)
+from apps.knowledge.tasks import article_index_task
 from tests.conftest import TenantSetup
 from tests.knowledge import samples
 from tests.knowledge.conftest import upload
@@ -80,6 +89,21 @@ def test_a_pdf_whose_text_holds_nul_is_indexed(tenant_a: TenantSetup) -> None:
         (b"\n\n   \n", "empty.txt", "document_empty"),
         (samples.PNG, "photo.pdf", "document_unsupported"),
         (samples.docx_bomb(4 * 1024 * 1024), "cv.docx", "document_zip_bomb"),
+        # UTF-16 that cannot be decoded: an odd byte at the end, a lone surrogate inside.
+        pytest.param(samples.pdf_with_oversized_to_unicode(), "cmap.pdf", "document_corrupt", id="pdf-limit-reached"),
+        pytest.param(samples.UNCLOSED_QUOTE_CSV, "faq.csv", "document_corrupt", id="csv-unclosed-quote"),
+        pytest.param(
+            b"\xff\xfe" + "Refunds take five days.".encode("utf-16-le") + b"!",
+            "odd.txt",
+            "document_undecodable",
+            id="utf16-odd-length",
+        ),
+        pytest.param(
+            b"\xff\xfe" + "Refunds ".encode("utf-16-le") + b"\x00\xd8" + "take five days.".encode("utf-16-le"),
+            "lone.txt",
+            "document_undecodable",
+            id="utf16-lone-surrogate",
+        ),
     ],
 )
 def test_bad_documents_fail_with_a_message_and_no_chunks(
@@ -189,3 +213,102 @@ def test_pdf_headings_reach_passages_and_citations(tenant_a: TenantSetup) -> Non
         answer = knowledge_answer(question="How long is the warranty on a phone?", record_gap=False)
         assert answer.citations and answer.citations[0].heading_path == "Shop Guide > Warranty"
         assert (answer.citations[0].page, answer.citations[0].title) == (2, "guide")
+
+
+def test_markdown_of_headings_only_is_indexed_by_its_headings(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        document = upload(b"# Opening hours\n\n## Weekdays 8am to 6pm\n\n## Closed on Sundays\n", "hours.md")
+        assert document.status == "ready"
+        texts = sorted(Chunk.objects.filter(document=document).values_list("text", flat=True))
+        assert texts == ["Closed on Sundays", "Weekdays 8am to 6pm"]
+
+
+def test_a_document_without_any_passage_fails_as_empty(tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(indexing, "passages_build", lambda blocks, **kwargs: [])
+    with tenant_context(tenant_a.organization):
+        document = upload(b"Some text.", "note.txt")
+        assert (document.status, document.error_code) == ("failed", "document_empty")
+
+
+def test_a_failed_article_index_is_recorded_and_not_swept_forever(
+    tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def outage(texts: list[str]) -> list[Any]:
+        raise RuntimeError("embedding model unavailable")
+
+    with tenant_context(tenant_a.organization):
+        article = article_save(title="Refunds", body="Refunds take five days.", status=Article.Status.PUBLISHED)
+        assert indexing.article_index(article_id=article.pk) is not None
+        article = article_save(article=article, title="Refunds", body="Refunds take ten days.", status="published")
+        monkeypatch.setattr(indexing, "passages_embed", outage)
+        with pytest.raises(RuntimeError):
+            indexing.article_index(article_id=article.pk)
+        article.refresh_from_db()
+        assert article.index_status == "failed" and "unexpectedly" in article.index_error
+        # Like a document: the previous version's passages are not served as the new text.
+        assert not Chunk.objects.filter(article=article).exists()
+        later = timezone.now() + timedelta(hours=1)
+        assert knowledge_index_sweep(stuck_after_seconds=900, now=later) == 0
+        # Re-indexing (the admin action) or the next save tries again, and success clears the error.
+        monkeypatch.undo()
+        article_reindex(article=article)
+        assert (article.index_status, article.index_error) == ("uploaded", "")
+        indexed = indexing.article_index(article_id=article.pk)
+        assert indexed is not None and (indexed.index_status, indexed.index_error) == ("ready", "")
+        assert Chunk.objects.filter(article=article, text__contains="ten days").exists()
+
+
+def test_article_index_task_retries_a_few_times_then_stops(
+    tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def outage(texts: list[str]) -> list[Any]:
+        calls.append(len(texts))
+        raise RuntimeError("embedding model unavailable")
+
+    monkeypatch.setattr(indexing, "passages_embed", outage)
+    with tenant_context(tenant_a.organization):
+        article = article_save(title="Refunds", body="Refunds take five days.", status=Article.Status.PUBLISHED)
+        result = article_index_task.apply(args=[article.pk])
+        assert result.failed() and isinstance(result.result, RuntimeError)
+        assert len(calls) == article_index_task.max_retries + 1 <= 4
+        article.refresh_from_db()
+        assert article.index_status == "failed" and article.index_error
+
+
+@pytest.mark.parametrize("source", ["document", "article"])
+def test_a_second_concurrent_run_does_not_duplicate_passages(
+    tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    # Re-index clicked during the first run: the other run embeds and commits while this one
+    # is embedding (after it read the passages it could keep, before it locks the row).
+    original = indexing.passages_embed
+    interleaved: list[bool] = []
+
+    def embed_while_the_other_run_commits(texts: list[str]) -> Any:
+        if not interleaved:
+            interleaved.append(True)
+            run()
+        return original(texts)
+
+    with tenant_context(tenant_a.organization):
+        if source == "document":
+            created = document_create(upload=io.BytesIO(MD_V1), filename="policies.md", queue_index=False)
+
+            def run() -> Any:
+                return indexing.document_index(document_id=created.pk)
+
+            where: dict[str, Any] = {"document": created}
+        else:
+            article = article_save(title="Policies", body=MD_V1.decode(), status=Article.Status.PUBLISHED)
+
+            def run() -> Any:
+                return indexing.article_index(article_id=article.pk)
+
+            where = {"article": article}
+        monkeypatch.setattr(indexing, "passages_embed", embed_while_the_other_run_commits)
+        run()
+        assert interleaved
+        ordinals = list(Chunk.objects.filter(**where).values_list("ordinal", flat=True))
+        assert len(ordinals) == 3 + (source == "article") and sorted(ordinals) == list(range(len(ordinals)))
