@@ -76,7 +76,7 @@ def test_a_number_with_its_own_meta_app_is_verified_with_its_secret(tenant_b: Te
 
 def _two_numbers(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     """One delivery whose entry holds the changes of two deliveries (Meta batches changes this way)."""
-    payload = json.loads(json.dumps(first))
+    payload: dict[str, Any] = json.loads(json.dumps(first))
     payload["entry"][0]["changes"] += second["entry"][0]["changes"]
     return payload
 
@@ -419,6 +419,7 @@ def test_a_reaction_is_attached_to_its_message_and_changes_nothing_else(tenant_a
         reply = message_send(
             conversation=conversation, outgoing=wa.text("On its way"), author_kind="bot", idempotency_key="rx"
         )
+        assert reply.outbox_id is not None
         OutboxMessage.objects.filter(pk=reply.outbox_id).update(wamid="wamid.RXOUT")
         Conversation.objects.update(status=Conversation.Status.RESOLVED, unread_count=0)
         before = Conversation.objects.get()

@@ -125,7 +125,7 @@ def test_the_bot_stays_quiet_when_an_agent_takes_over_while_it_looks_for_an_answ
     from apps.accounts.roles import AGENT
     from apps.accounts.services import user_create
     from apps.conversations.lifecycle import conversation_takeover
-    from apps.knowledge import autoreply
+    from apps.knowledge import answers, autoreply
 
     with tenant_context(tenant_a.organization):
         _faq()
@@ -144,7 +144,7 @@ def test_the_bot_stays_quiet_when_an_agent_takes_over_while_it_looks_for_an_answ
         message = inbound_message_record(account=tenant_a.whatsapp, inbound=parse_message(payload))
         assert message is not None
         message_analyse(message_id=message.pk)
-        answer = autoreply.knowledge_answer
+        answer = answers.knowledge_answer
 
         def answer_while_an_agent_takes_over(**kwargs: Any) -> Any:
             result = answer(**kwargs)

@@ -270,8 +270,9 @@ def test_article_index_task_retries_a_few_times_then_stops(
     monkeypatch.setattr(indexing, "passages_embed", outage)
     with tenant_context(tenant_a.organization):
         article = article_save(title="Refunds", body="Refunds take five days.", status=Article.Status.PUBLISHED)
-        result = article_index_task.apply(args=[article.pk])
+        result = article_index_task.apply(args=(article.pk,))
         assert result.failed() and isinstance(result.result, RuntimeError)
+        assert article_index_task.max_retries is not None
         assert len(calls) == article_index_task.max_retries + 1 <= 4
         article.refresh_from_db()
         assert article.index_status == "failed" and article.index_error
@@ -283,7 +284,7 @@ def test_a_second_concurrent_run_does_not_duplicate_passages(
 ) -> None:
     # Re-index clicked during the first run: the other run embeds and commits while this one
     # is embedding (after it read the passages it could keep, before it locks the row).
-    original = indexing.passages_embed
+    original = embedding.passages_embed
     interleaved: list[bool] = []
 
     def embed_while_the_other_run_commits(texts: list[str]) -> Any:
