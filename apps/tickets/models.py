@@ -203,6 +203,9 @@ class Ticket(models.Model):
     # Of those, the business seconds before the first response (set with it): the SLA
     # report's first-response time leaves them out, as the first-response clock does.
     first_response_paused_seconds = models.FloatField(default=0)
+    # `sla_paused_seconds` as it stood when the next-response clock started (a pause running
+    # then counted up to the message): the clock is credited only with the pauses since.
+    next_response_paused_offset = models.FloatField(default=0)
     sla_breached = models.BooleanField(_("SLA breached"), default=False)
     # Escalation risk (0-100) and the factors behind it: [{"factor", "points", "reason"}].
     risk_score = models.PositiveSmallIntegerField(_("escalation risk"), default=0)
