@@ -1,4 +1,4 @@
-"""SLA clocks across a hold: the next-response clock is credited like the others."""
+"""SLA clocks across a hold: the next-response clock is credited, and a clock breaches once per run."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from apps.accounts.services import user_create
 from apps.contacts.models import Contact
 from apps.conversations.models import Conversation, Message
 from apps.core.tenancy import tenant_context
-from apps.tickets.models import SLAPolicy, Ticket
+from apps.tickets.models import SLAEvent, SLAPolicy, Ticket
 from apps.tickets.selectors import tickets_sla_check_due
 from apps.tickets.services.sla import ticket_sla_check
 from apps.tickets.services.tickets import (
@@ -83,6 +83,10 @@ def _answered_ticket(tenant: TenantSetup, agent: User) -> tuple[Ticket, Conversa
     return ticket, conversation
 
 
+def _breaches(ticket: Ticket, metric: str) -> int:
+    return SLAEvent.objects.filter(ticket=ticket, metric=metric, kind="breached").count()
+
+
 def test_a_message_during_a_hold_starts_the_next_response_clock_at_resume(tenant_a: TenantSetup) -> None:
     with tenant_context(tenant_a.organization):
         _policy("medium")
@@ -126,3 +130,57 @@ def test_a_hold_after_the_customer_wrote_is_credited_to_the_next_response_clock(
         assert ticket.next_response_due_at is not None
         assert abs(ticket.next_response_due_at - (wrote.sent_at + timedelta(minutes=150))) < CLOSE
         assert ticket_sla_check(ticket_id=ticket.pk, now=timezone.now()) == []
+
+
+def test_a_resume_that_moves_a_passed_due_time_does_not_breach_again(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _policy("low", first_response_minutes=10, resolution_minutes=100)
+        agent = _agent()
+        ticket = ticket_create(title="Slow", by=agent, priority="low")
+        created = ticket.created
+        recorded = ticket_sla_check(ticket_id=ticket.pk, now=created + timedelta(minutes=15))
+        assert [(e.metric, e.kind) for e in recorded] == [("first_response", "breached")]
+
+        # 20 minutes on hold: the first-response due time moves to 30 minutes, past already at 35.
+        ticket = _hold(ticket, agent, minutes=20)
+        ticket = ticket_update(ticket=ticket, by=agent, status="open")
+        assert ticket.first_response_due_at is not None
+        assert abs(ticket.first_response_due_at - (created + timedelta(minutes=30))) < CLOSE
+        later = created + timedelta(minutes=35)
+        assert ticket.pk not in tickets_sla_check_due(now=later)
+        assert ticket_sla_check(ticket_id=ticket.pk, now=later) == []
+        assert _breaches(ticket, "first_response") == 1
+        assert ticket.events.filter(kind="sla").count() == 1
+
+
+def test_each_next_response_clock_breaches_once_and_a_new_message_starts_a_new_one(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _policy("medium")
+        agent = _agent()
+        ticket, conversation = _answered_ticket(tenant_a, agent)
+
+        first = _message(conversation, "in")
+        ticket = ticket_customer_wrote(ticket=ticket, message=first)
+        recorded = ticket_sla_check(ticket_id=ticket.pk, now=first.sent_at + timedelta(minutes=31))
+        assert [(e.metric, e.kind) for e in recorded] == [("next_response", "breached")]
+
+        # An hour on hold moves the (already passed) due time: the same clock, no second breach.
+        ticket = _hold(ticket, agent, minutes=60)
+        ticket = ticket_update(ticket=ticket, by=agent, status="open")
+        assert ticket.next_response_due_at is not None
+        assert abs(ticket.next_response_due_at - (first.sent_at + timedelta(minutes=90))) < CLOSE
+        later = first.sent_at + timedelta(minutes=95)
+        assert ticket.pk not in tickets_sla_check_due(now=later)
+        assert ticket_sla_check(ticket_id=ticket.pk, now=later) == []
+        assert _breaches(ticket, "next_response") == 1
+
+        # The agent answers; the customer's next message is a new clock, which may breach again.
+        ticket = ticket_agent_replied(ticket=ticket, message=_message(conversation, "out"))
+        second = _message(conversation, "in")
+        ticket = ticket_customer_wrote(ticket=ticket, message=second)
+        assert ticket.next_response_due_at == second.sent_at + timedelta(minutes=30)
+        again = second.sent_at + timedelta(minutes=31)
+        assert ticket.pk in tickets_sla_check_due(now=again)
+        recorded = ticket_sla_check(ticket_id=ticket.pk, now=again)
+        assert ("next_response", "breached") in [(e.metric, e.kind) for e in recorded]
+        assert _breaches(ticket, "next_response") == 2

@@ -8,7 +8,9 @@ spent paused since a clock started is added to its target when the ticket resume
 
 Detection is twofold: a Celery task queued with a countdown to each at-risk and due time
 (precise), and a Beat sweep every minute (safety net for lost tasks, far-away due times
-and restarts). Both end in `ticket_sla_check`, which records each event once.
+and restarts). Both end in `ticket_sla_check`, which records each event once per clock
+run: a resume moves a due time, but a clock that breached before the pause stays breached
+and is not breached (nor notified) again.
 """
 
 from __future__ import annotations
@@ -41,12 +43,13 @@ class Clock:
     metric: str
     due_field: str
     risk_field: str
+    start_field: str  # when the clock's run started: its events are recorded once per run
 
 
 CLOCKS = (
-    Clock(Metric.FIRST_RESPONSE, "first_response_due_at", "first_response_risk_at"),
-    Clock(Metric.NEXT_RESPONSE, "next_response_due_at", "next_response_risk_at"),
-    Clock(Metric.RESOLUTION, "resolution_due_at", "resolution_risk_at"),
+    Clock(Metric.FIRST_RESPONSE, "first_response_due_at", "first_response_risk_at", "created"),
+    Clock(Metric.NEXT_RESPONSE, "next_response_due_at", "next_response_risk_at", "next_response_started_at"),
+    Clock(Metric.RESOLUTION, "resolution_due_at", "resolution_risk_at", "created"),
 )
 SLA_FIELDS = [
     "sla_policy",
@@ -231,7 +234,7 @@ def sla_checks_schedule(*, ticket: Ticket) -> None:
 
 @transaction.atomic
 def ticket_sla_check(*, ticket_id: int, now: datetime | None = None) -> list[SLAEvent]:
-    """Record the at-risk and breach events the ticket has reached; each one only once."""
+    """Record the at-risk and breach events the ticket has reached; each once per clock run."""
     now = now or timezone.now()
     ticket = Ticket.objects.select_for_update().filter(pk=ticket_id).first()
     if ticket is None or ticket.sla_paused_at is not None or ticket.status not in Ticket.ACTIVE_STATUSES:
@@ -240,7 +243,8 @@ def ticket_sla_check(*, ticket_id: int, now: datetime | None = None) -> list[SLA
     for clock in CLOCKS:
         due: datetime | None = getattr(ticket, clock.due_field)
         risk: datetime | None = getattr(ticket, clock.risk_field)
-        if due is None:
+        started: datetime | None = getattr(ticket, clock.start_field)
+        if due is None or started is None:
             continue
         kind = (
             SLAEvent.Kind.BREACHED
@@ -249,7 +253,10 @@ def ticket_sla_check(*, ticket_id: int, now: datetime | None = None) -> list[SLA
             if risk is not None and now >= risk
             else None
         )
-        if kind is None or SLAEvent.objects.filter(ticket=ticket, metric=clock.metric, kind=kind, due_at=due).exists():
+        if (
+            kind is None
+            or SLAEvent.objects.filter(ticket=ticket, metric=clock.metric, kind=kind, clock_started_at=started).exists()
+        ):
             continue
         try:
             with transaction.atomic():
@@ -258,6 +265,7 @@ def ticket_sla_check(*, ticket_id: int, now: datetime | None = None) -> list[SLA
                     metric=clock.metric,
                     kind=kind,
                     due_at=due,
+                    clock_started_at=started,
                     priority=ticket.priority,
                     assignee=ticket.assignee,
                     team=ticket.team,
