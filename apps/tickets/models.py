@@ -203,6 +203,9 @@ class Ticket(models.Model):
     # Of those, the business seconds before the first response (set with it): the SLA
     # report's first-response time leaves them out, as the first-response clock does.
     first_response_paused_seconds = models.FloatField(default=0)
+    # `sla_paused_seconds` as it stood when the next-response clock started (a pause running
+    # then counted up to the message): the clock is credited only with the pauses since.
+    next_response_paused_offset = models.FloatField(default=0)
     sla_breached = models.BooleanField(_("SLA breached"), default=False)
     # Escalation risk (0-100) and the factors behind it: [{"factor", "points", "reason"}].
     risk_score = models.PositiveSmallIntegerField(_("escalation risk"), default=0)
@@ -268,7 +271,7 @@ class TicketEvent(models.Model):
 
 
 class SLAEvent(models.Model):
-    """A recorded "at risk" or breach of one SLA target (one row per target and due time)."""
+    """A recorded "at risk" or breach of one SLA clock (one row per clock run and kind)."""
 
     class Metric(models.TextChoices):
         FIRST_RESPONSE = "first_response", _("First response")
@@ -283,6 +286,10 @@ class SLAEvent(models.Model):
     metric = models.CharField(max_length=20, choices=Metric.choices)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     due_at = models.DateTimeField()
+    # When the clock run started: the ticket's creation (first response, resolution) or the
+    # customer message (next response). A resume moves the due time, not the run. Empty on
+    # rows from before migration tickets 0005 whose run is unknown or already had a row.
+    clock_started_at = models.DateTimeField(null=True, blank=True)
     priority = models.CharField(max_length=10, choices=Priority.choices)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -295,8 +302,11 @@ class SLAEvent(models.Model):
         verbose_name_plural = _("SLA events")
         ordering = ["-created"]
         constraints = [
-            # The ETA task and the sweep may both see the same breach: it is recorded once.
-            models.UniqueConstraint(fields=["ticket", "metric", "kind", "due_at"], name="tickets_sla_event_once")
+            # The ETA task and the sweep may both see the same breach, and a resume may move a
+            # passed due time: each clock run is at risk and breached once.
+            models.UniqueConstraint(
+                fields=["ticket", "metric", "kind", "clock_started_at"], name="tickets_sla_event_once_per_run"
+            )
         ]
 
     def __str__(self) -> str:

@@ -130,17 +130,21 @@ def ticket_customer_signals(*, ticket: Ticket) -> tuple[int, bool]:
 
 
 def tickets_sla_check_due(*, now: datetime, limit: int = 1000) -> list[int]:
-    """Running tickets that reached an at-risk or due time not recorded yet (the Beat sweep)."""
+    """Running tickets that reached an at-risk or due time not recorded yet (the Beat sweep).
+
+    "Recorded" is per clock run, as `ticket_sla_check` records: a due time a resume moved
+    past `now` again is not a new breach of the same run.
+    """
     reached = Q()
-    for metric, due_field, risk_field in (
-        (SLAEvent.Metric.FIRST_RESPONSE, "first_response_due_at", "first_response_risk_at"),
-        (SLAEvent.Metric.NEXT_RESPONSE, "next_response_due_at", "next_response_risk_at"),
-        (SLAEvent.Metric.RESOLUTION, "resolution_due_at", "resolution_risk_at"),
+    for metric, due_field, risk_field, start_field in (
+        (SLAEvent.Metric.FIRST_RESPONSE, "first_response_due_at", "first_response_risk_at", "created"),
+        (SLAEvent.Metric.NEXT_RESPONSE, "next_response_due_at", "next_response_risk_at", "next_response_started_at"),
+        (SLAEvent.Metric.RESOLUTION, "resolution_due_at", "resolution_risk_at", "created"),
     ):
-        same_due = SLAEvent.objects.filter(ticket=OuterRef("pk"), metric=metric, due_at=OuterRef(due_field))
-        breach_unrecorded = Q(**{f"{due_field}__lte": now}) & ~Exists(same_due.filter(kind=SLAEvent.Kind.BREACHED))
+        same_run = SLAEvent.objects.filter(ticket=OuterRef("pk"), metric=metric, clock_started_at=OuterRef(start_field))
+        breach_unrecorded = Q(**{f"{due_field}__lte": now}) & ~Exists(same_run.filter(kind=SLAEvent.Kind.BREACHED))
         risk_unrecorded = Q(**{f"{risk_field}__lte": now, f"{due_field}__gt": now}) & ~Exists(
-            same_due.filter(kind=SLAEvent.Kind.AT_RISK)
+            same_run.filter(kind=SLAEvent.Kind.AT_RISK)
         )
         reached |= breach_unrecorded | risk_unrecorded
     return list(

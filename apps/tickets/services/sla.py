@@ -4,11 +4,13 @@ A ticket has up to three clocks, each with a due time and an "at risk" time (80%
 target used): first response (from creation to the first agent reply), next response
 (from a customer message to the agent's answer) and resolution (from creation to solved).
 While the ticket is pending on the customer or on hold the clocks stop: the business time
-spent paused is added to the first-response and resolution targets when it resumes.
+spent paused since a clock started is added to its target when the ticket resumes.
 
 Detection is twofold: a Celery task queued with a countdown to each at-risk and due time
 (precise), and a Beat sweep every minute (safety net for lost tasks, far-away due times
-and restarts). Both end in `ticket_sla_check`, which records each event once.
+and restarts). Both end in `ticket_sla_check`, which records each event once per clock
+run: a resume moves a due time, but a clock that breached before the pause stays breached
+and is not breached (nor notified) again.
 """
 
 from __future__ import annotations
@@ -41,17 +43,19 @@ class Clock:
     metric: str
     due_field: str
     risk_field: str
+    start_field: str  # when the clock's run started: its events are recorded once per run
 
 
 CLOCKS = (
-    Clock(Metric.FIRST_RESPONSE, "first_response_due_at", "first_response_risk_at"),
-    Clock(Metric.NEXT_RESPONSE, "next_response_due_at", "next_response_risk_at"),
-    Clock(Metric.RESOLUTION, "resolution_due_at", "resolution_risk_at"),
+    Clock(Metric.FIRST_RESPONSE, "first_response_due_at", "first_response_risk_at", "created"),
+    Clock(Metric.NEXT_RESPONSE, "next_response_due_at", "next_response_risk_at", "next_response_started_at"),
+    Clock(Metric.RESOLUTION, "resolution_due_at", "resolution_risk_at", "created"),
 )
 SLA_FIELDS = [
     "sla_policy",
     "sla_paused_at",
     "sla_paused_seconds",
+    "next_response_paused_offset",
     *(clock.due_field for clock in CLOCKS),
     *(clock.risk_field for clock in CLOCKS),
 ]
@@ -160,8 +164,11 @@ def sla_apply(*, ticket: Ticket) -> None:
             schedule, ticket.created, policy.first_response_minutes * 60, paused
         )
     if ticket.next_response_started_at is not None and policy.next_response_minutes:
+        # Only the pauses since the customer wrote; negative while a pause the message came in
+        # is still running (the ticket is then paused and resuming recomputes this).
+        paused_since_start = max(0.0, paused - ticket.next_response_paused_offset)
         ticket.next_response_due_at, ticket.next_response_risk_at = _clock_times(
-            schedule, ticket.next_response_started_at, policy.next_response_minutes * 60
+            schedule, ticket.next_response_started_at, policy.next_response_minutes * 60, paused_since_start
         )
     ticket.resolution_due_at, ticket.resolution_risk_at = _clock_times(
         schedule, ticket.created, policy.resolution_minutes * 60, paused
@@ -179,6 +186,17 @@ def sla_paused_seconds_until(*, ticket: Ticket, moment: datetime) -> float:
         return ticket.sla_paused_seconds
     schedule = sla_schedule(ticket.sla_policy.calendar if ticket.sla_policy else None)
     return ticket.sla_paused_seconds + max(0.0, business_seconds_between(schedule, ticket.sla_paused_at, moment))
+
+
+def sla_next_response_start(*, ticket: Ticket, at: datetime) -> None:
+    """Start the next-response clock at `at` (a customer message), paused or not.
+
+    A message during a hold starts the clock but it runs only from the resume: the business
+    time paused until then is in `sla_paused_seconds` at the resume, and the offset taken
+    here (the pause up to the message included) leaves out only what came before the message.
+    """
+    ticket.next_response_started_at = at
+    ticket.next_response_paused_offset = sla_paused_seconds_until(ticket=ticket, moment=at)
 
 
 def sla_resume(*, ticket: Ticket, now: datetime) -> None:
@@ -216,7 +234,7 @@ def sla_checks_schedule(*, ticket: Ticket) -> None:
 
 @transaction.atomic
 def ticket_sla_check(*, ticket_id: int, now: datetime | None = None) -> list[SLAEvent]:
-    """Record the at-risk and breach events the ticket has reached; each one only once."""
+    """Record the at-risk and breach events the ticket has reached; each once per clock run."""
     now = now or timezone.now()
     ticket = Ticket.objects.select_for_update().filter(pk=ticket_id).first()
     if ticket is None or ticket.sla_paused_at is not None or ticket.status not in Ticket.ACTIVE_STATUSES:
@@ -225,7 +243,8 @@ def ticket_sla_check(*, ticket_id: int, now: datetime | None = None) -> list[SLA
     for clock in CLOCKS:
         due: datetime | None = getattr(ticket, clock.due_field)
         risk: datetime | None = getattr(ticket, clock.risk_field)
-        if due is None:
+        started: datetime | None = getattr(ticket, clock.start_field)
+        if due is None or started is None:
             continue
         kind = (
             SLAEvent.Kind.BREACHED
@@ -234,7 +253,10 @@ def ticket_sla_check(*, ticket_id: int, now: datetime | None = None) -> list[SLA
             if risk is not None and now >= risk
             else None
         )
-        if kind is None or SLAEvent.objects.filter(ticket=ticket, metric=clock.metric, kind=kind, due_at=due).exists():
+        if (
+            kind is None
+            or SLAEvent.objects.filter(ticket=ticket, metric=clock.metric, kind=kind, clock_started_at=started).exists()
+        ):
             continue
         try:
             with transaction.atomic():
@@ -243,6 +265,7 @@ def ticket_sla_check(*, ticket_id: int, now: datetime | None = None) -> list[SLA
                     metric=clock.metric,
                     kind=kind,
                     due_at=due,
+                    clock_started_at=started,
                     priority=ticket.priority,
                     assignee=ticket.assignee,
                     team=ticket.team,

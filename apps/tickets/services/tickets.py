@@ -27,6 +27,7 @@ from apps.tickets.services.sla import (
     SLA_FIELDS,
     sla_apply,
     sla_checks_schedule,
+    sla_next_response_start,
     sla_pause,
     sla_paused_seconds_until,
     sla_resume,
@@ -426,7 +427,7 @@ def ticket_customer_wrote(*, ticket: Ticket, message: Message) -> Ticket:
         _status_change(ticket, Status.OPEN, now)
         changes["status"] = {"from": Status.PENDING, "to": Status.OPEN}
     if ticket.first_responded_at is not None and ticket.next_response_started_at is None:
-        ticket.next_response_started_at = message.sent_at
+        sla_next_response_start(ticket=ticket, at=message.sent_at)
         if ticket.sla_paused_at is None:
             sla_apply(ticket=ticket)
     ticket.last_activity_at = now
