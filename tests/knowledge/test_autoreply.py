@@ -35,7 +35,8 @@ def _faq() -> None:
     assert article_index(article_id=article.pk) is not None
 
 
-def _customer_says(tenant: TenantSetup, text: str, *, wa_id: str) -> Message:
+def _customer_analysed(tenant: TenantSetup, text: str, *, wa_id: str) -> Message:
+    """The customer's message, recorded and analysed (the bot's turn not taken yet)."""
     payload: dict[str, Any] = {
         "message": {
             "from": wa_id,
@@ -49,6 +50,11 @@ def _customer_says(tenant: TenantSetup, text: str, *, wa_id: str) -> Message:
     message = inbound_message_record(account=tenant.whatsapp, inbound=parse_message(payload))
     assert message is not None
     assert message_analyse(message_id=message.pk) is not None
+    return message
+
+
+def _customer_says(tenant: TenantSetup, text: str, *, wa_id: str) -> Message:
+    message = _customer_analysed(tenant, text, wa_id=wa_id)
     assert message_automation_task.run(message.pk) == "done"
     return message
 
@@ -131,19 +137,7 @@ def test_the_bot_stays_quiet_when_an_agent_takes_over_while_it_looks_for_an_answ
         _faq()
         wa_id = f"2547002{next(_numbers):05d}"
         agent = user_create(email=f"autoreply-{wa_id}@example.test", password=None, role=AGENT)
-        payload: dict[str, Any] = {
-            "message": {
-                "from": wa_id,
-                "id": f"wamid.BOT{next(_numbers)}",
-                "timestamp": str(int(time.time())),
-                "type": "text",
-                "text": {"body": question},
-            },
-            "contacts": [{"wa_id": wa_id, "profile": {"name": "Wanjiru Kamau"}}],
-        }
-        message = inbound_message_record(account=tenant_a.whatsapp, inbound=parse_message(payload))
-        assert message is not None
-        message_analyse(message_id=message.pk)
+        message = _customer_analysed(tenant_a, question, wa_id=wa_id)
         answer = answers.knowledge_answer
 
         def answer_while_an_agent_takes_over(**kwargs: Any) -> Any:

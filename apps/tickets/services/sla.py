@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
-from apps.tenants.selectors import organization_current
+from apps.tenants.selectors import organization_zone
 from apps.tickets.business_hours import Schedule, ScheduleEmpty, business_add, business_seconds_between
 from apps.tickets.models import BusinessCalendar, SLAEvent, SLAPolicy, Ticket, TicketEvent
 from apps.tickets.selectors import ticket_conversation_ids
@@ -68,12 +68,6 @@ def _zone(name: str) -> tzinfo | None:
         return None
 
 
-def _organization_time_zone() -> tzinfo:
-    organization = organization_current()
-    name = str(organization.time_zone) if organization is not None and organization.time_zone else "UTC"
-    return _zone(name) or UTC
-
-
 def calendar_time_zone(calendar: BusinessCalendar) -> tzinfo:
     """The calendar's zone; the organisation's when it has none or one `ZoneInfo` cannot read.
 
@@ -82,7 +76,7 @@ def calendar_time_zone(calendar: BusinessCalendar) -> tzinfo:
     logged and the organisation's zone used rather than failing them all.
     """
     if not calendar.time_zone:
-        return _organization_time_zone()
+        return organization_zone()
     zone = _zone(calendar.time_zone)
     if zone is None:
         logger.warning(
@@ -90,7 +84,7 @@ def calendar_time_zone(calendar: BusinessCalendar) -> tzinfo:
             calendar.pk,
             calendar.time_zone,
         )
-        return _organization_time_zone()
+        return organization_zone()
     return zone
 
 
