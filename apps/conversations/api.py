@@ -102,6 +102,8 @@ class MessageSerializer(serializers.Serializer[Any]):
             "mime_type": media.mime_type,
             "filename": media.filename,
             "url": f"/inbox/media/{message.pk}/" if media.status == "ready" else None,
+            # Why it is not shown: Meta's error, or the attempts given up on.
+            "error": media.error if media.status in ("failed", "too_large") else "",
         }
 
     def get_delivery(self, message: Message) -> dict[str, Any] | None:

@@ -126,7 +126,10 @@
   }
 
   function mediaNode(media) {
-    if (!media.url) return el("p", "muted", "[" + media.kind + " · " + media.status + "]");
+    if (!media.url) {
+      // Why it could not be fetched (Meta's error, or the attempts given up on), if it failed.
+      return el("p", "muted", "[" + media.kind + " · " + media.status + (media.error ? ": " + media.error : "") + "]");
+    }
     let node;
     if (media.kind === "image" || media.kind === "sticker") {
       node = document.createElement("img");
