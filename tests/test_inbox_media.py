@@ -82,6 +82,7 @@ def test_a_photo_shows_inline_and_a_document_downloads(tenant_a: TenantSetup) ->
             "mime_type": "image/png",
             "filename": "",
             "url": f"/inbox/media/{photo.pk}/",
+            "error": "",
         }
 
 

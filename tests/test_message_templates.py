@@ -16,6 +16,7 @@ from apps.accounts.models import AgentProfile, User
 from apps.accounts.roles import AGENT
 from apps.accounts.services import user_create
 from apps.contacts.models import Contact
+from apps.contacts.services import contact_consent_set
 from apps.conversations.models import Conversation
 from apps.core.tenancy import tenant_context
 from apps.tenants.models import WhatsAppAccount
@@ -295,3 +296,45 @@ def test_the_back_office_lists_each_tenants_own_templates(
         follow=True,
     )
     assert b"Fetching the templates" not in foreign.content
+
+
+def test_a_customer_who_opted_out_is_neither_offered_nor_sent_marketing_templates(
+    tenant_a: TenantSetup, cloud_number: WhatsAppAccount, graph_api: FakeGraphApi
+) -> None:
+    graph_api.templates[WABA] = [
+        *CATALOGUE,
+        _template("weekly_offer", "sw", "Punguzo la {{1}} wiki hii!", category="MARKETING"),
+    ]
+    with tenant_context(tenant_a.organization):
+        message_templates_sync(account=cloud_number)
+        client = _client(tenant_a, _agent())
+        offer = MessageTemplate.objects.get(name="weekly_offer")
+        utility = MessageTemplate.objects.get(name="order_ready", language="sw")
+
+        subscribed = _conversation(cloud_number, window_open=False)
+        listed = client.get(f"/api/v1/conversations/{subscribed.pk}/templates/").json()
+        assert "weekly_offer" in {t["name"] for t in listed}
+
+        conversation = _conversation(cloud_number, window_open=False)
+        contact_consent_set(contact=conversation.contact, action="opt_out", source="keyword", evidence="STOP")
+        listed = client.get(f"/api/v1/conversations/{conversation.pk}/templates/").json()
+        assert {t["name"] for t in listed} == {"order_ready", "thanks"}  # utility only
+
+        url = f"/api/v1/conversations/{conversation.pk}/messages/"
+        refused = client.post(url, {"template": {"id": offer.pk, "variables": ["10%"]}}, format="json")
+        assert refused.status_code == 409, refused.content
+        assert refused.json()["code"] == "contact_opted_out"
+        assert not OutboxMessage.objects.filter(to_wa_id=conversation.contact.wa_id).exists()
+
+        sent = client.post(url, {"template": {"id": utility.pk, "variables": ["Neema", "A-42"]}}, format="json")
+        assert sent.status_code == 201, sent.content
+
+        # Inside the 24-hour window a reply is service, not marketing: still allowed.
+        Contact.objects.filter(pk=conversation.contact.pk).update(window_expires_at=timezone.now() + timedelta(hours=2))
+        reply = client.post(url, {"text": "Your order is on its way."}, format="json")
+        assert reply.status_code == 201, reply.content
+
+        # Opting in again lifts it.
+        contact_consent_set(contact=conversation.contact, action="opt_in", source="keyword", evidence="START")
+        again = client.post(url, {"template": {"id": offer.pk, "variables": ["10%"]}}, format="json")
+        assert again.status_code == 201, again.content

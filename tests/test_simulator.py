@@ -7,13 +7,17 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.accounts.models import User
+from apps.accounts.roles import AGENT, KNOWLEDGE_EDITOR
+from apps.accounts.services import user_create
 from apps.conversations.models import Message
+from apps.conversations.services import conversation_note_add
 from apps.core.tenancy import tenant_context
 from apps.tenants.models import WebhookEvent, WhatsAppAccount
 from apps.whatsapp import messages as wa
 from apps.whatsapp.outbox import outbox_deliver
 from apps.whatsapp.processing import webhook_event_process
-from tests.conftest import TenantSetup
+from tests.conftest import PASSWORD, TenantSetup
 
 pytestmark = pytest.mark.django_db
 
@@ -115,3 +119,40 @@ def test_the_command_chats_through_the_ingest(tenant_a: TenantSetup, sandbox: Wh
         assert Message.objects.filter(text="habari").exists()
     with pytest.raises(CommandError, match="No organization"):
         call_command("wa_simulate", "--tenant", "nobody", "--message", "x")
+
+
+def test_only_people_who_respond_to_conversations_may_use_the_simulator(
+    tenant_a: TenantSetup, sandbox: WhatsAppAccount
+) -> None:
+    with tenant_context(tenant_a.organization):
+        editor = user_create(email="sim-editor@alpha.test", password=PASSWORD, role=KNOWLEDGE_EDITOR)
+        agent = user_create(email="sim-agent@alpha.test", password=PASSWORD, role=AGENT)
+    admin = _signed_in(tenant_a)
+    sent = admin.post("/simulator/send/", {"wa_id": "254700000077", "text": "hello"}, content_type="application/json")
+    assert sent.status_code == 201
+    _process_all()
+    with tenant_context(tenant_a.organization):
+        conversation = Message.objects.get(wamid=sent.json()["wamid"]).conversation
+        conversation_note_add(
+            conversation=conversation, author=User.objects.get(email=tenant_a.admin_email), text="VIP, refund quietly"
+        )
+
+    editor_client, agent_client = tenant_a.client(), tenant_a.client()
+    with tenant_context(tenant_a.organization):
+        editor_client.force_login(editor)
+        agent_client.force_login(agent)
+    assert editor_client.get("/simulator/").status_code == 403
+    thread = editor_client.get("/simulator/thread/", {"wa_id": "254700000077"})
+    assert thread.status_code == 403 and "VIP" not in thread.content.decode()
+    injected = editor_client.post(
+        "/simulator/send/", {"wa_id": "254700000077", "text": "fake"}, content_type="application/json"
+    )
+    assert injected.status_code == 403
+    assert WebhookEvent.objects.filter(state=WebhookEvent.State.PENDING).count() == 0  # nothing injected
+
+    assert agent_client.get("/simulator/").status_code == 200
+    shown = agent_client.get("/simulator/thread/", {"wa_id": "254700000077"})
+    assert shown.status_code == 200
+    # The customer's view: an internal note is never part of it.
+    assert [m["text"] for m in shown.json()["messages"] if m["from_customer"]] == ["hello"]
+    assert "VIP" not in shown.content.decode()

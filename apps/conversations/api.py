@@ -37,6 +37,8 @@ from apps.conversations.selectors import (
     conversation_messages,
 )
 from apps.conversations.services import conversation_note_add, conversation_reply
+from apps.tenants.models import WhatsAppAccount
+from apps.whatsapp.models import OutboxMessage
 
 
 class ConversationPagination(LimitOffsetPagination):
@@ -66,6 +68,8 @@ class ConversationSerializer(serializers.Serializer[Any]):
     window_open = serializers.SerializerMethodField()
     last_message_at = serializers.DateTimeField(allow_null=True)
     last_message_preview = serializers.CharField()
+    # False while the conversation's WhatsApp number is switched off: replies are held.
+    number_active = serializers.BooleanField(source="account.is_active")
 
     def get_window_open(self, conversation: Conversation) -> bool:
         """Whether free-form messages may be sent now (the customer wrote within 24 hours)."""
@@ -102,13 +106,31 @@ class MessageSerializer(serializers.Serializer[Any]):
             "mime_type": media.mime_type,
             "filename": media.filename,
             "url": f"/inbox/media/{message.pk}/" if media.status == "ready" else None,
+            # Why it is not shown: Meta's error, or the attempts given up on.
+            "error": media.error if media.status in ("failed", "too_large") else "",
         }
 
     def get_delivery(self, message: Message) -> dict[str, Any] | None:
         row = message.outbox
         if row is None:
             return None
+        if row.status == OutboxMessage.Status.PENDING and not self._number_active(row.account_id):
+            return {
+                "status": "held",
+                "error_code": None,
+                "error": _(
+                    "Not sent yet: this WhatsApp number is switched off. The message is kept and goes out "
+                    "once an admin switches the number on again."
+                ),
+            }
         return {"status": row.delivery_status or row.status, "error_code": row.error_code, "error": row.error_title}
+
+    def _number_active(self, account_id: int) -> bool:
+        # Shared by every message of the response (the list's children share the root's context).
+        known: dict[int, bool] = self.context.setdefault("numbers_active", {})
+        if account_id not in known:
+            known[account_id] = WhatsAppAccount.objects.filter(pk=account_id, is_active=True).exists()
+        return known[account_id]
 
 
 class ConversationDetailSerializer(ConversationSerializer):
@@ -152,7 +174,10 @@ class ConversationDetailApi(APIView):
     def get(self, request: Request, conversation_id: int) -> Response:
         conversation = conversation_get_for_user(user=api_user(request), conversation_id=conversation_id)
         data = dict(ConversationSerializer(conversation).data)
-        data["messages"] = MessageSerializer(conversation_messages(conversation=conversation), many=True).data
+        numbers_active = {conversation.account_id: conversation.account.is_active}
+        data["messages"] = MessageSerializer(
+            conversation_messages(conversation=conversation), many=True, context={"numbers_active": numbers_active}
+        ).data
         return Response(data)
 
 
@@ -277,7 +302,8 @@ class ConversationMessageCreateApi(APIView):
                 client_id=values["client_id"],
                 translate=values["translate"],
             )
-        return Response(MessageSerializer(message).data, status=201)
+        numbers_active = {conversation.account_id: conversation.account.is_active}
+        return Response(MessageSerializer(message, context={"numbers_active": numbers_active}).data, status=201)
 
 
 class MessageTemplateSerializer(serializers.Serializer[Any]):

@@ -17,3 +17,7 @@ class ConversationActionDenied(PermissionDeniedError):
 
 class AgentUnavailable(ApplicationError):
     code = "agent_unavailable"
+
+
+class ContactOptedOut(ConflictError):
+    code = "contact_opted_out"

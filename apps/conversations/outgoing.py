@@ -11,6 +11,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
+from apps.contacts.models import Contact
+from apps.conversations.exceptions import ContactOptedOut
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import (
     agent_reply_recorded,
@@ -121,10 +123,20 @@ def conversation_attachment_send(
     return message
 
 
+def _marketing_allowed(conversation: Conversation) -> bool:
+    # A customer who sent STOP gets no more marketing; service templates (UTILITY,
+    # AUTHENTICATION) and replies inside the 24-hour window are still theirs to receive.
+    return conversation.contact.consent != Contact.Consent.OPTED_OUT
+
+
 def conversation_templates(*, conversation: Conversation) -> list[MessageTemplate]:
     """The templates an agent may send in this conversation, the customer's language first."""
     language = conversation.language or conversation.contact.language
-    return list(message_template_list_sendable(account=conversation.account, language=language))
+    return list(
+        message_template_list_sendable(
+            account=conversation.account, language=language, marketing=_marketing_allowed(conversation)
+        )
+    )
 
 
 @transaction.atomic
@@ -137,6 +149,14 @@ def conversation_template_send(
     if existing is not None:
         return existing
     template = message_template_get_sendable(account=conversation.account, template_id=template_id)
+    if template.category == MessageTemplate.Category.MARKETING and not _marketing_allowed(conversation):
+        raise ContactOptedOut(
+            _(
+                "This customer opted out of marketing messages (they sent STOP): send a utility template "
+                "instead, or wait until they opt in again."
+            ),
+            extra={"template": template.pk, "category": template.category},
+        )
     outgoing = message_template_outgoing(template, variables)
     conversation = _take(conversation, agent)
     message = message_send(

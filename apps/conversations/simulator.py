@@ -23,6 +23,7 @@ from apps.whatsapp.sandbox import account_secret, webhook_body
 from apps.whatsapp.webhooks import sign, webhook_ingest
 
 from .models import Conversation, Message
+from .services import NOTE
 
 
 class SimulatorUnavailable(ApplicationError):
@@ -127,7 +128,12 @@ def simulator_thread(*, account: WhatsAppAccount, wa_id: str, limit: int = 100) 
     conversation = Conversation.objects.filter(account=account, contact__wa_id=wa_id).order_by("-created").first()
     if conversation is None:
         return []
-    latest = Message.objects.filter(conversation=conversation).select_related("outbox").order_by("-sent_at", "-id")
+    latest = (
+        Message.objects.filter(conversation=conversation)
+        .exclude(type=NOTE)  # agents' internal notes: never sent, so never the customer's to see
+        .select_related("outbox")
+        .order_by("-sent_at", "-id")
+    )
     return [
         {
             "id": message.pk,

@@ -57,9 +57,17 @@ def message_automation_task(self: Task, message_id: int) -> str:  # type: ignore
     from apps.conversations.hooks import after_analysis_handlers
     from apps.conversations.models import Message
 
-    message = Message.objects.select_related("conversation", "conversation__contact").filter(pk=message_id).first()
+    message = (
+        Message.objects.select_related("conversation", "conversation__contact", "conversation__account")
+        .filter(pk=message_id)
+        .first()
+    )
     if message is None:
         return "missing"
+    if not message.conversation.account.is_active:
+        # A number switched off: agents still see the message, the bot does not answer it
+        # (its reply would only wait in the outbox and reach the customer late).
+        return "number_inactive"
     try:
         for handler in after_analysis_handlers():
             handler(message)

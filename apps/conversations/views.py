@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.views import View
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -92,10 +93,26 @@ class MessageMediaView(LoginRequiredMixin, View):
         return response
 
 
+# Chatting as a customer injects messages into the inbox and reads the whole sandbox thread:
+# the same capability as answering conversations (a Knowledge Editor has none).
+SIMULATOR_CAPABILITY = "respond_to_conversations"
+
+
+def _may_simulate(user: object) -> bool:
+    return isinstance(user, User) and user_has_capability(user=user, capability=SIMULATOR_CAPABILITY)
+
+
+class MaySimulate(BasePermission):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return _may_simulate(request.user)
+
+
 class SimulatorPageView(LoginRequiredMixin, View):
     """A page where a person chats as a WhatsApp customer with the tenant's sandbox number."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
+        if not _may_simulate(request.user):
+            return render(request, "conversations/inbox_denied.html", status=403)
         try:
             account = simulator_account(tenant_id=request.tenant.pk)  # type: ignore[attr-defined]
             error = ""
@@ -107,6 +124,8 @@ class SimulatorPageView(LoginRequiredMixin, View):
 # The simulator is a testing tool for admins, not part of the public API: keep it out of the schema.
 @extend_schema(exclude=True)
 class SimulatorSendApi(APIView):
+    permission_classes = [IsAuthenticated, MaySimulate]
+
     class InputSerializer(serializers.Serializer[dict[str, Any]]):
         wa_id = serializers.RegexField(r"^\d{6,15}$")
         name = serializers.CharField(max_length=100, required=False, default="Test customer")
@@ -131,6 +150,8 @@ class SimulatorSendApi(APIView):
 
 @extend_schema(exclude=True)
 class SimulatorThreadApi(APIView):
+    permission_classes = [IsAuthenticated, MaySimulate]
+
     def get(self, request: Request) -> Response:
         wa_id = str(request.query_params.get("wa_id", ""))
         account = simulator_account(tenant_id=request.tenant.pk)

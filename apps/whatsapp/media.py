@@ -6,9 +6,11 @@ import hashlib
 import logging
 import mimetypes
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core.queue import enqueue_on_commit
@@ -18,6 +20,14 @@ from apps.whatsapp.models import Media
 from apps.whatsapp.payloads import MediaRef
 
 logger = logging.getLogger(__name__)
+
+# One attempt's claim: a worker that dies mid-download frees the file after this (a large
+# document over a slow link included).
+DOWNLOAD_LEASE = timedelta(minutes=10)
+RETRY_MAX_SECONDS = 6 * 3600.0
+# The sweeper leaves a new file to its own task for a while, and a retry a little past its time.
+SWEEP_FIRST_AFTER = timedelta(minutes=5)
+SWEEP_GRACE = timedelta(minutes=2)
 
 
 def media_register(*, account: WhatsAppAccount, kind: str, ref: MediaRef) -> Media:
@@ -43,11 +53,30 @@ def media_register(*, account: WhatsAppAccount, kind: str, ref: MediaRef) -> Med
     return media
 
 
+def _download_claim(media: Media) -> bool:
+    """Take the next attempt (one worker at a time): due, still pending, and counted."""
+    now = timezone.now()
+    claimed = (
+        Media.objects.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(pk=media.pk, status=Media.Status.PENDING)
+        .update(attempts=F("attempts") + 1, next_attempt_at=now + DOWNLOAD_LEASE)
+    )
+    if claimed:
+        media.refresh_from_db(fields=["attempts", "next_attempt_at"])
+    return bool(claimed)
+
+
 def media_download(*, media_id: int, client: WhatsAppClient | None = None) -> Media:
-    """Fetch the file into storage, within the size limit for its type. Retryable errors propagate."""
+    """Fetch the file into storage, within the size limit for its type.
+
+    Retryable errors (Graph 5xx/429/network, and any storage error) propagate: the caller
+    records them with `media_download_failed`.
+    """
     media = Media.objects.select_related("account").get(pk=media_id)
-    if media.status == Media.Status.READY or not media.media_id:
-        return media  # stored already, or an agent's file (which we upload, never download)
+    if media.status != Media.Status.PENDING or not media.media_id:
+        return media  # settled already, or an agent's file (which we upload, never download)
+    if not _download_claim(media):
+        return media  # another worker holds this attempt, or the next one is not due yet
     account = media.account
     client = client or WhatsAppClient(phone_number_id=account.phone_number_id, access_token=account.access_token)
     limit = settings.WHATSAPP_MEDIA_MAX_BYTES.get(media.kind, 16 * 1024 * 1024)
@@ -80,5 +109,41 @@ def media_download(*, media_id: int, client: WhatsAppClient | None = None) -> Me
     media.status = Media.Status.READY
     media.error = ""
     media.downloaded_at = timezone.now()
+    media.next_attempt_at = None
     media.save()
     return media
+
+
+def media_download_failed(*, media_id: int, error: str) -> float | None:
+    """Record a failed attempt; return the seconds until the next one, or None once it is marked failed."""
+    media = Media.objects.filter(pk=media_id, status=Media.Status.PENDING).first()
+    if media is None:
+        return None
+    limit: int = settings.WHATSAPP_MEDIA_DOWNLOAD_MAX_ATTEMPTS
+    if media.attempts >= limit:
+        media.status = Media.Status.FAILED
+        media.next_attempt_at = None
+        media.error = f"Could not download it from WhatsApp after {media.attempts} attempts. Last error: {error}"[:2000]
+        media.save(update_fields=["status", "error", "next_attempt_at"])
+        logger.warning(
+            "media %s (%s): giving up after %d attempts: %s", media.pk, media.media_id, media.attempts, error
+        )
+        return None
+    retry_in: float = min(4.0 * 2**media.attempts, RETRY_MAX_SECONDS)
+    media.error = error[:2000]
+    media.next_attempt_at = timezone.now() + timedelta(seconds=retry_in)
+    media.save(update_fields=["error", "next_attempt_at"])
+    return retry_in
+
+
+def media_download_overdue() -> list[int]:
+    """Pending customer media whose download task was lost: never tried, or its retry overdue."""
+    now = timezone.now()
+    never_tried = Q(next_attempt_at__isnull=True, created__lt=now - SWEEP_FIRST_AFTER)
+    overdue = Q(next_attempt_at__lt=now - SWEEP_GRACE)
+    return list(
+        Media.objects.filter(never_tried | overdue, status=Media.Status.PENDING, media_id__isnull=False)
+        .filter(account__transport=WhatsAppAccount.Transport.CLOUD)
+        .order_by("id")
+        .values_list("pk", flat=True)[:500]
+    )

@@ -195,11 +195,15 @@ def message_templates_accounts() -> QuerySet[WhatsAppAccount]:
     return accounts.filter(transport=WhatsAppAccount.Transport.SANDBOX) | accounts.exclude(waba_id="")
 
 
-def message_template_list_sendable(*, account: WhatsAppAccount, language: str = "") -> QuerySet[MessageTemplate]:
+def message_template_list_sendable(
+    *, account: WhatsAppAccount, language: str = "", marketing: bool = True
+) -> QuerySet[MessageTemplate]:
     """Approved templates an agent can send from this number, the customer's language first."""
     templates = MessageTemplate.objects.filter(
         account=account, status=MessageTemplate.Status.APPROVED, is_sendable=True
     )
+    if not marketing:
+        templates = templates.exclude(category=MessageTemplate.Category.MARKETING)
     base = language.split("_")[0].split("-")[0].lower()
     if not base:
         return templates.order_by("name", "language")

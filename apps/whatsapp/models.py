@@ -104,12 +104,21 @@ class Media(models.Model):
     file = models.FileField(upload_to="whatsapp/media/%Y/%m/", blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
+    # Downloads of a customer's file: how many were tried, and when the next one is due (a
+    # claim's lease while one runs). The sweeper re-queues those overdue.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     downloaded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("media file")
         verbose_name_plural = _("media files")
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], name="whatsapp_media_pending_idx", condition=models.Q(status="pending")
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.media_id} ({self.status})"

@@ -7,10 +7,12 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from apps.core.exceptions import ApplicationError
+from apps.core.queue import enqueue_on_commit
 from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp.client import GraphApiError
-from apps.whatsapp.media import media_download
+from apps.whatsapp.media import media_download, media_download_failed, media_download_overdue
 from apps.whatsapp.message_templates import message_templates_accounts, message_templates_sync
+from apps.whatsapp.models import Media
 from apps.whatsapp.outbox import outbox_deliver, outbox_drain_cycle, outbox_stuck_requeue
 from apps.whatsapp.processing import (
     EventRetry,
@@ -78,12 +80,29 @@ def sandbox_status_task(account_id: int, wamid: str, recipient: str, status: str
     sandbox_status_send(account_id=account_id, wamid=wamid, recipient=recipient, status=status)
 
 
-@shared_task(bind=True, max_retries=6, acks_late=True)
+# The number of tries is bounded by the row (WHATSAPP_MEDIA_DOWNLOAD_MAX_ATTEMPTS), not here:
+# a retry lost with its worker is re-queued by the sweep and still counts.
+@shared_task(bind=True, max_retries=None, acks_late=True)
 def media_download_task(self: Task, media_id: int) -> str:  # type: ignore[type-arg]
     try:
         return media_download(media_id=media_id).status
-    except GraphApiError as exc:
-        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 2)) from exc
+    except Exception as exc:  # Graph 5xx/429/network, or the storage (S3) refusing the file
+        logger.warning("download of media %s failed: %s: %s", media_id, type(exc).__name__, exc)
+        retry_in = media_download_failed(media_id=media_id, error=f"{type(exc).__name__}: {exc}")
+        if retry_in is None:
+            return Media.Status.FAILED
+        raise self.retry(exc=exc, countdown=retry_in) from exc
+
+
+@shared_task
+def media_download_sweep_task() -> int:
+    """Queue the downloads of customers' files whose task was lost (runs per tenant)."""
+    due = media_download_overdue()
+    for media_id in due:
+        enqueue_on_commit(media_download_task, media_id)  # outside a transaction: sent at once
+    if due:
+        logger.warning("re-queued the download of %d media files", len(due))
+    return len(due)
 
 
 @shared_task(bind=True, max_retries=4, acks_late=True)

@@ -205,6 +205,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "args": ["apps.whatsapp.tasks.outbox_sweep_task"],
     },
+    "whatsapp-media-download-sweep": {
+        "task": "apps.tenants.tasks.tenants_fan_out_task",
+        "schedule": 60.0,
+        "args": ["apps.whatsapp.tasks.media_download_sweep_task"],
+    },
     # Templates are edited and approved in WhatsApp Manager: keep each number's copy fresh.
     "whatsapp-message-templates-refresh": {
         "task": "apps.tenants.tasks.tenants_fan_out_task",
@@ -414,6 +419,9 @@ WHATSAPP_SEND_LEASE_SECONDS = env_int("WHATSAPP_SEND_LEASE_SECONDS", 120)
 WHATSAPP_DRAIN_SECONDS = float(env_str("WHATSAPP_DRAIN_SECONDS", "20"))
 # Where the customer simulator POSTs its signed webhooks; empty: hand them to the ingest in-process.
 WHATSAPP_SIMULATOR_URL = env_str("WHATSAPP_SIMULATOR_URL", "")
+# Downloads of a customer's file: tries before it is marked failed. Retries back off to
+# 6 hours apart, so 20 tries span about two days (Meta keeps a media id for about 30).
+WHATSAPP_MEDIA_DOWNLOAD_MAX_ATTEMPTS = env_int("WHATSAPP_MEDIA_DOWNLOAD_MAX_ATTEMPTS", 20)
 WHATSAPP_MEDIA_MAX_BYTES = {
     "image": 5 * 1024 * 1024,
     "audio": 16 * 1024 * 1024,

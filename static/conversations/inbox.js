@@ -126,7 +126,10 @@
   }
 
   function mediaNode(media) {
-    if (!media.url) return el("p", "muted", "[" + media.kind + " · " + media.status + "]");
+    if (!media.url) {
+      // Why it could not be fetched (Meta's error, or the attempts given up on), if it failed.
+      return el("p", "muted", "[" + media.kind + " · " + media.status + (media.error ? ": " + media.error : "") + "]");
+    }
     let node;
     if (media.kind === "image" || media.kind === "sticker") {
       node = document.createElement("img");
@@ -184,11 +187,12 @@
       }
       meta.appendChild(el("time", "", new Date(m.sent_at).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})));
       if (m.delivery) {
-        const marks = {pending: "🕓", sending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "⚠"};
+        const marks = {pending: "🕓", sending: "🕓", held: "⏸", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "⚠"};
         const tick = el("span", "ticks " + m.delivery.status, marks[m.delivery.status] || m.delivery.status);
         tick.title = m.delivery.status + (m.delivery.error ? ": " + m.delivery.error : "");
         meta.appendChild(tick);
         if (m.delivery.status === "failed") meta.appendChild(el("span", "failed", L.failed + ": " + (m.delivery.error || "")));
+        if (m.delivery.status === "held") meta.appendChild(el("span", "failed", m.delivery.error || ""));
       }
       item.appendChild(meta);
       if (m.reaction) item.appendChild(el("span", "reaction", m.reaction));

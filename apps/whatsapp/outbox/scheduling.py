@@ -94,6 +94,8 @@ def outbox_drain_cycle(*, account_id: int) -> DrainReport:
         outbox_drain_request(account_id=account_id, schema=schema, force=True)
         return report
     outbox_drain_release(account_id=account_id, schema=schema)
+    if report.held:
+        return report  # switched off: the sweeper asks again once the number is back on
     # A row committed while the flag was still held asked for no drain: look once more.
     due_in = outbox_next_due_in(account_id=account_id)
     if due_in is not None and due_in <= 0:

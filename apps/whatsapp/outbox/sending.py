@@ -52,7 +52,7 @@ class MessageSender(Protocol):
 
 @dataclass(frozen=True)
 class DeliveryOutcome:
-    state: str  # sent | failed | skipped | retry | lost
+    state: str  # sent | failed | skipped | retry | lost | held (the number is switched off)
     retry_in: float | None = None
 
 
@@ -64,6 +64,7 @@ class DrainReport:
     released: int = 0  # handed back unsent: the governor asked for a long wait
     lost: int = 0  # results discarded: the claim had lapsed and the rows were claimed again
     more: bool = False  # the time budget ran out with rows still due
+    held: bool = False  # the number is switched off: nothing was claimed
 
 
 @dataclass(frozen=True)
@@ -302,6 +303,9 @@ def outbox_deliver(*, outbox_id: int, client: MessageSender | None = None) -> De
         return DeliveryOutcome("skipped")
     row = claim.rows[0]
     account = WhatsAppAccount.objects.get(pk=row.account_id)
+    if not account.is_active:
+        _release(claim, [row], retry_at=now)  # held: unsent, no attempt counted
+        return DeliveryOutcome("held")
     _ready, upload_failed = _attachments_upload(claim, [row], account)
     if upload_failed:
         return _record(claim, upload_failed, account)[row.pk]
@@ -386,8 +390,11 @@ def _deliver_batch(
 def outbox_drain(*, account_id: int, sender: MessageSender | None = None, budget: float | None = None) -> DrainReport:
     """Send one number's due rows, batch after batch, until none is due or the time budget is spent."""
     account = WhatsAppAccount.objects.get(pk=account_id)
-    sender = sender or _sender_for(account)
     report = DrainReport()
+    if not account.is_active:
+        report.held = True  # switched off: the rows wait, unclaimed, until it is back on
+        return report
+    sender = sender or _sender_for(account)
     deadline = time.monotonic() + (settings.WHATSAPP_DRAIN_SECONDS if budget is None else budget)
     limit = _batch_size(account)
     while True:
@@ -422,5 +429,5 @@ def outbox_stuck_list() -> dict[int, int]:
     stuck = OutboxMessage.objects.filter(
         Q(status=OutboxMessage.Status.PENDING, next_attempt_at__lt=now - STUCK_AFTER)
         | Q(status=OutboxMessage.Status.SENDING, next_attempt_at__lt=now)
-    )
+    ).filter(account__is_active=True)  # a switched-off number's rows are held, not stuck
     return dict(stuck.values("account_id").annotate(rows=Count("pk")).order_by().values_list("account_id", "rows"))
