@@ -52,7 +52,7 @@ def switched_off(tenant_a: TenantSetup) -> Iterator[TenantSetup]:
 
 
 def _says(tenant: TenantSetup, wa_id: str, text: str) -> Message:
-    body = {"from": wa_id, "id": f"wamid.OFF{next(_numbers)}", "timestamp": str(int(time.time()))}
+    body: dict[str, Any] = {"from": wa_id, "id": f"wamid.OFF{next(_numbers)}", "timestamp": str(int(time.time()))}
     body |= {"type": "text", "text": {"body": text}}
     payload = {"message": body, "contacts": [{"wa_id": wa_id, "profile": {"name": "Wanjiru"}}]}
     message = inbound_message_record(account=tenant.whatsapp, inbound=parse_message(payload))

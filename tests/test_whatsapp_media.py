@@ -101,7 +101,7 @@ def test_a_storage_error_is_retried(
     tenant_a: TenantSetup, graph_api: FakeGraphApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     graph_api.media_files["IMG-S3"] = (PNG, "image/png")
-    storage = Media._meta.get_field("file").storage  # type: ignore[union-attr]
+    storage = Media._meta.get_field("file").storage
 
     def unavailable(*args: Any, **kwargs: Any) -> str:
         raise OSError("S3 is unavailable")
