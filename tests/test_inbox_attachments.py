@@ -24,10 +24,12 @@ from apps.core.tenancy import tenant_context
 from apps.whatsapp.attachments import AttachmentInvalid, attachment_inspect_bytes
 from apps.whatsapp.models import Media, OutboxMessage
 from apps.whatsapp.outbox import outbox_deliver, outbox_drain
+from tests.ai_support import Fakes, ai_configure, ai_fakes, ai_fakes_server
 from tests.conftest import PASSWORD, TenantSetup
 from tests.fakes.graph_api import FakeGraphApi, Reply
 
 pytestmark = pytest.mark.django_db
+__all__ = ["ai_fakes", "ai_fakes_server"]  # fixtures used by name
 
 _numbers = itertools.count(1)
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4
@@ -318,3 +320,19 @@ def test_another_tenant_reaches_neither_the_conversation_nor_the_file(
     with tenant_context(tenant_a.organization):
         media = Media.objects.get(messages__pk=sent["id"])
         assert f"/outbound/{tenant_a.schema}/" in media.file.name
+
+
+def test_a_caption_goes_out_in_the_customers_language(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
+    ai_fakes.openai.text = "Risiti yako iko hapa."
+    with tenant_context(tenant_a.organization):
+        ai_configure(ai_fakes, keys=("openai",))
+        conversation = _conversation(tenant_a)
+        Conversation.objects.filter(pk=conversation.pk).update(language="sw")
+        conversation.refresh_from_db()
+        agent = _client(tenant_a, _agent())
+        response = _post_file(agent, conversation, "receipt.png", PNG, text="Here is your receipt.")
+        assert response.status_code == 201, response.content
+        message = Message.objects.get(pk=response.json()["id"])
+        assert message.content["original"] == "Here is your receipt."
+        outbox = OutboxMessage.objects.get(to_wa_id=conversation.contact.wa_id)
+        assert outbox.payload["image"]["caption"] == "Risiti yako iko hapa."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import IO
+from typing import IO, Any
 
 from django.core.files.base import File
 from django.db import transaction
@@ -23,7 +23,7 @@ from apps.conversations.services import (
 )
 from apps.core.tenancy import current_schema
 from apps.whatsapp import messages as wa
-from apps.whatsapp.attachments import attachment_inspect
+from apps.whatsapp.attachments import Attachment, attachment_inspect
 from apps.whatsapp.message_templates import (
     message_template_get_sendable,
     message_template_list_sendable,
@@ -59,7 +59,6 @@ def _window_closed_error(conversation: Conversation) -> WindowClosed:
     )
 
 
-@transaction.atomic
 def conversation_attachment_send(
     *,
     conversation: Conversation,
@@ -84,13 +83,31 @@ def conversation_attachment_send(
         )
     if not conversation_window_open(conversation):
         raise _window_closed_error(conversation)  # before the file is stored
-    conversation = _take(conversation, agent)
+    # Before the transaction, as for text replies: no row locked while a provider translates.
     sent_caption, content = agent_text_translated(conversation, caption) if caption and translate else (caption, {})
     outgoing = wa.attachment(
         attachment.kind,
         caption=sent_caption,
         filename=attachment.filename if attachment.kind == "document" else "",
     )
+    with transaction.atomic():
+        return _attachment_store_and_send(
+            conversation=_take(conversation, agent), agent=agent, file=file, attachment=attachment,
+            outgoing=outgoing, content=content, key=key, preview=caption or outgoing.preview,
+        )  # fmt: skip
+
+
+def _attachment_store_and_send(
+    *,
+    conversation: Conversation,
+    agent: User,
+    file: IO[bytes],
+    attachment: Attachment,
+    outgoing: wa.Outgoing,
+    content: dict[str, Any],
+    key: str,
+    preview: str,
+) -> Message:
     media = Media(
         account=conversation.account,
         kind=attachment.kind,
@@ -116,7 +133,7 @@ def conversation_attachment_send(
         if content:
             message.content = {**message.content, **content}
             message.save(update_fields=["content"])
-        agent_reply_recorded(conversation=conversation, message=message, preview=caption or outgoing.preview)
+        agent_reply_recorded(conversation=conversation, message=message, preview=preview)
     except BaseException:
         media.file.storage.delete(media.file.name)  # no stored file without its message
         raise
