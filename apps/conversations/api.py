@@ -37,7 +37,6 @@ from apps.conversations.selectors import (
     conversation_messages,
 )
 from apps.conversations.services import conversation_note_add, conversation_reply
-from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp.models import OutboxMessage
 
 
@@ -114,7 +113,7 @@ class MessageSerializer(serializers.Serializer[Any]):
         row = message.outbox
         if row is None:
             return None
-        if row.status == OutboxMessage.Status.PENDING and not self._number_active(row.account_id):
+        if row.status == OutboxMessage.Status.PENDING and not row.account.is_active:
             return {
                 "status": "held",
                 "error_code": None,
@@ -124,13 +123,6 @@ class MessageSerializer(serializers.Serializer[Any]):
                 ),
             }
         return {"status": row.delivery_status or row.status, "error_code": row.error_code, "error": row.error_title}
-
-    def _number_active(self, account_id: int) -> bool:
-        # Shared by every message of the response (the list's children share the root's context).
-        known: dict[int, bool] = self.context.setdefault("numbers_active", {})
-        if account_id not in known:
-            known[account_id] = WhatsAppAccount.objects.filter(pk=account_id, is_active=True).exists()
-        return known[account_id]
 
 
 class ConversationDetailSerializer(ConversationSerializer):
@@ -174,10 +166,7 @@ class ConversationDetailApi(APIView):
     def get(self, request: Request, conversation_id: int) -> Response:
         conversation = conversation_get_for_user(user=api_user(request), conversation_id=conversation_id)
         data = dict(ConversationSerializer(conversation).data)
-        numbers_active = {conversation.account_id: conversation.account.is_active}
-        data["messages"] = MessageSerializer(
-            conversation_messages(conversation=conversation), many=True, context={"numbers_active": numbers_active}
-        ).data
+        data["messages"] = MessageSerializer(conversation_messages(conversation=conversation), many=True).data
         return Response(data)
 
 
@@ -302,8 +291,7 @@ class ConversationMessageCreateApi(APIView):
                 client_id=values["client_id"],
                 translate=values["translate"],
             )
-        numbers_active = {conversation.account_id: conversation.account.is_active}
-        return Response(MessageSerializer(message, context={"numbers_active": numbers_active}).data, status=201)
+        return Response(MessageSerializer(message).data, status=201)
 
 
 class MessageTemplateSerializer(serializers.Serializer[Any]):

@@ -148,7 +148,8 @@ def conversation_get_for_user(*, user: User, conversation_id: int) -> Conversati
 
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
-    return conversation.messages.select_related("outbox", "media", "author").order_by("sent_at", "id")
+    # The outbox row's number: a pending send to a switched-off number shows as held.
+    return conversation.messages.select_related("outbox__account", "media", "author").order_by("sent_at", "id")
 
 
 def conversation_events(*, conversation: Conversation) -> QuerySet[ConversationEvent]:

@@ -216,8 +216,6 @@ def _check_node(node: Node, graph: Graph) -> None:
                 raise _fail(node.id, _("unknown trigger %(kind)r.") % {"kind": kind})
             if kind == "keyword" and not [k for k in c.get("keywords", []) if str(k).strip()]:
                 raise _fail(node.id, _("a keyword trigger needs at least one keyword."))
-            if kind == "regex":
-                _check_pattern(node, c.get("pattern", ""))
         elif node.type == SEND_MESSAGE:
             if c.get("template"):
                 template = c["template"]
@@ -243,8 +241,6 @@ def _check_node(node: Node, graph: Graph) -> None:
             for rule in rules:
                 if rule.get("field") not in CONDITION_FIELDS or rule.get("op", "equals") not in CONDITION_OPS:
                     raise _fail(node.id, _("rule %(rule)r is not valid.") % {"rule": rule})
-                if rule.get("op") == "regex":
-                    _check_pattern(node, rule.get("value", ""))
         elif node.type == DELAY:
             seconds = c.get("seconds")
             if not isinstance(seconds, int) or seconds <= 0:
@@ -261,8 +257,6 @@ def _check_node(node: Node, graph: Graph) -> None:
                 raise _fail(node.id, _("unknown action %(action)r.") % {"action": c.get("action")})
             if c["action"] in ("set_field", "set_variable") and not str(c.get("name", "")).strip():
                 raise _fail(node.id, _("name is required."))
-            if c.get("pattern"):
-                _check_pattern(node, c["pattern"])
         elif node.type == API_CALL:
             if str(c.get("method", "GET")).upper() not in HTTP_METHODS:
                 raise _fail(node.id, _("unsupported HTTP method."))
@@ -277,6 +271,7 @@ def _check_node(node: Node, graph: Graph) -> None:
         elif node.type == HUMAN_HANDOFF and c.get("text"):
             wa.text(str(c["text"]))
             _check_translations(node, "text", wa.TEXT_MAX)
+        _check_patterns(node)  # the trigger's, the condition rules' and the action's patterns
     except wa.MessageInvalid as exc:
         raise _fail(node.id, exc.message) from exc
     except (TypeError, ValueError, AttributeError) as exc:

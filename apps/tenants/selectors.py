@@ -38,14 +38,19 @@ def organization_working_language() -> str:
     return organization.default_language if organization is not None else settings.LANGUAGE_CODE
 
 
+def zone_named(name: str) -> tzinfo | None:
+    """The zone called `name`, or None for what zoneinfo cannot read ("EAT", "Nairobi", "Africa/Nairobi ")."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
 def organization_zone() -> tzinfo:
     """The organization's time zone (UTC outside a tenant, or for a name zoneinfo cannot read)."""
     organization = organization_current()
     name = str(organization.time_zone) if organization is not None and organization.time_zone else "UTC"
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
+    return zone_named(name) or UTC
 
 
 def organization_today() -> date:

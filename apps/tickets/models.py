@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from dataclasses import dataclass
 from functools import cache
 
 from django.conf import settings
@@ -452,3 +453,20 @@ class CsatSurvey(models.Model):
 
     def __str__(self) -> str:
         return f"CSAT {self.score or '-'} ({self.conversation_id})"
+
+
+@dataclass(frozen=True)
+class Clock:
+    """One SLA clock's fields on `Ticket`."""
+
+    metric: str
+    due_field: str
+    risk_field: str
+    start_field: str  # when the clock's run started: its events are recorded once per run
+
+
+CLOCKS = (
+    Clock(SLAEvent.Metric.FIRST_RESPONSE, "first_response_due_at", "first_response_risk_at", "created"),
+    Clock(SLAEvent.Metric.NEXT_RESPONSE, "next_response_due_at", "next_response_risk_at", "next_response_started_at"),
+    Clock(SLAEvent.Metric.RESOLUTION, "resolution_due_at", "resolution_risk_at", "created"),
+)

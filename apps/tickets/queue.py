@@ -12,9 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
-from apps.tickets.models import SLAEvent, Ticket
+from apps.tickets.models import CLOCKS, SLAEvent, Ticket
 from apps.tickets.selectors import ticket_list_for_user
-from apps.tickets.services.sla import CLOCKS
 
 QUEUE_LIMIT = 200
 

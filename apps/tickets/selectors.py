@@ -14,7 +14,7 @@ from apps.accounts.selectors import user_has_capability
 from apps.conversations.models import Conversation, ConversationEvent, Message
 from apps.conversations.selectors import Viewer, viewer_can_see, viewer_for
 from apps.tickets.exceptions import TicketNotFound
-from apps.tickets.models import CsatSurvey, SLAEvent, Ticket
+from apps.tickets.models import CLOCKS, CsatSurvey, SLAEvent, Ticket
 
 NEGATIVE_SENTIMENT = -0.3
 NEGATIVE_STREAK = 3
@@ -136,14 +136,14 @@ def tickets_sla_check_due(*, now: datetime, limit: int = 1000) -> list[int]:
     past `now` again is not a new breach of the same run.
     """
     reached = Q()
-    for metric, due_field, risk_field, start_field in (
-        (SLAEvent.Metric.FIRST_RESPONSE, "first_response_due_at", "first_response_risk_at", "created"),
-        (SLAEvent.Metric.NEXT_RESPONSE, "next_response_due_at", "next_response_risk_at", "next_response_started_at"),
-        (SLAEvent.Metric.RESOLUTION, "resolution_due_at", "resolution_risk_at", "created"),
-    ):
-        same_run = SLAEvent.objects.filter(ticket=OuterRef("pk"), metric=metric, clock_started_at=OuterRef(start_field))
-        breach_unrecorded = Q(**{f"{due_field}__lte": now}) & ~Exists(same_run.filter(kind=SLAEvent.Kind.BREACHED))
-        risk_unrecorded = Q(**{f"{risk_field}__lte": now, f"{due_field}__gt": now}) & ~Exists(
+    for clock in CLOCKS:
+        same_run = SLAEvent.objects.filter(
+            ticket=OuterRef("pk"), metric=clock.metric, clock_started_at=OuterRef(clock.start_field)
+        )
+        breach_unrecorded = Q(**{f"{clock.due_field}__lte": now}) & ~Exists(
+            same_run.filter(kind=SLAEvent.Kind.BREACHED)
+        )
+        risk_unrecorded = Q(**{f"{clock.risk_field}__lte": now, f"{clock.due_field}__gt": now}) & ~Exists(
             same_run.filter(kind=SLAEvent.Kind.AT_RISK)
         )
         reached |= breach_unrecorded | risk_unrecorded

@@ -10,9 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.core.realtime import event_publish
-from apps.tickets.models import Priority, Ticket
+from apps.tickets.models import CLOCKS, Priority, Ticket
 from apps.tickets.selectors import ticket_conversation_ids, ticket_customer_signals
-from apps.tickets.services.sla import CLOCKS
 
 SLA_SOON = timedelta(minutes=30)
 FOLLOW_UPS = 4

@@ -16,9 +16,7 @@ and is not breached (nor notified) again.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -27,30 +25,15 @@ from django.utils import timezone
 
 from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
-from apps.tenants.selectors import organization_zone
+from apps.tenants.selectors import organization_zone, zone_named
 from apps.tickets.business_hours import Schedule, ScheduleEmpty, business_add, business_seconds_between
-from apps.tickets.models import BusinessCalendar, SLAEvent, SLAPolicy, Ticket, TicketEvent
+from apps.tickets.models import CLOCKS, BusinessCalendar, SLAEvent, SLAPolicy, Ticket, TicketEvent
 from apps.tickets.selectors import ticket_conversation_ids
 
 logger = logging.getLogger(__name__)
 
 AT_RISK_SHARE = 0.8
 Metric = SLAEvent.Metric
-
-
-@dataclass(frozen=True)
-class Clock:
-    metric: str
-    due_field: str
-    risk_field: str
-    start_field: str  # when the clock's run started: its events are recorded once per run
-
-
-CLOCKS = (
-    Clock(Metric.FIRST_RESPONSE, "first_response_due_at", "first_response_risk_at", "created"),
-    Clock(Metric.NEXT_RESPONSE, "next_response_due_at", "next_response_risk_at", "next_response_started_at"),
-    Clock(Metric.RESOLUTION, "resolution_due_at", "resolution_risk_at", "created"),
-)
 SLA_FIELDS = [
     "sla_policy",
     "sla_paused_at",
@@ -59,13 +42,6 @@ SLA_FIELDS = [
     *(clock.due_field for clock in CLOCKS),
     *(clock.risk_field for clock in CLOCKS),
 ]
-
-
-def _zone(name: str) -> tzinfo | None:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):  # "EAT", "Nairobi", "Africa/Nairobi ", "../x"
-        return None
 
 
 def calendar_time_zone(calendar: BusinessCalendar) -> tzinfo:
@@ -77,7 +53,7 @@ def calendar_time_zone(calendar: BusinessCalendar) -> tzinfo:
     """
     if not calendar.time_zone:
         return organization_zone()
-    zone = _zone(calendar.time_zone)
+    zone = zone_named(calendar.time_zone)
     if zone is None:
         logger.warning(
             "business calendar %s has an unknown time zone %r; using the organisation's",
