@@ -459,3 +459,50 @@ def test_a_key_no_configured_encryption_key_opens_reads_as_unset_and_is_kept(
         with connection.cursor() as cursor:
             cursor.execute("SELECT openai_api_key FROM ai_aisettings")
             assert cursor.fetchone() == (foreign,)
+
+
+@pytest.mark.parametrize("first", ["openai", "anthropic", "google"])
+def test_an_answer_cut_at_max_tokens_is_not_passed_off_as_whole(
+    tenant_a: TenantSetup, ai_fakes: Fakes, first: str
+) -> None:
+    # A reply to a customer, a translation or a summary that stops mid-sentence is not an
+    # answer: the next provider is asked, and the cut one is billed but not held against it.
+    vendors = {"openai": ai_fakes.openai, "anthropic": ai_fakes.anthropic, "google": ai_fakes.google}
+    second = next(name for name in vendors if name != first)
+    vendors[first].script("generate", Reply(text="Your refund was sent to the card ending", truncated=True))
+    vendors[second].text = "Your refund was sent on Monday."
+    with schema_context(tenant_a.schema):
+        ai_configure(ai_fakes, keys=(first, second))
+        result = router.generate("Where is my refund?")
+        assert (result.text, result.provider) == ("Your refund was sent on Monday.", second)
+        assert [(a.provider, a.outcome) for a in result.attempts] == [(first, "truncated"), (second, "ok")]
+        cut = AIUsage.objects.get(provider=first, task="generate")
+        assert (cut.requests, cut.failures) == (1, 0) and cut.tokens_out > 0  # billed by the vendor all the same
+        assert breaker_state(schema=tenant_a.schema, provider=first) == "closed"
+    assert len(vendors[first].calls("generate")) == 1  # not retried: the same request would be cut again
+
+
+def test_a_translation_every_provider_cuts_stays_untranslated(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
+    text = " ".join(["Ningependa kurudisha simu hii kwa sababu imevunjika."] * 6)
+    ai_fakes.openai.script("generate", Reply(text="I would like to", truncated=True))
+    with schema_context(tenant_a.schema):
+        ai_configure(ai_fakes, keys=("openai",))
+        result = router.translate(text, "sw", "en")
+        assert (result.translated, result.text) == (False, text)
+        assert [a.outcome for a in result.attempts] == ["truncated"]
+    # Room for the whole translation: scripts such as Ethiopic take more than a token a character.
+    assert ai_fakes.openai.calls("generate")[0].body["max_completion_tokens"] == 2 * len(text)
+
+
+@pytest.mark.parametrize("vendor", ["openai", "anthropic", "google"])
+def test_a_stream_cut_at_max_tokens_says_so(tenant_a: TenantSetup, ai_fakes: Fakes, vendor: str) -> None:
+    fake = {"openai": ai_fakes.openai, "anthropic": ai_fakes.anthropic, "google": ai_fakes.google}[vendor]
+    fake.script("generate", Reply(text="Thanks for waiting, your order", truncated=True), Reply(text="Done."))
+    with schema_context(tenant_a.schema):
+        ai_configure(ai_fakes, keys=(vendor,))
+        cut = router.generate_stream("hello")
+        assert cut.text() == "Thanks for waiting, your order"
+        assert (cut.available, cut.truncated, cut.interrupted) == (True, True, False)
+        assert [a.outcome for a in cut.attempts] == ["truncated"]
+        whole = router.generate_stream("hello")
+        assert whole.text() == "Done." and not whole.truncated

@@ -2,7 +2,9 @@
 
 Per call: the breaker is asked first; a transient failure is retried once on the same
 provider; any other failure (or a second transient one) counts against the breaker and
-the next provider is tried. Every answer and failure is metered. Nothing raises to callers.
+the next provider is tried. An answer cut at max_tokens is not an answer either: the next
+provider is tried, but the cut one is billed and the provider counts as healthy. Every
+answer and failure is metered. Nothing raises to callers.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from apps.ai.breaker import breaker_allow, breaker_failure, breaker_success
 from apps.ai.catalog import Task
 from apps.ai.models import AISettings
 from apps.ai.providers import provider_get
-from apps.ai.providers.base import Provider, ProviderConfig, ProviderError
+from apps.ai.providers.base import Completion, Provider, ProviderConfig, ProviderError
 from apps.ai.results import Attempt
 from apps.ai.selectors import ai_budget_exhausted, ai_settings_get
 from apps.ai.services import ai_usage_record
@@ -43,6 +45,22 @@ class Plan:
     schema: str
     candidates: tuple[Candidate, ...]
     degraded: bool
+
+
+class AnswerCut(Exception):
+    """The vendor stopped at max_tokens: it answered (and bills the tokens), but not in full."""
+
+    def __init__(self, tokens_in: int, tokens_out: int) -> None:
+        super().__init__(f"the answer was cut at max_tokens ({tokens_out} tokens)")
+        self.tokens_in = tokens_in
+        self.tokens_out = tokens_out
+
+
+def completion_whole(completion: Completion) -> Completion:
+    """`completion`, or AnswerCut when the vendor stopped it at max_tokens."""
+    if completion.truncated:
+        raise AnswerCut(completion.tokens_in, completion.tokens_out)
+    return completion
 
 
 @dataclass(frozen=True)
@@ -124,6 +142,14 @@ def run_chain(
         for try_number in (1, 2):
             try:
                 value, tokens_in, tokens_out = call(provider, candidate)
+            except AnswerCut as cut:
+                # Retrying the same request would be cut again, and the provider is healthy:
+                # the next one may answer within the limit (or the caller goes offline).
+                logger.warning("AI %s via %s/%s: %s", plan.task, candidate.provider, candidate.model, cut)
+                attempts.append(Attempt(candidate.provider, candidate.model, "truncated", str(cut)))
+                breaker_success(schema=plan.schema, provider=candidate.provider)
+                meter_answer(plan, candidate, cut.tokens_in, cut.tokens_out)
+                break
             except ProviderError as exc:
                 logger.warning("AI %s via %s/%s failed: %s", plan.task, candidate.provider, candidate.model, exc)
                 if exc.transient and try_number == 1:

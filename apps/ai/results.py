@@ -9,7 +9,7 @@ from typing import Literal
 from apps.ai.intents import IntentResult
 from apps.ai.providers.base import Vectors
 
-Outcome = Literal["ok", "cached", "failed", "retried", "circuit_open", "interrupted", "abandoned"]
+Outcome = Literal["ok", "cached", "failed", "retried", "circuit_open", "interrupted", "abandoned", "truncated"]
 
 
 @dataclass(frozen=True)

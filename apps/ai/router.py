@@ -18,7 +18,16 @@ import numpy as np
 from apps.ai import catalog
 from apps.ai.breaker import breaker_success
 from apps.ai.catalog import Task
-from apps.ai.chain import Candidate, Plan, allowed, meter_answer, meter_failure, plan_for, run_chain
+from apps.ai.chain import (
+    Candidate,
+    Plan,
+    allowed,
+    completion_whole,
+    meter_answer,
+    meter_failure,
+    plan_for,
+    run_chain,
+)
 from apps.ai.intents import UNKNOWN, examples_hash, merged_examples
 from apps.ai.prompts import classify_schema, classify_system, summarize_system, translate_system
 from apps.ai.providers import provider_get
@@ -74,14 +83,16 @@ def _complete(
     plan: Plan, request: CompletionRequest, attempts: list[Attempt]
 ) -> tuple[str, Candidate, int, int] | None:
     def call(provider: Provider, candidate: Candidate) -> tuple[str, int, int]:
-        answer = provider.complete(
-            CompletionRequest(
-                model=candidate.model,
-                messages=request.messages,
-                system=request.system,
-                max_tokens=request.max_tokens,
-                temperature=request.temperature,
-                json_schema=request.json_schema,
+        answer = completion_whole(
+            provider.complete(
+                CompletionRequest(
+                    model=candidate.model,
+                    messages=request.messages,
+                    system=request.system,
+                    max_tokens=request.max_tokens,
+                    temperature=request.temperature,
+                    json_schema=request.json_schema,
+                )
             )
         )
         if not answer.text.strip():
@@ -128,6 +139,8 @@ class GenerationStream:
 
     A provider that fails before its first delta is replaced by the next one. One that fails
     mid-answer cannot be replaced without repeating text: the stream ends, `interrupted` is True.
+    One that stops at max_tokens ends it too, with `truncated` True: the reader has already
+    shown the text, so it is kept, and the reader says it is cut.
     """
 
     def __init__(self, plan: Plan, request: CompletionRequest) -> None:
@@ -137,6 +150,7 @@ class GenerationStream:
         self.model = ""
         self.available = False
         self.interrupted = False
+        self.truncated = False
         self.degraded = plan.degraded
         self.tokens_in = 0
         self.tokens_out = 0
@@ -230,7 +244,8 @@ class GenerationStream:
                     meter_failure(plan, candidate)
                 return
             self.tokens_in, self.tokens_out = usage.tokens_in, usage.tokens_out
-            self.attempts.append(Attempt(candidate.provider, candidate.model, "ok"))
+            self.truncated = usage.truncated
+            self.attempts.append(Attempt(candidate.provider, candidate.model, "truncated" if usage.truncated else "ok"))
             with schema_context(plan.schema):
                 breaker_success(schema=plan.schema, provider=candidate.provider)
                 meter_answer(plan, candidate, usage.tokens_in, usage.tokens_out)
@@ -377,14 +392,16 @@ def classify_intent(
         return (str(hit[0]), float(hit[1])) if hit is not None else None
 
     def call(provider: Provider, candidate: Candidate) -> tuple[tuple[str, float], int, int]:
-        answer = provider.complete(
-            CompletionRequest(
-                model=candidate.model,
-                messages=request.messages,
-                system=request.system,
-                max_tokens=request.max_tokens,
-                temperature=request.temperature,
-                json_schema=request.json_schema,
+        answer = completion_whole(
+            provider.complete(
+                CompletionRequest(
+                    model=candidate.model,
+                    messages=request.messages,
+                    system=request.system,
+                    max_tokens=request.max_tokens,
+                    temperature=request.temperature,
+                    json_schema=request.json_schema,
+                )
             )
         )
         intent, confidence = _parse_intent(answer.text, names, candidate.provider)
@@ -444,7 +461,10 @@ def translate(text: str, source: str, target: str) -> TranslateResult:
         model="",
         messages=[ChatMessage("user", text)],
         system=translate_system(source, target),
-        max_tokens=max(256, len(text)),
+        # A translation cut at the limit is refused (AnswerCut), so the limit must fit the
+        # whole text: a token per character covers Latin scripts; Ethiopic and Arabic can
+        # take more than one.
+        max_tokens=max(256, 2 * len(text)),
         temperature=0.0,
     )
     answered = _complete(plan, request, attempts)

@@ -29,6 +29,7 @@ class Reply:
     raw: bytes | None = None  # bytes sent as-is with status 200 (malformed JSON)
     delay: float = 0.0  # seconds to wait before answering (timeouts)
     text: str | None = None  # the answer's text instead of `fake.text`
+    truncated: bool = False  # the answer stops at max_tokens (the vendor's finish reason says so)
 
 
 @dataclass
@@ -64,10 +65,10 @@ class FakeLLMApi(ABC):
     def wants_stream(self, path: str, body: Any) -> bool: ...
 
     @abstractmethod
-    def answer(self, text: str, body: Any) -> dict[str, Any]: ...
+    def answer(self, text: str, body: Any, truncated: bool = False) -> dict[str, Any]: ...
 
     @abstractmethod
-    def stream_events(self, text: str, body: Any) -> list[bytes]: ...
+    def stream_events(self, text: str, body: Any, truncated: bool = False) -> list[bytes]: ...
 
     def embeddings(self, path: str, body: Any) -> dict[str, Any] | None:
         """The embeddings response; None where the vendor has no embeddings API (answered 404)."""
@@ -134,12 +135,12 @@ class FakeLLMApi(ABC):
                     self.send_header("Content-Type", "text/event-stream")
                     self.send_header("Connection", "close")
                     self.end_headers()
-                    for event in fake.stream_events(text, body):
+                    for event in fake.stream_events(text, body, reply.truncated):
                         self.wfile.write(event)
                         self.wfile.flush()
                     self.close_connection = True
                     return
-                self._send(200, json.dumps(fake.answer(text, body)).encode())
+                self._send(200, json.dumps(fake.answer(text, body, reply.truncated)).encode())
 
         class Server(ThreadingHTTPServer):
             def handle_error(self, request: Any, client_address: Any) -> None:
@@ -194,23 +195,25 @@ class FakeOpenAI(FakeLLMApi):
     def wants_stream(self, path: str, body: Any) -> bool:
         return bool(isinstance(body, dict) and body.get("stream"))
 
-    def answer(self, text: str, body: Any) -> dict[str, Any]:
+    def answer(self, text: str, body: Any, truncated: bool = False) -> dict[str, Any]:
+        finish = "length" if truncated else "stop"
         return {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
         }
 
-    def stream_events(self, text: str, body: Any) -> list[bytes]:
+    def stream_events(self, text: str, body: Any, truncated: bool = False) -> list[bytes]:
+        finish = "length" if truncated else "stop"
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": body["model"]}
         events = [
             _sse({**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]})
             for w in _words(text)
         ]
-        events.append(_sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+        events.append(_sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}))
         events.append(
             _sse({**base, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
         )
@@ -243,19 +246,19 @@ class FakeAnthropic(FakeLLMApi):
     def error_body(self, status: int) -> dict[str, Any]:
         return {"type": "error", "error": {"type": "api_error", "message": f"scripted {status}"}}
 
-    def answer(self, text: str, body: Any) -> dict[str, Any]:
+    def answer(self, text: str, body: Any, truncated: bool = False) -> dict[str, Any]:
         return {
             "id": "msg_fake",
             "type": "message",
             "role": "assistant",
             "model": body["model"],
             "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn",
+            "stop_reason": "max_tokens" if truncated else "end_turn",
             "stop_sequence": None,
             "usage": {"input_tokens": 13, "output_tokens": 9},
         }
 
-    def stream_events(self, text: str, body: Any) -> list[bytes]:
+    def stream_events(self, text: str, body: Any, truncated: bool = False) -> list[bytes]:
         message = {**self.answer("", body), "content": [], "usage": {"input_tokens": 13, "output_tokens": 1}}
         events = [
             _sse({"type": "message_start", "message": message}, "message_start"),
@@ -276,7 +279,7 @@ class FakeAnthropic(FakeLLMApi):
             _sse(
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "delta": {"stop_reason": "max_tokens" if truncated else "end_turn", "stop_sequence": None},
                     "usage": {"output_tokens": 9},
                 },
                 "message_delta",
@@ -311,22 +314,23 @@ class FakeGemini(FakeLLMApi):
             usage["totalTokenCount"] += 11
         return usage
 
-    def answer(self, text: str, body: Any) -> dict[str, Any]:
+    def answer(self, text: str, body: Any, truncated: bool = False) -> dict[str, Any]:
+        finish = "MAX_TOKENS" if truncated else "STOP"
         return {
             "candidates": [
-                {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}
+                {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish, "index": 0}
             ],
             "usageMetadata": self._usage(body),
             "modelVersion": "fake",
         }
 
-    def stream_events(self, text: str, body: Any) -> list[bytes]:
+    def stream_events(self, text: str, body: Any, truncated: bool = False) -> list[bytes]:
         words = _words(text)
         events = []
         for i, word in enumerate(words):
             chunk: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": [{"text": word}]}}]}
             if i == len(words) - 1:
-                chunk["candidates"][0]["finishReason"] = "STOP"
+                chunk["candidates"][0]["finishReason"] = "MAX_TOKENS" if truncated else "STOP"
                 chunk["usageMetadata"] = self._usage(body)
             events.append(_sse(chunk))
         return events

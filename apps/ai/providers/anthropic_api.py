@@ -62,7 +62,12 @@ class AnthropicProvider:
         try:
             response = self._client.messages.create(**self._params(request))
             text = "".join(block.text for block in response.content if block.type == "text")
-            return Completion(text=text, tokens_in=response.usage.input_tokens, tokens_out=response.usage.output_tokens)
+            return Completion(
+                text=text,
+                tokens_in=response.usage.input_tokens,
+                tokens_out=response.usage.output_tokens,
+                truncated=response.stop_reason == "max_tokens",
+            )
         except Exception as exc:  # the SDK edge: every failure becomes a ProviderError
             raise _error(exc) from exc
 
@@ -76,6 +81,7 @@ class AnthropicProvider:
                     yield event.delta.text
                 elif event.type == "message_delta":
                     usage.tokens_out = event.usage.output_tokens
+                    usage.truncated = event.delta.stop_reason == "max_tokens"
                 elif event.type == "error":  # type: ignore[comparison-overlap, unused-ignore]
                     raise ProviderError(NAME, "error event in stream", transient=True)
         except Exception as exc:

@@ -58,6 +58,8 @@ class Completion:
     text: str
     tokens_in: int
     tokens_out: int
+    # The vendor stopped at max_tokens: `text` is the start of an answer, not an answer.
+    truncated: bool = False
 
 
 @dataclass
@@ -66,6 +68,7 @@ class StreamUsage:
 
     tokens_in: int = 0
     tokens_out: int = 0
+    truncated: bool = False  # the vendor stopped at max_tokens
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,11 @@ def _tokens_out(meta: types.GenerateContentResponseUsageMetadata | None) -> int:
     return (meta.candidates_token_count or 0) + (meta.thoughts_token_count or 0)
 
 
+def _cut(response: types.GenerateContentResponse) -> bool:
+    """Whether Gemini stopped at max_output_tokens (a stream says so in its last chunk)."""
+    return any(candidate.finish_reason == types.FinishReason.MAX_TOKENS for candidate in response.candidates or ())
+
+
 class GoogleProvider:
     name = NAME
     can_generate = True
@@ -100,7 +105,10 @@ class GoogleProvider:
                 raise ProviderError(NAME, "an answer without text", transient=False)
             meta = response.usage_metadata
             return Completion(
-                text=text, tokens_in=(meta.prompt_token_count or 0) if meta else 0, tokens_out=_tokens_out(meta)
+                text=text,
+                tokens_in=(meta.prompt_token_count or 0) if meta else 0,
+                tokens_out=_tokens_out(meta),
+                truncated=_cut(response),
             )
         except Exception as exc:  # the SDK edge: every failure becomes a ProviderError
             raise _error(exc) from exc
@@ -115,6 +123,7 @@ class GoogleProvider:
                 if meta is not None:
                     usage.tokens_in = meta.prompt_token_count or usage.tokens_in
                     usage.tokens_out = _tokens_out(meta) or usage.tokens_out
+                usage.truncated = usage.truncated or _cut(chunk)
                 text = chunk.text
                 if text:
                     yield text

@@ -67,7 +67,8 @@ class OpenAIProvider:
     def complete(self, request: CompletionRequest) -> Completion:
         try:
             response = self._client.chat.completions.create(**self._params(request))
-            text = response.choices[0].message.content
+            choice = response.choices[0]
+            text = choice.message.content
             if text is None:
                 raise ProviderError(NAME, "an answer without content", transient=False)
             usage = response.usage
@@ -75,6 +76,7 @@ class OpenAIProvider:
                 text=text,
                 tokens_in=usage.prompt_tokens if usage else 0,
                 tokens_out=usage.completion_tokens if usage else 0,
+                truncated=choice.finish_reason == "length",
             )
         except Exception as exc:  # the SDK edge: every failure becomes a ProviderError
             raise _error(exc) from exc
@@ -89,6 +91,8 @@ class OpenAIProvider:
                     usage.tokens_in = chunk.usage.prompt_tokens
                     usage.tokens_out = chunk.usage.completion_tokens
                 for choice in chunk.choices:
+                    if choice.finish_reason == "length":
+                        usage.truncated = True
                     if choice.delta.content:
                         yield choice.delta.content
         except Exception as exc:
