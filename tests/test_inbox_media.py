@@ -83,6 +83,7 @@ def test_a_photo_shows_inline_and_a_document_downloads(tenant_a: TenantSetup) ->
             "filename": "",
             "url": f"/inbox/media/{photo.pk}/",
             "error": "",
+            "detail": "",
         }
 
 

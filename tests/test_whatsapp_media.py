@@ -9,13 +9,15 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
+from django.utils.translation import override
 
 from apps.contacts.models import Contact
 from apps.conversations.models import Conversation, Message
 from apps.core.tenancy import tenant_context
+from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp import tasks
 from apps.whatsapp.client import GraphApiError
-from apps.whatsapp.media import media_register
+from apps.whatsapp.media import media_problem, media_register
 from apps.whatsapp.models import Media
 from apps.whatsapp.payloads import MediaRef
 from tests.conftest import TenantSetup
@@ -94,7 +96,27 @@ def test_failed_attempts_are_bounded_and_end_failed_with_a_reason_the_inbox_show
         from apps.conversations.api import MessageSerializer
 
         shown = MessageSerializer(Message.objects.get(media=media)).data["media"]
-        assert shown["status"] == "failed" and "3 attempts" in shown["error"]
+        # The agent reads what to do; the technical reason stays at hand for whoever investigates.
+        assert shown["status"] == "failed" and "3 attempts" in shown["detail"]
+        assert shown["error"] == "The file could not be downloaded from WhatsApp. Ask the customer to send it again."
+        with override("fr"):
+            assert "WhatsApp" in media_problem(media) and "Ask the customer" not in media_problem(media)
+
+
+def test_the_inbox_says_why_a_file_cannot_be_opened(tenant_a: TenantSetup, graph_api: FakeGraphApi) -> None:
+    graph_api.media_files["BIG-STICKER"] = (b"x" * 600_000, "image/webp")
+    with tenant_context(tenant_a.organization):
+        sticker = media_register(account=tenant_a.whatsapp, kind="sticker", ref=MediaRef(media_id="BIG-STICKER"))
+        tasks.media_download_task.run(sticker.pk)
+        sticker.refresh_from_db()
+        assert sticker.status == Media.Status.TOO_LARGE and "bytes" in sticker.error
+        assert media_problem(sticker).startswith("The file is larger than 500.0\xa0KB")
+        pending = media_register(account=tenant_a.whatsapp, kind="image", ref=MediaRef(media_id="NOT-YET"))
+        assert media_problem(pending) == ""
+        WhatsAppAccount.objects.filter(pk=tenant_a.whatsapp.pk).update(transport=WhatsAppAccount.Transport.SANDBOX)
+        account = WhatsAppAccount.objects.get(pk=tenant_a.whatsapp.pk)
+        sandbox = media_register(account=account, kind="image", ref=MediaRef(media_id="SANDBOX-IMG"))
+        assert media_problem(sandbox) == "Test (sandbox) numbers have no files to download."
 
 
 def test_a_storage_error_is_retried(

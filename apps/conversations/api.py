@@ -37,6 +37,7 @@ from apps.conversations.selectors import (
     conversation_messages,
 )
 from apps.conversations.services import conversation_note_add, conversation_reply
+from apps.whatsapp.media import media_problem
 from apps.whatsapp.models import OutboxMessage
 
 
@@ -105,8 +106,10 @@ class MessageSerializer(serializers.Serializer[Any]):
             "mime_type": media.mime_type,
             "filename": media.filename,
             "url": f"/inbox/media/{message.pk}/" if media.status == "ready" else None,
-            # Why it is not shown: Meta's error, or the attempts given up on.
-            "error": media.error if media.status in ("failed", "too_large") else "",
+            # Why it is not shown, for the agent; `detail` is the technical reason (Meta's error,
+            # the attempts given up on) for whoever investigates.
+            "error": media_problem(media),
+            "detail": media.error if media.status in ("failed", "too_large") else "",
         }
 
     def get_delivery(self, message: Message) -> dict[str, Any] | None:

@@ -11,7 +11,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db.models import F, Q
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.core.queue import enqueue_on_commit
 from apps.tenants.models import WhatsAppAccount
@@ -79,7 +81,7 @@ def media_download(*, media_id: int, client: WhatsAppClient | None = None) -> Me
         return media  # another worker holds this attempt, or the next one is not due yet
     account = media.account
     client = client or WhatsAppClient(phone_number_id=account.phone_number_id, access_token=account.access_token)
-    limit = settings.WHATSAPP_MEDIA_MAX_BYTES.get(media.kind, 16 * 1024 * 1024)
+    limit = _size_limit(media.kind)
     try:
         info = client.media_info(media.media_id)
         if info.file_size is not None and info.file_size > limit:
@@ -112,6 +114,29 @@ def media_download(*, media_id: int, client: WhatsAppClient | None = None) -> Me
     media.next_attempt_at = None
     media.save()
     return media
+
+
+def _size_limit(kind: str) -> int:
+    limit: int = settings.WHATSAPP_MEDIA_MAX_BYTES.get(kind, 16 * 1024 * 1024)
+    return limit
+
+
+def media_problem(media: Media) -> str:
+    """Why an agent cannot open a customer's file, in the agent's language; "" when nothing is wrong.
+
+    `Media.error` keeps the technical reason (Meta's error, the attempts) for admins and logs.
+    """
+    if media.status == Media.Status.TOO_LARGE:
+        return _(
+            "The file is larger than %(size)s, the most this helpdesk keeps for this kind of file. "
+            "Ask the customer to send a smaller one."
+        ) % {"size": filesizeformat(_size_limit(media.kind))}
+    if media.status != Media.Status.FAILED:
+        return ""
+    if not media.attempts:
+        # Failed without a download attempt: a sandbox number's file, which exists nowhere.
+        return _("Test (sandbox) numbers have no files to download.")
+    return _("The file could not be downloaded from WhatsApp. Ask the customer to send it again.")
 
 
 def media_download_failed(*, media_id: int, error: str) -> float | None:

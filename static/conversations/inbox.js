@@ -127,8 +127,11 @@
 
   function mediaNode(media) {
     if (!media.url) {
-      // Why it could not be fetched (Meta's error, or the attempts given up on), if it failed.
-      return el("p", "muted", "[" + media.kind + " · " + media.status + (media.error ? ": " + media.error : "") + "]");
+      // Why it could not be fetched, in the agent's words; the technical reason on hover.
+      if (!media.error) return el("p", "muted", "[" + media.kind + " · " + media.status + "]");
+      const problem = el("p", "muted media-problem", "[" + media.kind + "] " + media.error);
+      if (media.detail) problem.title = media.detail;
+      return problem;
     }
     let node;
     if (media.kind === "image" || media.kind === "sticker") {
