@@ -227,6 +227,26 @@ def test_translate_and_summarize_with_a_provider(tenant_a: TenantSetup, ai_fakes
         assert not summary.extractive and summary.model == "claude-haiku-4-5"
 
 
+def test_an_offline_summary_asks_no_provider_and_provider_configured_follows_the_settings(
+    tenant_a: TenantSetup, ai_fakes: Fakes
+) -> None:
+    from apps.tenants.selectors import organization_today
+
+    with schema_context(tenant_a.schema):
+        assert not router.provider_configured("summarize")
+        ai_configure(ai_fakes, keys=("openai",))
+        assert router.provider_configured("summarize") and router.provider_configured("generate")
+        summary = router.summarize(["Customer: My parcel has not arrived after ten days."], offline=True)
+        assert (summary.extractive, summary.provider) == (True, "local") and "parcel" in summary.text
+        # The budget is spent and the tenant chose the offline models then: no provider may answer.
+        ai_configure(ai_fakes, keys=("openai",), monthly_token_budget=20, on_budget_exhausted="local")
+        AIUsage.objects.create(
+            day=organization_today(), task="generate", provider="openai", model="gpt-4o", tokens_in=30
+        )
+        assert not router.provider_configured("summarize")
+    assert ai_fakes.openai.calls() == []
+
+
 def test_streaming_falls_back_before_the_first_delta_and_meters(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:
     ai_fakes.openai.script("generate", Reply(500), Reply(500))
     ai_fakes.anthropic.text = "Streaming from Claude now"

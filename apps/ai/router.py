@@ -66,6 +66,7 @@ __all__ = [
     "embed",
     "generate",
     "generate_stream",
+    "provider_configured",
     "summarize",
     "translate",
 ]
@@ -250,6 +251,11 @@ class GenerationStream:
                 breaker_success(schema=plan.schema, provider=candidate.provider)
                 meter_answer(plan, candidate, usage.tokens_in, usage.tokens_out)
             return
+
+
+def provider_configured(task: Task) -> bool:
+    """Whether a cloud provider may answer `task` for this tenant now (it may still fail, or its breaker be open)."""
+    return bool(plan_for(task).candidates)
 
 
 def context_budget(task: Task = "generate") -> int:
@@ -488,11 +494,17 @@ def translate(text: str, source: str, target: str) -> TranslateResult:
 # --- summarize ---------------------------------------------------------------------------
 
 
-def summarize(messages: Sequence[str], *, max_sentences: int = 3, language: str | None = None) -> SummaryResult:
-    """Summarise a conversation (one string per message, e.g. "Customer: ..."), extractively when offline."""
-    plan = plan_for("summarize")
+def summarize(
+    messages: Sequence[str], *, max_sentences: int = 3, language: str | None = None, offline: bool = False
+) -> SummaryResult:
+    """Summarise a conversation (one string per message, e.g. "Customer: ..."), extractively when offline.
+
+    `offline=True` asks no provider, whatever the settings: for callers inside a transaction,
+    which must not hold it open while a provider answers.
+    """
+    plan = None if offline else plan_for("summarize")
     attempts: list[Attempt] = []
-    if messages:
+    if messages and plan is not None:
         request = CompletionRequest(
             model="",
             messages=[ChatMessage("user", "\n".join(messages))],
@@ -514,4 +526,5 @@ def summarize(messages: Sequence[str], *, max_sentences: int = 3, language: str 
     text = local_provider.summarize(messages, max_sentences=max_sentences)
     ai_usage_record(task="summarize", provider=catalog.LOCAL, model=SUMMARIZE_MODEL)
     attempts.append(Attempt(catalog.LOCAL, SUMMARIZE_MODEL, "ok"))
-    return SummaryResult(text, True, catalog.LOCAL, SUMMARIZE_MODEL, plan.degraded, tuple(attempts))
+    degraded = plan.degraded if plan is not None else False
+    return SummaryResult(text, True, catalog.LOCAL, SUMMARIZE_MODEL, degraded, tuple(attempts))

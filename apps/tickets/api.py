@@ -174,7 +174,10 @@ class TicketFromConversationApi(APIView):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         conversation = conversation_get_for_user(user=user, conversation_id=payload.validated_data["conversation"])
-        ticket = ticket_create_from_conversation(conversation=conversation, by=user, source=Ticket.Source.API)
+        # The agent waits for the provider's title and description (this request holds no transaction).
+        ticket = ticket_create_from_conversation(
+            conversation=conversation, by=user, source=Ticket.Source.API, write_now=True
+        )
         return Response(TicketSerializer(ticket).data, status=201)
 
 

@@ -57,6 +57,27 @@ def ticket_create_for_handoff_task(self: Task, conversation_id: int, reason: str
     return ticket.pk if ticket is not None else None
 
 
+@shared_task(bind=True, max_retries=3, acks_late=True)
+def ticket_text_write_task(
+    self: Task,  # type: ignore[type-arg]
+    ticket_id: int,
+    conversation_id: int,
+    reason: str,
+    title: str,
+    description: str,
+) -> list[str]:
+    """Have the provider write the title and description of a ticket opened with extractive ones."""
+    from apps.tickets.services.tickets import ticket_text_write
+
+    try:
+        return ticket_text_write(
+            ticket_id=ticket_id, conversation_id=conversation_id, reason=reason, title=title, description=description
+        )
+    except Exception as exc:  # the router never raises: a database error; the extractive text stands meanwhile
+        logger.warning("writing the text of ticket %s failed", ticket_id, exc_info=True)
+        raise self.retry(exc=exc, countdown=10 * 2**self.request.retries) from exc
+
+
 @shared_task
 def tickets_handoff_sweep_task() -> int:
     """Open the tickets that hand-offs should have opened (Beat, per tenant)."""

@@ -171,8 +171,8 @@ CHANNEL_LAYERS = {
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "celery")
-# Slow AI work (analysis, the bot's answers, indexing) has a queue of its own, served by its own
-# worker, so that webhooks, sends and live events never wait behind a model.
+# Slow AI work (analysis, the bot's answers, indexing, tickets' written text) has a queue of its
+# own, served by its own worker, so that webhooks, sends and live events never wait behind a model.
 CELERY_AI_QUEUE = env_str("CELERY_AI_QUEUE", "ai")
 CELERY_TASK_ROUTES = {
     "apps.conversations.tasks.message_analyse_task": {"queue": CELERY_AI_QUEUE},
@@ -180,6 +180,7 @@ CELERY_TASK_ROUTES = {
     "apps.flows.tasks.flow_run_resume_task": {"queue": CELERY_AI_QUEUE},
     "apps.knowledge.tasks.document_index_task": {"queue": CELERY_AI_QUEUE},
     "apps.knowledge.tasks.article_index_task": {"queue": CELERY_AI_QUEUE},
+    "apps.tickets.tasks.ticket_text_write_task": {"queue": CELERY_AI_QUEUE},
 }
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_TASK_SERIALIZER = "json"

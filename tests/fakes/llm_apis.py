@@ -5,6 +5,10 @@ The real SDKs are pointed at them through their base URL. Each fake answers by d
 for a route ("generate" or "embed") to script failures:
 
 fake.script("generate", Reply(500), Reply(delay=2.0), Reply(raw=b"{not json"))
+
+`fake.on_request`, when set, is called in the server's thread as each request arrives, before
+it is answered: a test looks at what the caller holds meanwhile (row locks, an open
+transaction), acts in between (an agent's edit), or answers by the request's content.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -52,6 +57,8 @@ class FakeLLMApi(ABC):
 
     text: str = "Hello from the fake."
     requests: list[Recorded] = field(default_factory=list)
+    # Its Reply, if any, answers the request instead of the script and `text`.
+    on_request: Callable[[Recorded], Reply | None] | None = None
     _scripts: dict[str, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -107,10 +114,12 @@ class FakeLLMApi(ABC):
                     body: Any = json.loads(raw) if raw else None
                 except ValueError:
                     body = raw.decode(errors="replace")
+                recorded = Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 with fake._lock:
-                    fake.requests.append(Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    fake.requests.append(recorded)
                 route = fake.route_of(self.path)
-                reply = fake._next(route) or Reply()
+                chosen = fake.on_request(recorded) if fake.on_request is not None else None
+                reply = chosen or fake._next(route) or Reply()
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.raw is not None:
@@ -161,6 +170,7 @@ class FakeLLMApi(ABC):
             self.requests.clear()
             self._scripts.clear()
         self.text = "Hello from the fake."
+        self.on_request = None
 
     def script(self, route: str, *replies: Reply) -> None:
         with self._lock:

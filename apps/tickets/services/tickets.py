@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,8 +15,9 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import Team, User
 from apps.accounts.selectors import user_has_capability
-from apps.ai.router import generate, summarize
+from apps.ai.router import generate, provider_configured, summarize
 from apps.conversations.models import Conversation, Message
+from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
 from apps.core.tenancy import current_schema, schema_context
 from apps.tickets.exceptions import TicketActionDenied, TicketInvalid, TicketMergeInvalid, TicketTransitionInvalid
@@ -160,14 +162,25 @@ def _transcript(conversation: Conversation) -> list[Message]:
     return list(reversed(recent))
 
 
-def ticket_text_from_conversation(*, conversation: Conversation) -> tuple[str, str, str]:
-    """(title, description, intent) written by the provider when one is configured, else extractive."""
+@dataclass(frozen=True)
+class TicketText:
+    title: str
+    description: str
+    intent: str
+    written: bool  # by a provider; False: the conversation's own words (extractive summary and title)
+
+
+def ticket_text_from_conversation(*, conversation: Conversation, reason: str = "", offline: bool = False) -> TicketText:
+    """The title and description a provider writes from the conversation when one answers, else extractive ones.
+
+    `offline=True` asks no provider: the extractive text at once, for callers inside a transaction.
+    """
     messages = _transcript(conversation)
     lines = [f"{'Customer' if m.direction == 'in' else 'Agent'}: {m.text}" for m in messages if m.text.strip()]
     customer = [m for m in messages if m.direction == Message.Direction.INBOUND and m.text.strip()]
     intents = [m.intent for m in customer if m.intent and m.intent != "unknown"]
     intent = intents[-1] if intents else ""
-    summary = summarize(lines, max_sentences=3, language=conversation.language or None)
+    summary = summarize(lines, max_sentences=3, language=conversation.language or None, offline=offline)
     description = summary.text.strip() or (customer[-1].text if customer else "")
     title = ""
     if not summary.extractive:
@@ -187,7 +200,9 @@ def ticket_text_from_conversation(*, conversation: Conversation) -> tuple[str, s
         title = f"{label}: {first}" if label else first
     if intent:
         description = f"{description}\n\n{_('Intent')}: {intent}"
-    return title[:200], description, intent
+    if reason:
+        description = f"{description}\n\n{_('Hand-off reason')}: {reason}"
+    return TicketText(title.strip()[:200], description, intent, written=not summary.extractive)
 
 
 def ticket_create_from_conversation(
@@ -196,23 +211,31 @@ def ticket_create_from_conversation(
     by: User | None,
     source: str = Ticket.Source.AGENT,
     reason: str = "",
+    write_now: bool = False,
 ) -> Ticket:
-    """The conversation's open ticket, or a new one with a generated title and description."""
+    """The conversation's open ticket, or a new one with a title and description written from the thread.
+
+    A provider may take seconds to answer, and hand-offs, rules and flows open tickets inside
+    the transaction that holds the conversation's row lock: no provider is asked here then.
+    The ticket opens with the conversation's own words, and after the commit
+    `ticket_text_write_task` has the provider rewrite them (only when one is configured).
+    `write_now` (an agent's request, which holds no transaction) waits for the provider's
+    text instead; inside a transaction it is ignored.
+    """
     existing = ticket_active_for_conversation(conversation_id=conversation.pk)
     if existing is not None:
         return existing
-    title, description, intent = ticket_text_from_conversation(conversation=conversation)
-    if reason:
-        description = f"{description}\n\n{_('Hand-off reason')}: {reason}"
+    now = write_now and not transaction.get_connection().in_atomic_block
+    text = ticket_text_from_conversation(conversation=conversation, reason=reason, offline=not now)
     with transaction.atomic():
         # Two hand-offs racing for the same conversation: the conversation row lock serialises them.
         Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
         existing = ticket_active_for_conversation(conversation_id=conversation.pk)
         if existing is not None:
             return existing
-        return ticket_create(
-            title=title,
-            description=description,
+        ticket = ticket_create(
+            title=text.title,
+            description=text.description,
             by=by,
             priority=PRIORITY_FROM_CONVERSATION.get(conversation.priority, Priority.MEDIUM),
             source=source,
@@ -220,8 +243,49 @@ def ticket_create_from_conversation(
             team=conversation.team,
             assignee=conversation.assigned_agent,
             tags=conversation.tags,
-            intent=intent,
+            intent=text.intent,
         )
+        if not now and provider_configured("summarize"):
+            from apps.tickets.tasks import ticket_text_write_task
+
+            # What the ticket opened with, as stored: the write keeps a field that no longer holds it.
+            enqueue_on_commit(
+                ticket_text_write_task, ticket.pk, conversation.pk, reason, ticket.title, ticket.description
+            )
+        return ticket
+
+
+def ticket_text_write(*, ticket_id: int, conversation_id: int, reason: str, title: str, description: str) -> list[str]:
+    """Replace the extractive title and description a ticket opened with by a provider's; the fields replaced.
+
+    Runs after the ticket's transaction committed and outside any other (`ticket_text_write_task`):
+    the provider is asked with no lock held, then the ticket is locked for the short write.
+    `title` and `description` are what the ticket opened with: a field that no longer holds
+    it was edited meanwhile (by an agent) and keeps that edit.
+    """
+    ticket = Ticket.objects.filter(pk=ticket_id).first()
+    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    if ticket is None or conversation is None or (ticket.title != title and ticket.description != description):
+        return []  # gone, or both fields edited already: nothing to ask a provider for
+    text = ticket_text_from_conversation(conversation=conversation, reason=reason)
+    if not text.written:
+        return []  # no provider answered: the conversation's own words stay
+    with transaction.atomic():
+        ticket = Ticket.objects.select_for_update().filter(pk=ticket_id).first()
+        if ticket is None:
+            return []
+        changes: dict[str, dict[str, Any]] = {}
+        for field, opened_with, new in (("title", title, text.title), ("description", description, text.description)):
+            if getattr(ticket, field) == opened_with and new and new != opened_with:
+                changes[field] = {"from": opened_with, "to": new}
+                setattr(ticket, field, new)
+        if not changes:
+            return []
+        ticket.save(update_fields=[*changes, "updated"])
+        _record(
+            ticket, kind=TicketEvent.Kind.CHANGED, actor=None, changes=changes, note=_("Written by the AI assistant.")
+        )
+    return list(changes)
 
 
 def ticket_create_for_handoff(*, conversation_id: int, reason: str) -> Ticket | None:
