@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -28,6 +29,7 @@ from apps.flows.simulation import SimulatedMessage, flow_test_run
 from apps.flows.tests.fakes import graph_of, node
 from apps.knowledge.models import KnowledgeGap
 from apps.tickets.models import Ticket
+from apps.whatsapp.models import MessageTemplate
 from tests.conftest import TenantSetup
 
 pytestmark = pytest.mark.django_db
@@ -455,6 +457,25 @@ def test_the_test_run_follows_the_draft_and_touches_nothing_real(tenant_a: Tenan
 
         after = (Conversation.objects.count(), Message.objects.count(), Ticket.objects.count(), FlowRun.objects.count())
         assert after == before
+
+
+def test_the_test_run_says_a_marketing_template_skips_customers_who_opted_out(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        for name, category in (("weekly_offer", "MARKETING"), ("order_ready", "UTILITY")):
+            MessageTemplate.objects.create(
+                account=tenant_a.whatsapp, name=name, language="en", category=category, status="APPROVED",
+                synced_at=timezone.now(),
+            )  # fmt: skip
+        data = graph_of(
+            node("offer", "send_message", {"default": "update"}, template={"name": "weekly_offer", "language": "en"}),
+            node("update", "send_message", template={"name": "order_ready", "language": "en"}),
+        )
+        result = flow_test_run(graph_data=data, session=None, message=SimulatedMessage(text="hi"))
+    # The pretend customer has not opted out: both go, and the panel says who would not get the offer.
+    assert [r["kind"] for r in result["replies"]] == ["template", "template"]
+    assert [e["kind"] for e in result["effects"]] == ["consent"]
+    assert "weekly_offer" in result["effects"][0]["detail"] and "STOP" in result["effects"][0]["detail"]
+    assert result["session"]["status"] == "finished"
 
 
 def test_the_builder_page_is_for_staff_with_the_flow_permission(tenant_a: TenantSetup, tenant_b: TenantSetup) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 import time
 from datetime import time as datetime_time
@@ -15,6 +16,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.contacts.models import Contact
 from apps.conversations.analysis import message_analyse
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import inbound_message_record
@@ -32,6 +34,7 @@ from apps.flows.services import (
 )
 from apps.flows.tests.fakes import graph_of, node
 from apps.tickets.models import BusinessCalendar, BusinessHoursPeriod
+from apps.whatsapp.models import MessageTemplate, OutboxMessage
 from apps.whatsapp.payloads import parse_message
 from tests.conftest import PASSWORD, TenantSetup
 
@@ -306,6 +309,100 @@ def test_a_run_waiting_on_quick_replies_after_a_delay_is_not_resumed_again(tenan
         assert _bot(wa_id) == ["Still need help?"]
         _says(tenant_a, wa_id, "Track an order", reply_id="track")
         assert _bot(wa_id) == ["Still need help?", "Thanks"]
+
+
+def _catalogue(tenant: TenantSetup) -> None:
+    """A marketing and a utility template in the number's catalogue, as a sync stores them."""
+    for name, category, body in (
+        ("weekly_offer", "MARKETING", "10% off everything this week!"),
+        ("order_ready", "UTILITY", "Hello {{1}}, your order {{2}} is ready."),
+    ):
+        MessageTemplate.objects.create(
+            account=tenant.whatsapp,
+            name=name,
+            language="en",
+            category=category,
+            status="APPROVED",
+            body_text=body,
+            variable_count=body.count("{{"),
+            synced_at=timezone.now(),
+        )
+
+
+OFFER = node("offer", "send_message", {"default": "update"}, template={"name": "weekly_offer", "language": "en"})
+UPDATE = node(
+    "update",
+    "send_message",
+    {"default": "bye"},
+    template={"name": "order_ready", "language": "en", "params": ["{{contact.first_name}}", "A-42"]},
+)
+
+
+def _templates_sent(wa_id: str) -> list[str]:
+    rows = OutboxMessage.objects.filter(to_wa_id=wa_id, kind="template").order_by("pk")
+    return [row.payload["template"]["name"] for row in rows]
+
+
+def test_a_flow_sends_no_marketing_template_to_a_customer_who_opted_out(
+    tenant_a: TenantSetup, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tenant_context(tenant_a.organization):
+        _catalogue(tenant_a)
+        _flow(
+            "Deals",
+            graph_of(
+                OFFER, UPDATE, node("bye", "send_message", text="Anything else?"),
+                trigger={"kind": "keyword", "keywords": ["deals"]},
+            ),
+        )  # fmt: skip
+        subscribed = "254711000050"
+        _says(tenant_a, subscribed, "deals")
+        assert _templates_sent(subscribed) == ["weekly_offer", "order_ready"]
+
+        wa_id = "254711000051"
+        _says(tenant_a, wa_id, "STOP")
+        assert Contact.objects.get(wa_id=wa_id).consent == Contact.Consent.OPTED_OUT
+        with caplog.at_level(logging.WARNING, logger="apps.flows"):
+            _says(tenant_a, wa_id, "deals")
+        # The marketing template is not sent; the utility one and the rest of the flow are.
+        assert _templates_sent(wa_id) == ["order_ready"]
+        assert _bot(wa_id) == ["[template order_ready] Wanjiru | A-42", "Anything else?"]
+        run = FlowRun.objects.get(conversation__contact__wa_id=wa_id)
+        assert (run.status, run.error) == ("finished", "")
+        steps = {step.node_id: step for step in FlowRunStep.objects.filter(run=run)}
+        assert steps["offer"].branch == "default" and "opted out" in steps["offer"].error
+        assert "weekly_offer" in steps["offer"].error
+        assert steps["update"].error == "" and steps["bye"].error == ""
+        assert "weekly_offer" in caplog.text and "opted out" in caplog.text
+
+
+def test_a_marketing_template_after_a_delay_skips_a_customer_who_opted_out_meanwhile(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _catalogue(tenant_a)
+        _flow(
+            "Win back",
+            graph_of(
+                node("ok", "send_message", {"default": "wait"}, text="We will let you know"),
+                node("wait", "delay", {"default": "offer"}, seconds=25 * 3600),
+                OFFER, UPDATE, node("bye", "send_message", text="Anything else?"),
+                trigger={"kind": "keyword", "keywords": ["notify"]},
+            ),
+        )  # fmt: skip
+        wa_id = "254711000052"
+        _says(tenant_a, wa_id, "notify")
+        _says(tenant_a, wa_id, "STOP")  # during the Delay
+        run = FlowRun.objects.get(conversation__contact__wa_id=wa_id)
+        assert run.status == "waiting"
+        # 26 hours later: the customer's window has closed meanwhile.
+        Contact.objects.filter(wa_id=wa_id).update(window_expires_at=timezone.now() - timedelta(hours=2))
+        assert flow_run_resume(run_id=run.pk, token=run.resume_token, now=timezone.now() + timedelta(hours=26))
+        assert _templates_sent(wa_id) == ["order_ready"]
+        run.refresh_from_db()
+        assert run.status == "finished"
+        offer = FlowRunStep.objects.get(run=run, node_id="offer")
+        assert "opted out" in offer.error
+        # The window closed during the Delay: the text after the templates is not sent, and says so.
+        assert "window" in FlowRunStep.objects.get(run=run, node_id="bye").error
 
 
 def test_runs_and_their_steps_are_visible_in_the_admin(tenant_a: TenantSetup) -> None:

@@ -30,6 +30,13 @@ def test_no_translatable_string_uses_unicode_escapes() -> None:
         ("fr", "Imported “%(name)s” as a draft.", "« %(name)s » importé comme brouillon."),
         ("fr", "Go to “yes” when", "Aller vers « oui » quand"),
         ("sw", "Imported “%(name)s” as a draft.", "“%(name)s” imeingizwa kama rasimu."),
+        (
+            "fr",
+            "“%(name)s” is a marketing template: a customer who opted out (sent STOP) does not get it, "
+            "and the flow goes on without it.",
+            "« %(name)s » est un modèle marketing : un client qui a refusé les messages marketing "
+            "(il a envoyé STOP) ne le reçoit pas, et le flux continue sans lui.",
+        ),
     ],
 )
 def test_strings_with_typographic_quotes_are_translated(language: str, text: str, expected: str) -> None:

@@ -17,9 +17,12 @@ from apps.accounts.roles import AGENT
 from apps.accounts.services import user_create
 from apps.contacts.models import Contact
 from apps.contacts.services import contact_consent_set
-from apps.conversations.models import Conversation
+from apps.conversations.exceptions import ContactOptedOut
+from apps.conversations.models import Conversation, Message
+from apps.conversations.services import message_send
 from apps.core.tenancy import tenant_context
 from apps.tenants.models import WhatsAppAccount
+from apps.whatsapp import messages as wa
 from apps.whatsapp.client import GraphApiError
 from apps.whatsapp.message_templates import TemplatesUnavailable, message_templates_sync
 from apps.whatsapp.models import MessageTemplate, OutboxMessage
@@ -338,3 +341,30 @@ def test_a_customer_who_opted_out_is_neither_offered_nor_sent_marketing_template
         contact_consent_set(contact=conversation.contact, action="opt_in", source="keyword", evidence="START")
         again = client.post(url, {"template": {"id": offer.pk, "variables": ["10%"]}}, format="json")
         assert again.status_code == 201, again.content
+
+
+def test_no_sender_gets_a_marketing_template_to_a_customer_who_opted_out(
+    cloud_number: WhatsAppAccount, graph_api: FakeGraphApi, tenant_a: TenantSetup
+) -> None:
+    """The rule holds in `message_send`, whoever sends: the inbox, a flow, a survey, code to come."""
+    graph_api.templates[WABA] = [*CATALOGUE, _template("weekly_offer", "en", "Sale: {{1}} off!", category="MARKETING")]
+    with tenant_context(tenant_a.organization):
+        message_templates_sync(account=cloud_number)
+        conversation = _conversation(cloud_number, window_open=False, language="en")
+        contact_consent_set(contact=conversation.contact, action="opt_out", source="keyword", evidence="STOP")
+        with pytest.raises(ContactOptedOut) as refused:
+            message_send(
+                conversation=conversation,
+                outgoing=wa.template("weekly_offer", "en", body_params=["10%"]),
+                author_kind=Message.Author.SYSTEM,
+                idempotency_key="test:offer",
+            )
+        assert refused.value.extra == {"template": "weekly_offer", "language": "en", "category": "MARKETING"}
+        assert not OutboxMessage.objects.filter(idempotency_key="test:offer").exists()
+        sent = message_send(
+            conversation=conversation,
+            outgoing=wa.template("order_ready", "en", body_params=["Neema", "A-42"]),
+            author_kind=Message.Author.SYSTEM,
+            idempotency_key="test:ready",
+        )
+        assert sent.outbox is not None

@@ -18,6 +18,7 @@ from apps.accounts.models import AgentProfile, User
 from apps.accounts.roles import AGENT, SUPPORT_MANAGER
 from apps.accounts.services import user_create
 from apps.contacts.models import Contact
+from apps.contacts.services import contact_consent_set
 from apps.conversations.lifecycle import (
     conversation_assign,
     conversation_handoff,
@@ -35,6 +36,7 @@ from apps.tickets.services.rules import escalation_rules_apply
 from apps.tickets.services.sla import ticket_sla_check
 from apps.tickets.services.tickets import ticket_create, ticket_merge, ticket_update
 from apps.tickets.tasks import tickets_sla_sweep_task
+from apps.whatsapp.models import MessageTemplate, OutboxMessage
 from apps.whatsapp.outbox import outbox_deliver
 from apps.whatsapp.payloads import InboundMessage, Reply
 from tests.conftest import TenantSetup
@@ -404,6 +406,41 @@ def test_csat_outside_the_window_is_an_approved_template(
         assert body["type"] == "template" and body["template"]["name"] == "csat_request"
         payloads = [c["parameters"][0]["payload"] for c in body["template"]["components"] if c["type"] == "button"]
         assert payloads == [f"csat:{survey.pk}:{n}" for n in (5, 4, 3, 2, 1)]
+
+
+def test_csat_never_goes_as_a_marketing_template_to_a_customer_who_opted_out(
+    tenant_a: TenantSetup, django_capture_on_commit_callbacks: Capture
+) -> None:
+    """Meta may file the rating template under MARKETING: then a customer who sent STOP is not asked."""
+    with tenant_context(tenant_a.organization):
+        MessageTemplate.objects.create(
+            account=tenant_a.whatsapp,
+            name="csat_request",
+            language="en",
+            category="MARKETING",
+            status="APPROVED",
+            body_text="How did we do?",
+            synced_at=timezone.now(),
+        )
+        opted_out = _conversation(tenant_a, window_open=False, language="en")
+        contact_consent_set(contact=opted_out.contact, action="opt_out", source="keyword", evidence="STOP")
+        with django_capture_on_commit_callbacks(execute=True):
+            conversation_resolve(conversation=opted_out, by=None)
+        assert not CsatSurvey.objects.filter(conversation=opted_out).exists()
+        assert not OutboxMessage.objects.filter(to_wa_id=opted_out.contact.wa_id).exists()
+
+        # Inside the window the question is a service reply (an interactive list): still asked.
+        inside = _conversation(tenant_a, window_open=True, language="en")
+        contact_consent_set(contact=inside.contact, action="opt_out", source="keyword", evidence="STOP")
+        with django_capture_on_commit_callbacks(execute=True):
+            conversation_resolve(conversation=inside, by=None)
+        assert CsatSurvey.objects.get(conversation=inside).channel == "interactive"
+
+        # A customer who did not opt out still gets the template.
+        subscribed = _conversation(tenant_a, window_open=False, language="en")
+        with django_capture_on_commit_callbacks(execute=True):
+            conversation_resolve(conversation=subscribed, by=None)
+        assert CsatSurvey.objects.get(conversation=subscribed).channel == "template"
 
 
 # --- API ----------------------------------------------------------------------------------

@@ -12,13 +12,13 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.contacts.models import Contact
-from apps.conversations.exceptions import ContactOptedOut
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import (
     agent_reply_recorded,
     agent_send_key,
     agent_text_translated,
     conversation_window_open,
+    marketing_refused_error,
     message_send,
 )
 from apps.core.tenancy import current_schema
@@ -167,13 +167,7 @@ def conversation_template_send(
         return existing
     template = message_template_get_sendable(account=conversation.account, template_id=template_id)
     if template.category == MessageTemplate.Category.MARKETING and not _marketing_allowed(conversation):
-        raise ContactOptedOut(
-            _(
-                "This customer opted out of marketing messages (they sent STOP): send a utility template "
-                "instead, or wait until they opt in again."
-            ),
-            extra={"template": template.pk, "category": template.category},
-        )
+        raise marketing_refused_error({"template": template.pk, "category": template.category})
     outgoing = message_template_outgoing(template, variables)
     conversation = _take(conversation, agent)
     message = message_send(

@@ -18,6 +18,7 @@ from apps.contacts.keywords import CONFIRMATIONS, consent_keyword
 from apps.contacts.models import Contact
 from apps.contacts.services import contact_consent_set, contact_seen
 from apps.conversations import hooks
+from apps.conversations.exceptions import ContactOptedOut
 from apps.conversations.lifecycle import conversation_reopen_on_inbound
 from apps.conversations.selectors import conversation_routing
 from apps.conversations.tasks import message_analyse_task
@@ -27,8 +28,9 @@ from apps.tenants.models import WhatsAppAccount
 from apps.tenants.selectors import organization_working_language
 from apps.whatsapp import messages as wa
 from apps.whatsapp.media import media_register
+from apps.whatsapp.message_templates import message_template_categories
 from apps.whatsapp.messages import MessageInvalid
-from apps.whatsapp.models import Media
+from apps.whatsapp.models import Media, MessageTemplate
 from apps.whatsapp.outbox import WindowClosed, outbox_enqueue
 from apps.whatsapp.payloads import InboundMessage
 
@@ -189,6 +191,30 @@ def inbound_handle(account: WhatsAppAccount, inbound: InboundMessage) -> None:
     inbound_message_record(account=account, inbound=inbound)
 
 
+def conversation_template_allowed(*, conversation: Conversation, name: str, language: str) -> bool:
+    """Whether this template may go to the conversation's customer: no MARKETING one after a STOP.
+
+    Consent is marketing consent: service templates (UTILITY, AUTHENTICATION) still go, and so
+    does a template the number's catalogue does not know (its category is unknown here).
+    """
+    categories = message_template_categories(account=conversation.account, name=name, language=language)
+    if MessageTemplate.Category.MARKETING not in categories:
+        return True
+    # Read now, not from the caller's copy of the contact: a flow's walk loaded it seconds ago,
+    # and a STOP recorded since then must count.
+    return not Contact.objects.filter(pk=conversation.contact_id, consent=Contact.Consent.OPTED_OUT).exists()
+
+
+def marketing_refused_error(extra: dict[str, Any]) -> ContactOptedOut:
+    return ContactOptedOut(
+        _(
+            "This customer opted out of marketing messages (they sent STOP): send a utility template "
+            "instead, or wait until they opt in again."
+        ),
+        extra=extra,
+    )
+
+
 @transaction.atomic
 def message_send(
     *,
@@ -199,7 +225,17 @@ def message_send(
     author: User | None = None,
     media: Media | None = None,
 ) -> Message:
-    """Send a message in a conversation: an outbox row and the message that shows it."""
+    """Send a message in a conversation: an outbox row and the message that shows it.
+
+    A MARKETING template to a customer who opted out is refused (`ContactOptedOut`), whoever
+    sends it: an agent, a flow, a survey.
+    """
+    template = outgoing.template_named
+    if template is not None:
+        name, language = template
+        if not conversation_template_allowed(conversation=conversation, name=name, language=language):
+            category = MessageTemplate.Category.MARKETING.value
+            raise marketing_refused_error({"template": name, "language": language, "category": category})
     contact = conversation.contact
     row = outbox_enqueue(
         account=conversation.account,

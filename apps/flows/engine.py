@@ -358,6 +358,7 @@ def run(graph: g.Graph, state: State, event: Event, ports: Ports) -> tuple[State
         node = graph.node(node_id)
         started = time.perf_counter()
         state = replace(state, node_id=node_id, steps_total=state.steps_total + 1)
+        ports.step_begin(node.id)  # every path below logs exactly one step for it
         try:
             branch, state = _execute(node, state, event, ports, resumed)
         except _Stop as stop:

@@ -6,7 +6,9 @@ that only *ask* the outside world (knowledge answer, generation, HTTP) run at on
 the ports that *change* our data (sends, hand-off, ticket, tag, field, close) are recorded
 as effects and applied by `effects_apply` inside the short transaction that commits the
 run's new state. A run whose commit loses a race is recomputed and its effects are never
-applied twice; sends are keyed as well, so a retried task sends nothing twice.
+applied twice; sends are keyed as well, so a retried task sends nothing twice. A send that
+may not go at commit (the customer's window has closed, or a MARKETING template to a
+customer who sent STOP) is skipped, logged and noted on the step that asked for it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from django.db.models.functions import Cast
 
 from apps.ai.router import generate
 from apps.contacts.models import Contact
+from apps.conversations.exceptions import ContactOptedOut
 from apps.conversations.lifecycle import conversation_close, conversation_handoff, conversation_update
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import message_send
@@ -41,6 +44,7 @@ logger = logging.getLogger(__name__)
 class Effect:
     kind: str  # send | handoff | ticket | tag | field | close
     args: tuple[Any, ...] = ()
+    step: int = 0  # the index of the walk's step that recorded it
 
 
 @dataclass
@@ -52,36 +56,45 @@ class LivePorts:
     effects: list[Effect] = field(default_factory=list)
     resume_seconds: int | None = None
     http_calls: int = 0
+    steps_begun: int = 0
+
+    def step_begin(self, node_id: str) -> None:
+        self.steps_begun += 1
+
+    def _effect(self, kind: str, *args: Any) -> None:
+        self.effects.append(Effect(kind, args, self.steps_begun - 1))
 
     # --- changes to our data: recorded, applied at commit ------------------------------------
 
     def send_text(self, text: str) -> None:
-        self.effects.append(Effect("send", (wa.text(text[: wa.TEXT_MAX]),)))
+        self._effect("send", wa.text(text[: wa.TEXT_MAX]))
 
     def send_buttons(self, body: str, choices: list[Choice]) -> None:
-        self.effects.append(Effect("send", (wa.buttons(body, [wa.Button(c.id, c.title) for c in choices]),)))
+        self._effect("send", wa.buttons(body, [wa.Button(c.id, c.title) for c in choices]))
 
     def send_list(self, body: str, button: str, choices: list[Choice]) -> None:
         rows = [wa.Row(c.id, c.title, c.description) for c in choices]
-        self.effects.append(Effect("send", (wa.list_message(body, button, [wa.Section("", rows)]),)))
+        self._effect("send", wa.list_message(body, button, [wa.Section("", rows)]))
 
     def send_template(self, name: str, language: str, params: list[str]) -> None:
-        self.effects.append(Effect("send", (wa.template(name, language, body_params=params),)))
+        # Whether the customer may get it (no MARKETING after a STOP) is decided at commit, by
+        # `message_send`, on the consent as it is then.
+        self._effect("send", wa.template(name, language, body_params=params))
 
     def handoff(self, reason: str) -> None:
-        self.effects.append(Effect("handoff", (reason[:200],)))
+        self._effect("handoff", reason[:200])
 
     def create_ticket(self, reason: str) -> None:
-        self.effects.append(Effect("ticket", (reason[:300],)))
+        self._effect("ticket", reason[:300])
 
     def tag(self, tag: str) -> None:
-        self.effects.append(Effect("tag", (tag,)))
+        self._effect("tag", tag)
 
     def set_field(self, name: str, value: str) -> None:
-        self.effects.append(Effect("field", (name, value)))
+        self._effect("field", name, value)
 
     def close(self) -> None:
-        self.effects.append(Effect("close"))
+        self._effect("close")
 
     def schedule_resume(self, seconds: int) -> None:
         self.resume_seconds = seconds
@@ -111,21 +124,35 @@ def idempotency_key(event_key: str) -> str:
     return hashlib.sha256(f"{current_schema()}\x00{event_key}".encode()).hexdigest()[:40]
 
 
-def effects_apply(*, effects: list[Effect], conversation: Conversation, key: str) -> Conversation:
-    """Apply a computed run's effects in order, inside the transaction that commits its state."""
+def effects_apply(*, effects: list[Effect], conversation: Conversation, key: str) -> dict[int, str]:
+    """Apply a computed run's effects in order, inside the transaction that commits its state.
+
+    A send WhatsApp or the customer's consent does not allow is skipped, and the run goes on
+    (the walk is done; its other effects stand). Returns why, by the index of the step that
+    asked for it, for the run's execution log.
+    """
+    skipped: dict[int, str] = {}
     sent = 0
     for effect in effects:
         if effect.kind == "send":
             sent += 1
+            outgoing: wa.Outgoing = effect.args[0]
+            note = ""
             try:
                 message_send(
                     conversation=conversation,
-                    outgoing=effect.args[0],
+                    outgoing=outgoing,
                     author_kind=Message.Author.BOT,
                     idempotency_key=f"{key}:{sent}",
                 )
             except WindowClosed:
-                logger.warning("flow message %s:%d not sent: the customer's window is closed", key, sent)
+                note = "not sent: the customer's 24-hour window is closed"
+            except ContactOptedOut:
+                name, language = outgoing.template_named or ("", "")
+                note = f"not sent: template {name} ({language}) is marketing and the customer opted out (STOP)"
+            if note:
+                logger.warning("flow message %s:%d %s", key, sent, note)
+                skipped[effect.step] = "; ".join(filter(None, (skipped.get(effect.step), note)))
         elif effect.kind == "handoff":
             conversation = conversation_handoff(conversation=conversation, reason=effect.args[0])
         elif effect.kind == "ticket":
@@ -152,4 +179,4 @@ def effects_apply(*, effects: list[Effect], conversation: Conversation, key: str
             conversation = conversation_close(conversation=conversation, by=None, reason="flow")
         else:
             raise ValueError(f"unknown flow effect {effect.kind}")
-    return conversation
+    return skipped

@@ -203,6 +203,9 @@ def _record(run: FlowRun, computed: _Computed, event: engine.Event, message_id: 
         from apps.flows.tasks import flow_run_resume_task
 
         enqueue_on_commit(flow_run_resume_task, run.pk, run.resume_token, countdown=delay)
+    # The effects first: a send that may not go (window closed, marketing after a STOP) is
+    # noted on the step that asked for it, so the execution log shows what the customer missed.
+    skipped = effects_apply(effects=ports.effects, conversation=ports.conversation, key=ports.key)
     origin = steps[0].started if steps else 0.0
     FlowRunStep.objects.bulk_create(
         FlowRunStep(
@@ -213,11 +216,10 @@ def _record(run: FlowRun, computed: _Computed, event: engine.Event, message_id: 
             message_id=message_id,
             started=computed.wall + timedelta(seconds=s.started - origin),
             duration_ms=s.duration_ms,
-            error=s.error[:2000],
+            error="; ".join(filter(None, (s.error, skipped.get(index, ""))))[:2000],
         )
-        for s in steps
+        for index, s in enumerate(steps)
     )
-    effects_apply(effects=ports.effects, conversation=ports.conversation, key=ports.key)
     if state.status == engine.FAILED:
         logger.warning("flow run %s failed at %s: %s", run.pk, state.node_id, state.error)
     return run

@@ -3,9 +3,11 @@
 The pure interpreter runs with `SimulationPorts`: replies are captured for the panel instead of
 going to WhatsApp; the knowledge base and the AI router answer for real (both work offline);
 side effects on real records (ticket, tag, hand-off, contact field, close) are reported, not
-done. A GET API Call runs for real through the SSRF-guarded egress (reading is what it is for);
-other methods are reported and treated as answered. The session (node, variables, tags) lives
-in the panel and comes back with each message, so a test touches no conversation and no run.
+done; a marketing template goes to the pretend customer, with a note that a customer who
+opted out would not get it. A GET API Call runs for real through the SSRF-guarded egress
+(reading is what it is for); other methods are reported and treated as answered. The session
+(node, variables, tags) lives in the panel and comes back with each message, so a test
+touches no conversation and no run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from apps.flows import graph as g
 from apps.flows.egress import egress_request
 from apps.flows.ports import Choice, HttpResponse, KnowledgeReply, PortError
 from apps.knowledge.answers import knowledge_answer
+from apps.whatsapp.message_templates import message_template_categories
+from apps.whatsapp.models import MessageTemplate
 
 _STATUSES = frozenset({engine.RUNNING, engine.WAITING, engine.FINISHED, engine.FAILED})
 _UNTESTABLE_TRIGGERS = {
@@ -52,6 +56,9 @@ class SimulationPorts:
     def _effect(self, kind: str, detail: str) -> None:
         self.effects.append({"kind": kind, "detail": detail})
 
+    def step_begin(self, node_id: str) -> None:
+        pass  # the panel lists the engine's steps as they are
+
     def send_text(self, text: str) -> None:
         self.replies.append({"kind": "text", "text": text})
 
@@ -64,6 +71,16 @@ class SimulationPorts:
     def send_template(self, name: str, language: str, params: list[str]) -> None:
         text = _("Template message “%(name)s” (%(language)s)") % {"name": name, "language": language}
         self.replies.append({"kind": "template", "text": text, "params": params})
+        # The pretend customer has not opted out; a real one who sent STOP would not get it.
+        if MessageTemplate.Category.MARKETING in message_template_categories(name=name, language=language):
+            self._effect(
+                "consent",
+                _(
+                    "“%(name)s” is a marketing template: a customer who opted out (sent STOP) does not get it, "
+                    "and the flow goes on without it."
+                )
+                % {"name": name},
+            )
 
     def knowledge_answer(self, question: str) -> KnowledgeReply:
         # record_gap=False: a test question is not a customer's unanswered question.

@@ -58,6 +58,14 @@ class Outgoing:
         """Only templates may be sent outside the 24-hour customer service window (131047)."""
         return self.kind in FREE_FORM_KINDS
 
+    @property
+    def template_named(self) -> tuple[str, str] | None:
+        """A template message's name and language code; None for other kinds."""
+        if self.kind != "template":
+            return None
+        template = self.payload.get("template") or {}
+        return str(template.get("name", "")), str((template.get("language") or {}).get("code", ""))
+
 
 def _to(payload: dict[str, Any], context_wamid: str) -> dict[str, Any]:
     if context_wamid:

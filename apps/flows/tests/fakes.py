@@ -17,10 +17,15 @@ class FakePorts:
     generated: str | None = "A generated answer."
     http: HttpResponse | PortError = field(default_factory=lambda: HttpResponse(200, {"status": "shipped"}))
     record: bool = True
+    begun: list[str] = field(default_factory=list)  # the nodes `step_begin` announced
 
     def _log(self, name: str, value: Any) -> None:
         if self.record:
             self.calls.append((name, value))
+
+    def step_begin(self, node_id: str) -> None:
+        if self.record:
+            self.begun.append(node_id)
 
     def send_text(self, text: str) -> None:
         self._log("text", text)

@@ -300,6 +300,30 @@ def test_a_failing_port_fails_the_run_with_the_error_on_its_step() -> None:
     assert steps[-1].node_id == "a" and "database down" in steps[-1].error
 
 
+def test_the_ports_hear_of_each_step_before_its_effects() -> None:
+    """`step_begin` is called once per logged step, whatever ends it: the live ports tie effects to steps."""
+
+    class Broken(FakePorts):
+        def tag(self, tag: str) -> None:
+            raise RuntimeError("database down")
+
+    options = [{"id": "a", "title": "A"}]
+    data = graph_of(
+        node("menu", "quick_replies", {"a": "say"}, text="Pick", options=options),
+        node("say", "send_message", {"default": "tag"}, text="Noted"),
+        node("tag", "action", {"default": "end"}, action="tag", value="x"),
+        node("end", "send_message", text="Done"),
+    )
+    graph = g.graph_validate(data)
+    ports = Broken()
+    state, steps = engine.run(graph, engine.state_start(graph), msg(), ports)
+    assert ports.begun == [s.node_id for s in steps] == ["start", "menu"]  # a wait ends a step too
+    ports.begun.clear()
+    state, steps = engine.run(graph, state, msg(choice_id="a"), ports)
+    assert state.status == engine.FAILED  # so does a failure
+    assert ports.begun == [s.node_id for s in steps] == ["menu", "say", "tag"]
+
+
 def test_a_loop_through_quick_replies_costs_one_turn_per_message() -> None:
     options = [{"id": "again", "title": "Again"}, {"id": "stop", "title": "Stop"}]
     data = graph_of(

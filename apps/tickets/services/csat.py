@@ -7,6 +7,7 @@ quick-reply buttons carry the same payloads. Never free-form text outside the wi
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 
@@ -18,13 +19,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from apps.conversations.models import Conversation, Message
-from apps.conversations.services import message_send
+from apps.conversations.services import conversation_template_allowed, message_send
 from apps.core.realtime import event_publish
 from apps.tenants.selectors import organization_working_language
 from apps.tickets.models import CsatSurvey, Ticket, TicketEvent
 from apps.tickets.selectors import ticket_latest_for_conversation
 from apps.whatsapp import messages as wa
 from apps.whatsapp.payloads import InboundMessage
+
+logger = logging.getLogger(__name__)
 
 REPLY_ID = re.compile(r"^csat:(\d+):([1-5])$")
 # Resolving, reopening and resolving again within this time asks only once.
@@ -58,6 +61,14 @@ def csat_request(*, conversation: Conversation, ticket: Ticket | None = None) ->
         return None
     window = conversation.contact.window_expires_at
     inside = window is not None and window > now
+    language = _language(conversation)
+    if not inside and not conversation_template_allowed(
+        conversation=conversation, name=settings.CSAT_TEMPLATE_NAME, language=language
+    ):
+        # Meta files some rating templates under MARKETING, and a customer who sent STOP gets
+        # no marketing: not asked (an unanswered survey is better than a policy breach).
+        logger.info("no rating asked in conversation %s: marketing template, customer opted out", conversation.pk)
+        return None
     if ticket is None:
         ticket = ticket_latest_for_conversation(conversation_id=conversation.pk)
         if ticket is not None and CsatSurvey.objects.filter(ticket=ticket).exists():
@@ -70,7 +81,6 @@ def csat_request(*, conversation: Conversation, ticket: Ticket | None = None) ->
         channel=CsatSurvey.Channel.INTERACTIVE if inside else CsatSurvey.Channel.TEMPLATE,
         asked_at=now,
     )
-    language = _language(conversation)
     if inside:
         with override(language):
             outgoing = wa.list_message(
