@@ -15,9 +15,10 @@ from rest_framework.test import APIClient
 from apps.accounts.models import AgentProfile, User
 from apps.accounts.roles import AGENT
 from apps.accounts.services import user_create
-from apps.contacts.models import Contact
+from apps.contacts.models import Contact, ServiceWindow
 from apps.contacts.services import contact_consent_set
 from apps.conversations.models import Conversation
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp.client import GraphApiError
@@ -100,10 +101,8 @@ def _agent() -> User:
 
 def _conversation(account: WhatsAppAccount, *, window_open: bool, language: str = "sw") -> Conversation:
     window = timezone.now() + (timedelta(hours=5) if window_open else -timedelta(hours=3))
-    contact = Contact.objects.create(
-        wa_id=f"2547{next(_numbers):08d}", profile_name="Neema", window_expires_at=window, language=language
-    )
-    return Conversation.objects.create(
+    contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}", profile_name="Neema", language=language)
+    return conversation_create(
         contact=contact, account=account, language=language, last_message_at=timezone.now(), window_expires_at=window
     )
 
@@ -330,7 +329,7 @@ def test_a_customer_who_opted_out_is_neither_offered_nor_sent_marketing_template
         assert sent.status_code == 201, sent.content
 
         # Inside the 24-hour window a reply is service, not marketing: still allowed.
-        Contact.objects.filter(pk=conversation.contact.pk).update(window_expires_at=timezone.now() + timedelta(hours=2))
+        ServiceWindow.objects.filter(pk=conversation.window_id).update(expires_at=timezone.now() + timedelta(hours=2))
         reply = client.post(url, {"text": "Your order is on its way."}, format="json")
         assert reply.status_code == 201, reply.content
 
