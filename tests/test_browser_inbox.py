@@ -20,6 +20,7 @@ from apps.accounts.models import AgentProfile, User
 from apps.accounts.roles import AGENT
 from apps.accounts.services import user_create
 from apps.conversations.models import CannedResponse, Conversation
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context, use_public_schema
 from apps.tenants.models import WebhookEvent
 from apps.whatsapp.models import OutboxMessage
@@ -272,10 +273,8 @@ def test_outside_the_window_the_composer_is_a_template_picker(
             account = WhatsAppAccount.objects.get(pk=tenant_a.whatsapp.pk)
             message_templates_sync(account=account)
             closed = timezone.now() - timedelta(hours=2)
-            contact = Contact.objects.create(
-                wa_id=CUSTOMER, profile_name="Neema", language="sw", window_expires_at=closed
-            )
-            conversation = Conversation.objects.create(
+            contact = Contact.objects.create(wa_id=CUSTOMER, profile_name="Neema", language="sw")
+            conversation = conversation_create(
                 contact=contact, account=account, language="sw", window_expires_at=closed, last_message_at=closed
             )
             Message.objects.create(

@@ -37,6 +37,7 @@ from apps.conversations.selectors import (
     conversation_get_for_user,
     conversation_list_for_user,
 )
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from tests.conftest import TenantSetup
 
@@ -68,7 +69,7 @@ def _user(role: str, *, online: bool = True, languages: list[str] | None = None,
 
 def _conversation(tenant: TenantSetup, *, language: str = "", team: Team | None = None) -> Conversation:
     contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}", profile_name="Customer")
-    return Conversation.objects.create(
+    return conversation_create(
         contact=contact,
         account=tenant.whatsapp,
         language=language,

@@ -18,6 +18,7 @@ from apps.accounts.roles import AGENT, KNOWLEDGE_EDITOR, SUPPORT_MANAGER
 from apps.accounts.services import user_create
 from apps.contacts.models import Contact
 from apps.conversations.models import Conversation, Message
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.whatsapp.models import OutboxMessage
 from tests.ai_support import Fakes, ai_configure, ai_fakes, ai_fakes_server
@@ -44,8 +45,8 @@ def _user(role: str) -> User:
 
 def _conversation(tenant: TenantSetup, *, window_open: bool = True, **fields: Any) -> Conversation:
     window = timezone.now() + (timedelta(hours=5) if window_open else -timedelta(hours=1))
-    contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}", profile_name="Neema", window_expires_at=window)
-    conversation = Conversation.objects.create(
+    contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}", profile_name="Neema")
+    conversation = conversation_create(
         contact=contact, account=tenant.whatsapp, last_message_at=timezone.now(), window_expires_at=window, **fields
     )
     Message.objects.create(

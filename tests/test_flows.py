@@ -16,7 +16,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.contacts.models import Contact
+from apps.contacts.models import Contact, ServiceWindow
 from apps.conversations.analysis import message_analyse
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import inbound_message_record
@@ -394,7 +394,7 @@ def test_a_marketing_template_after_a_delay_skips_a_customer_who_opted_out_meanw
         run = FlowRun.objects.get(conversation__contact__wa_id=wa_id)
         assert run.status == "waiting"
         # 26 hours later: the customer's window has closed meanwhile.
-        Contact.objects.filter(wa_id=wa_id).update(window_expires_at=timezone.now() - timedelta(hours=2))
+        ServiceWindow.objects.filter(contact__wa_id=wa_id).update(expires_at=timezone.now() - timedelta(hours=2))
         assert flow_run_resume(run_id=run.pk, token=run.resume_token, now=timezone.now() + timedelta(hours=26))
         assert _templates_sent(wa_id) == ["order_ready"]
         run.refresh_from_db()

@@ -20,6 +20,7 @@ from apps.accounts.roles import AGENT
 from apps.accounts.services import user_create
 from apps.contacts.models import Contact
 from apps.conversations.models import Conversation, Message
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.whatsapp.attachments import AttachmentInvalid, attachment_inspect_bytes
 from apps.whatsapp.models import Media, OutboxMessage
@@ -80,8 +81,8 @@ def _agent() -> User:
 
 def _conversation(tenant: TenantSetup, *, window_open: bool = True) -> Conversation:
     window = timezone.now() + (timedelta(hours=5) if window_open else -timedelta(hours=1))
-    contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}", profile_name="Neema", window_expires_at=window)
-    return Conversation.objects.create(
+    contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}", profile_name="Neema")
+    return conversation_create(
         contact=contact, account=tenant.whatsapp, last_message_at=timezone.now(), window_expires_at=window
     )
 

@@ -16,7 +16,8 @@ from apps.accounts.roles import AGENT, KNOWLEDGE_EDITOR
 from apps.accounts.services import user_create
 from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_takeover
-from apps.conversations.models import Conversation, Message
+from apps.conversations.models import Message
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.whatsapp.models import Media
 from tests.conftest import PASSWORD, TenantSetup
@@ -35,7 +36,7 @@ def _media_in_tmp(settings: Any, tmp_path: Path) -> None:
 
 def _message_with(tenant: TenantSetup, kind: str, mime: str, content: bytes, filename: str = "") -> Message:
     contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}")
-    conversation = Conversation.objects.create(contact=contact, account=tenant.whatsapp)
+    conversation = conversation_create(contact=contact, account=tenant.whatsapp)
     media = Media(
         account=tenant.whatsapp, media_id=f"MEDIA-{next(_numbers)}", kind=kind, mime_type=mime, filename=filename
     )

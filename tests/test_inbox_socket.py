@@ -19,11 +19,12 @@ from django.utils import timezone
 from apps.accounts.models import AgentProfile, Team, User
 from apps.accounts.roles import AGENT, KNOWLEDGE_EDITOR, SUPPORT_MANAGER
 from apps.accounts.services import user_create
-from apps.contacts.models import Contact
+from apps.contacts.models import Contact, ServiceWindow
 from apps.conversations.lifecycle import conversation_assign, conversation_takeover
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import conversation_list_for_user, viewer_can_see, viewer_for
 from apps.conversations.services import message_send
+from apps.conversations.tests.factories import conversation_create
 from apps.core.realtime import event_publish
 from apps.core.tenancy import tenant_context
 from apps.whatsapp import messages as wa
@@ -98,9 +99,7 @@ async def _drain(socket: WebsocketCommunicator, timeout: float = 0.8) -> list[di
 def _conversation(tenant: TenantSetup, *, team: Team | None = None) -> Conversation:
     with tenant_context(tenant.organization):
         contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}")
-        return Conversation.objects.create(
-            contact=contact, account=tenant.whatsapp, team=team, last_message_at=timezone.now()
-        )
+        return conversation_create(contact=contact, account=tenant.whatsapp, team=team, last_message_at=timezone.now())
 
 
 @database_sync_to_async
@@ -292,7 +291,7 @@ async def test_the_bots_replies_reach_the_inboxes_live(tenant_a: TenantSetup, pe
     general = await _conversation(tenant_a)
 
     def bot_replies() -> None:
-        Contact.objects.filter(pk=general.contact_id).update(window_expires_at=timezone.now() + timedelta(hours=1))
+        ServiceWindow.objects.filter(pk=general.window_id).update(expires_at=timezone.now() + timedelta(hours=1))
         conversation = Conversation.objects.select_related("contact", "account").get(pk=general.pk)
         message_send(
             conversation=conversation,
@@ -350,7 +349,7 @@ def test_the_event_rule_and_the_query_rule_agree(tenant_a: TenantSetup) -> None:
             for conversation_team in (None, team):
                 contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}")
                 conversations.append(
-                    Conversation.objects.create(
+                    conversation_create(
                         contact=contact,
                         account=tenant_a.whatsapp,
                         team=conversation_team,

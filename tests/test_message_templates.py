@@ -15,11 +15,12 @@ from rest_framework.test import APIClient
 from apps.accounts.models import AgentProfile, User
 from apps.accounts.roles import AGENT
 from apps.accounts.services import user_create
-from apps.contacts.models import Contact
+from apps.contacts.models import Contact, ServiceWindow
 from apps.contacts.services import contact_consent_set
 from apps.conversations.exceptions import ContactOptedOut
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import message_send
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp import messages as wa
@@ -103,10 +104,8 @@ def _agent() -> User:
 
 def _conversation(account: WhatsAppAccount, *, window_open: bool, language: str = "sw") -> Conversation:
     window = timezone.now() + (timedelta(hours=5) if window_open else -timedelta(hours=3))
-    contact = Contact.objects.create(
-        wa_id=f"2547{next(_numbers):08d}", profile_name="Neema", window_expires_at=window, language=language
-    )
-    return Conversation.objects.create(
+    contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}", profile_name="Neema", language=language)
+    return conversation_create(
         contact=contact, account=account, language=language, last_message_at=timezone.now(), window_expires_at=window
     )
 
@@ -333,7 +332,7 @@ def test_a_customer_who_opted_out_is_neither_offered_nor_sent_marketing_template
         assert sent.status_code == 201, sent.content
 
         # Inside the 24-hour window a reply is service, not marketing: still allowed.
-        Contact.objects.filter(pk=conversation.contact.pk).update(window_expires_at=timezone.now() + timedelta(hours=2))
+        ServiceWindow.objects.filter(pk=conversation.window_id).update(expires_at=timezone.now() + timedelta(hours=2))
         reply = client.post(url, {"text": "Your order is on its way."}, format="json")
         assert reply.status_code == 201, reply.content
 

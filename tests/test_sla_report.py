@@ -15,7 +15,7 @@ from apps.accounts.models import Team, User
 from apps.accounts.roles import AGENT, SUPPORT_MANAGER
 from apps.accounts.services import user_create
 from apps.contacts.models import Contact
-from apps.conversations.models import Conversation
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.tenants.selectors import organization_zone
 from apps.tickets.models import CsatSurvey, SLAPolicy, Ticket
@@ -41,7 +41,7 @@ def _client(tenant: TenantSetup, user: User) -> APIClient:
 
 def _answered(tenant: TenantSetup, ticket: Ticket, score: int, agent: User, team: Team | None) -> None:
     contact = Contact.objects.create(wa_id=f"2567{next(_numbers):08d}")
-    conversation = Conversation.objects.create(contact=contact, account=tenant.whatsapp)
+    conversation = conversation_create(contact=contact, account=tenant.whatsapp)
     now = timezone.now()
     CsatSurvey.objects.create(
         conversation=conversation,

@@ -27,6 +27,7 @@ from apps.conversations.lifecycle import (
 )
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import inbound_message_record
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.tickets.models import CsatSurvey, EscalationRule, EscalationRuleFiring, SLAPolicy, Ticket
 from apps.tickets.receivers import message_analysed_received
@@ -56,10 +57,8 @@ def _user(role: str) -> User:
 
 def _conversation(tenant: TenantSetup, *, window_open: bool = True, **fields: Any) -> Conversation:
     window = timezone.now() + (timedelta(hours=5) if window_open else -timedelta(hours=1))
-    contact = Contact.objects.create(
-        wa_id=f"2547{next(_numbers):08d}", profile_name="Neema", window_expires_at=window, language="en"
-    )
-    return Conversation.objects.create(
+    contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}", profile_name="Neema", language="en")
+    return conversation_create(
         contact=contact, account=tenant.whatsapp, last_message_at=timezone.now(), window_expires_at=window, **fields
     )
 

@@ -11,7 +11,8 @@ from django.utils import timezone
 from apps.accounts.models import AgentProfile
 from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_handoff
-from apps.conversations.models import Conversation, ConversationEvent, Message
+from apps.conversations.models import ConversationEvent, Message
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.tickets.models import SLAEvent, SLAPolicy, Ticket
 from apps.tickets.services.tickets import ticket_create, ticket_update
@@ -68,7 +69,7 @@ def test_a_failed_hand_off_ticket_is_opened_later_by_the_worker_once(
         )
         ticket_inserts_refuse(refuse=True)
         contact = Contact.objects.create(wa_id="254799000111", profile_name="Wanjiru", language="en")
-        conversation = Conversation.objects.create(contact=contact, account=tenant_a.whatsapp)
+        conversation = conversation_create(contact=contact, account=tenant_a.whatsapp)
         Message.objects.create(
             conversation=conversation,
             direction="in",

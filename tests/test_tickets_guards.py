@@ -17,7 +17,7 @@ from apps.accounts.roles import KNOWLEDGE_EDITOR
 from apps.accounts.services import user_create
 from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_handoff
-from apps.conversations.models import Conversation
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.tickets.models import BusinessCalendar, BusinessHoursPeriod, SLAPolicy, Ticket
 from apps.tickets.services.tickets import ticket_create, ticket_update
@@ -108,8 +108,8 @@ def test_a_stored_unknown_time_zone_or_an_empty_calendar_never_fails_a_ticket(
         # A hand-off under that policy gets its ticket at once.
         AgentProfile.objects.update(status=AgentProfile.Status.OFFLINE)
         window = timezone.now() + timedelta(hours=5)
-        contact = Contact.objects.create(wa_id=f"2547990{next(_numbers):05d}", window_expires_at=window)
-        conversation = Conversation.objects.create(
+        contact = Contact.objects.create(wa_id=f"2547990{next(_numbers):05d}")
+        conversation = conversation_create(
             contact=contact,
             account=tenant_a.whatsapp,
             priority="high",

@@ -14,6 +14,7 @@ from apps.accounts.roles import AGENT
 from apps.accounts.services import user_create
 from apps.contacts.models import Contact
 from apps.conversations.models import Conversation, Message
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.tickets.models import SLAEvent, SLAPolicy, Ticket
 from apps.tickets.selectors import tickets_sla_check_due
@@ -47,10 +48,8 @@ def _policy(priority: str = "medium", **fields: Any) -> SLAPolicy:
 
 def _conversation(tenant: TenantSetup) -> Conversation:
     window = timezone.now() + timedelta(hours=5)
-    contact = Contact.objects.create(
-        wa_id=f"2548{next(_numbers):08d}", profile_name="Amani", window_expires_at=window, language="en"
-    )
-    return Conversation.objects.create(
+    contact = Contact.objects.create(wa_id=f"2548{next(_numbers):08d}", profile_name="Amani", language="en")
+    return conversation_create(
         contact=contact, account=tenant.whatsapp, last_message_at=timezone.now(), window_expires_at=window
     )
 

@@ -16,6 +16,7 @@ from apps.accounts.services import user_create
 from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_handoff, conversation_resolve
 from apps.conversations.models import Conversation, ConversationEvent, Message
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.tickets.models import CsatSurvey, Ticket
 from apps.tickets.receivers import message_analysed_received
@@ -39,10 +40,8 @@ def _agent() -> User:
 
 def _conversation(tenant: TenantSetup, *, window_open: bool = True, **fields: Any) -> Conversation:
     window = timezone.now() + (timedelta(hours=5) if window_open else -timedelta(hours=1))
-    contact = Contact.objects.create(
-        wa_id=f"2557{next(_numbers):08d}", profile_name="Juma", window_expires_at=window, language="en"
-    )
-    return Conversation.objects.create(
+    contact = Contact.objects.create(wa_id=f"2557{next(_numbers):08d}", profile_name="Juma", language="en")
+    return conversation_create(
         contact=contact, account=tenant.whatsapp, last_message_at=timezone.now(), window_expires_at=window, **fields
     )
 

@@ -29,6 +29,7 @@ from apps.ai.models import SINGLETON_ID, AISettings, AIUsage
 from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_handoff
 from apps.conversations.models import Conversation, Message
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context, use_public_schema
 from apps.flows.models import Flow
 from apps.flows.services import flow_activate, flow_handle_message, flow_publish
@@ -114,9 +115,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
 
 def _conversation(tenant: TenantSetup) -> Conversation:
     contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}", profile_name="Neema", language="en")
-    return Conversation.objects.create(
-        contact=contact, account=tenant.whatsapp, last_message_at=timezone.now(), language="en"
-    )
+    return conversation_create(contact=contact, account=tenant.whatsapp, last_message_at=timezone.now(), language="en")
 
 
 def _inbound(conversation: Conversation, text: str, intent: str) -> Message:

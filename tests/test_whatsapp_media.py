@@ -12,7 +12,8 @@ from django.utils import timezone
 from django.utils.translation import override
 
 from apps.contacts.models import Contact
-from apps.conversations.models import Conversation, Message
+from apps.conversations.models import Message
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp import tasks
@@ -72,7 +73,7 @@ def test_failed_attempts_are_bounded_and_end_failed_with_a_reason_the_inbox_show
     with tenant_context(tenant_a.organization):
         media = media_register(account=tenant_a.whatsapp, kind="image", ref=MediaRef(media_id="IMG-FLAKY"))
         contact = Contact.objects.create(wa_id="254700111222")
-        conversation = Conversation.objects.create(contact=contact, account=tenant_a.whatsapp)
+        conversation = conversation_create(contact=contact, account=tenant_a.whatsapp)
         Message.objects.create(
             conversation=conversation, direction="in", author_kind="customer", type="image", media=media,
             sent_at=timezone.now(),

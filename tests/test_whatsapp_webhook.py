@@ -11,7 +11,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from apps.contacts.models import ConsentRecord, Contact
+from apps.contacts.models import ConsentRecord, Contact, ServiceWindow
 from apps.conversations.models import Conversation, Message
 from apps.core.tenancy import schema_context, tenant_context
 from apps.tenants.models import WebhookEvent
@@ -322,9 +322,11 @@ def test_messages_thread_into_one_conversation_and_open_the_window(tenant_a: Ten
         assert conversation.messages.count() == 2
         assert conversation.unread_count == 2
         assert conversation.last_message_preview == "Are you there?"
-        contact = conversation.contact
-        assert contact.window_expires_at is not None
-        assert contact.window_expires_at.timestamp() == 1_800_000_060 + 24 * 3600
+        # The window is the number's: this contact's on this number, shared by its conversations there.
+        window = conversation.window
+        assert (window.contact_id, window.account_id) == (conversation.contact_id, tenant_a.whatsapp.pk)
+        assert window.expires_at is not None
+        assert window.expires_at.timestamp() == 1_800_000_060 + 24 * 3600
 
 
 @pytest.mark.parametrize(
@@ -423,7 +425,7 @@ def test_a_reaction_is_attached_to_its_message_and_changes_nothing_else(tenant_a
         OutboxMessage.objects.filter(pk=reply.outbox_id).update(wamid="wamid.RXOUT")
         Conversation.objects.update(status=Conversation.Status.RESOLVED, unread_count=0)
         before = Conversation.objects.get()
-        window = Contact.objects.get().window_expires_at
+        window = ServiceWindow.objects.get().expires_at
 
     _reaction(tenant_a, "wamid.RX1", "wamid.RXOUT", "👍", start + 60)
     with tenant_context(tenant_a.organization):
@@ -432,8 +434,7 @@ def test_a_reaction_is_attached_to_its_message_and_changes_nothing_else(tenant_a
         assert after.unread_count == 0
         assert after.last_message_preview == before.last_message_preview
         assert after.last_message_at == before.last_message_at
-        assert after.window_expires_at == before.window_expires_at
-        assert Contact.objects.get().window_expires_at == window
+        assert ServiceWindow.objects.get().expires_at == window
         assert Message.objects.count() == 2  # no message of its own
         assert Message.objects.get(pk=reply.pk).customer_reaction == "👍"
         client = tenant_a.client()

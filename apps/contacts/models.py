@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from apps.tenants.models import WhatsAppAccount
 
 
 class Contact(models.Model):
@@ -21,8 +24,7 @@ class Contact(models.Model):
     consent = models.CharField(_("marketing consent"), max_length=10, choices=Consent.choices, default=Consent.UNKNOWN)
     first_seen_at = models.DateTimeField(_("first seen"), null=True, blank=True)
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
-    # Free-form messages are allowed until 24 hours after the customer's last message.
-    window_expires_at = models.DateTimeField(_("24-hour window ends"), null=True, blank=True)
+    # No 24-hour window here: WhatsApp keeps one per business number (ServiceWindow).
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -33,6 +35,40 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.profile_name or '+' + self.wa_id}"
+
+
+class ServiceWindow(models.Model):
+    """WhatsApp's 24-hour customer service window of one contact on one of the business's numbers.
+
+    Meta keeps it per (customer, business number): a message to number A lets only A send
+    free-form messages, so a tenant with several numbers needs one window per number. Every
+    conversation of the pair points at this row, so a new conversation on the number sees the
+    window an earlier, closed one left open.
+    """
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="windows")
+    # Cross-schema (tenant -> public): DO_NOTHING, so that deleting in the public schema never
+    # looks for this tenant table there; the database constraint still refuses a dangling row.
+    account = models.ForeignKey(WhatsAppAccount, on_delete=models.DO_NOTHING, related_name="+")
+    # Free-form messages are allowed until 24 hours after the customer's last message to this
+    # number. Empty: no message of theirs to it is known (only rows carried over from before
+    # windows were kept per number can be empty).
+    expires_at = models.DateTimeField(_("24-hour window ends"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("24-hour window")
+        verbose_name_plural = _("24-hour windows")
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "account"], name="contacts_one_window_per_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact} ({self.account_id})"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether free-form messages may be sent on this number now."""
+        return self.expires_at is not None and self.expires_at > timezone.now()
 
 
 class ConsentRecord(models.Model):

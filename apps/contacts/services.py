@@ -3,23 +3,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.utils import timezone
 
-from apps.contacts.models import ConsentRecord, Contact
+from apps.contacts.models import ConsentRecord, Contact, ServiceWindow
+from apps.tenants.models import WhatsAppAccount
 
 WINDOW = timedelta(hours=24)
 
 
 def contact_seen(*, wa_id: str, profile_name: str, at: datetime) -> Contact:
-    """Upsert a contact from an inbound message: names, first/last seen, the 24-hour window."""
+    """Upsert a contact from an inbound message: names, first and last seen.
+
+    The 24-hour window is the number's, not the contact's: see `service_window_extend`.
+    """
     contact, created = Contact.objects.select_for_update().get_or_create(
         wa_id=wa_id,
-        defaults={
-            "profile_name": profile_name,
-            "first_seen_at": at,
-            "last_seen_at": at,
-            "window_expires_at": at + WINDOW,
-        },
+        defaults={"profile_name": profile_name, "first_seen_at": at, "last_seen_at": at},
     )
     if created:
         return contact
@@ -27,11 +25,10 @@ def contact_seen(*, wa_id: str, profile_name: str, at: datetime) -> Contact:
     if profile_name and profile_name != contact.profile_name:
         contact.profile_name = profile_name
         changed.append("profile_name")
-    # Webhooks may arrive out of order: only a later message moves these forward.
+    # Webhooks may arrive out of order: only a later message moves it forward.
     if contact.last_seen_at is None or at > contact.last_seen_at:
         contact.last_seen_at = at
-        contact.window_expires_at = at + WINDOW
-        changed += ["last_seen_at", "window_expires_at"]
+        changed.append("last_seen_at")
     if contact.first_seen_at is None or at < contact.first_seen_at:
         contact.first_seen_at = at
         changed.append("first_seen_at")
@@ -49,5 +46,20 @@ def contact_consent_set(*, contact: Contact, action: str, source: str, evidence:
     return record
 
 
-def contact_window_is_open(*, contact: Contact, now: datetime | None = None) -> bool:
-    return contact.window_expires_at is not None and contact.window_expires_at > (now or timezone.now())
+@transaction.atomic
+def service_window_extend(*, contact: Contact, account: WhatsAppAccount, at: datetime) -> ServiceWindow:
+    """The customer wrote to this number at `at`: its window ends 24 hours later, never earlier than it did.
+
+    Only this number's window moves: a message to another number of the business opens that
+    one's (WhatsApp answers 131047 to free text on a number the customer has not written to).
+    """
+    # Locked, so that two messages of the customer recorded at once keep the later end.
+    window, created = ServiceWindow.objects.select_for_update().get_or_create(
+        contact=contact, account=account, defaults={"expires_at": at + WINDOW}
+    )
+    # Webhooks may arrive out of order: an older message delivered late does not shorten it.
+    if not created and (window.expires_at is None or at + WINDOW > window.expires_at):
+        window.expires_at = at + WINDOW
+        window.save(update_fields=["expires_at"])
+    window.contact, window.account = contact, account  # the same rows: no query to read them again
+    return window

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_sites import tenant_admin_site
 
@@ -46,7 +48,13 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
     list_select_related = ["contact", "assigned_agent", "team"]
     search_fields = ["contact__wa_id", "contact__profile_name", "last_message_preview"]
     readonly_fields = ["contact", "account", "window_expires_at", "last_message_at", "last_message_preview", "created"]
+    exclude = ["window"]  # shown as its end; set by the inbound path only
     inlines = [MessageInline]
+
+    @admin.display(description=_("24-hour window ends"))
+    def window_expires_at(self, conversation: Conversation) -> datetime | None:
+        """The end of the window on the conversation's number (each number has its own)."""
+        return conversation.window.expires_at
 
 
 class MessageAdmin(admin.ModelAdmin[Message]):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -64,7 +63,8 @@ class ConversationSerializer(serializers.Serializer[Any]):
     unread_count = serializers.IntegerField()
     is_snoozed = serializers.BooleanField()
     handoff_reason = serializers.CharField()
-    window_expires_at = serializers.DateTimeField(allow_null=True)
+    # The window of the conversation's number (WhatsApp keeps one per number, not per customer).
+    window_expires_at = serializers.DateTimeField(source="window.expires_at", allow_null=True)
     window_open = serializers.SerializerMethodField()
     last_message_at = serializers.DateTimeField(allow_null=True)
     last_message_preview = serializers.CharField()
@@ -73,8 +73,7 @@ class ConversationSerializer(serializers.Serializer[Any]):
 
     def get_window_open(self, conversation: Conversation) -> bool:
         """Whether free-form messages may be sent now (the customer wrote within 24 hours)."""
-        expires = conversation.window_expires_at
-        return expires is not None and expires > timezone.now()
+        return conversation.window.is_open
 
 
 class MessageSerializer(serializers.Serializer[Any]):

@@ -6,7 +6,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Team
-from apps.contacts.models import Contact
+from apps.contacts.models import Contact, ServiceWindow
 from apps.tenants.models import WhatsAppAccount
 from apps.whatsapp.models import Media, OutboxMessage
 
@@ -40,7 +40,12 @@ class Conversation(models.Model):
     )
     team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations")
     language = models.CharField(_("language"), max_length=8, blank=True)
-    window_expires_at = models.DateTimeField(_("24-hour window ends"), null=True, blank=True)
+    # The 24-hour window of this contact on this number (the same contact and account), shared
+    # by all their conversations there: WhatsApp keeps it per number, whichever thread is open.
+    # RESTRICT: a window goes only with its contact, which takes its conversations along.
+    window = models.ForeignKey(
+        ServiceWindow, on_delete=models.RESTRICT, related_name="conversations", verbose_name=_("24-hour window")
+    )
     last_message_at = models.DateTimeField(_("last message"), null=True, blank=True, db_index=True)
     last_message_preview = models.CharField(max_length=200, blank=True)
     unread_count = models.PositiveIntegerField(default=0)

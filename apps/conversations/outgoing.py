@@ -49,7 +49,7 @@ def _take(conversation: Conversation, agent: User) -> Conversation:
 
 
 def _window_closed_error(conversation: Conversation) -> WindowClosed:
-    expires = conversation.contact.window_expires_at
+    expires = conversation.window.expires_at
     return WindowClosed(
         _(
             "The customer's 24-hour window is closed: WhatsApp only accepts an approved template now. "

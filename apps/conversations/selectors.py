@@ -92,7 +92,7 @@ def conversation_list_for_user(
     search: str | None = None,
 ) -> QuerySet[Conversation]:
     """The conversations a user may see, filtered, newest activity first."""
-    conversations = Conversation.objects.select_related("contact", "assigned_agent", "team", "account")
+    conversations = Conversation.objects.select_related("contact", "assigned_agent", "team", "account", "window")
     visible = conversation_visibility_q(user=user)
     if visible is not None:
         conversations = conversations.filter(visible)
@@ -178,7 +178,7 @@ def contact_history_for_user(*, user: User, contact_id: int) -> QuerySet[Convers
     if not conversation_list_for_user(user=user).filter(contact_id=contact_id).exists():
         return Conversation.objects.none()
     return (
-        Conversation.objects.select_related("contact", "assigned_agent", "team", "account")
+        Conversation.objects.select_related("contact", "assigned_agent", "team", "account", "window")
         .filter(contact_id=contact_id)
         .order_by("-last_message_at", "-pk")
     )

@@ -15,8 +15,8 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.contacts.keywords import CONFIRMATIONS, consent_keyword
-from apps.contacts.models import Contact
-from apps.contacts.services import contact_consent_set, contact_seen
+from apps.contacts.models import Contact, ServiceWindow
+from apps.contacts.services import contact_consent_set, contact_seen, service_window_extend
 from apps.conversations import hooks
 from apps.conversations.exceptions import ContactOptedOut
 from apps.conversations.lifecycle import conversation_reopen_on_inbound
@@ -59,14 +59,13 @@ def _content(message: InboundMessage) -> dict[str, Any]:
     return dict(_json_safe(data))
 
 
-def conversation_for_inbound(
-    *, contact: Contact, account: WhatsAppAccount, inbound: InboundMessage | None = None
-) -> Conversation:
-    """The contact's open conversation on this number (a resolved one reopens, a snooze ends), or a new one.
+def conversation_for_inbound(*, window: ServiceWindow, inbound: InboundMessage | None = None) -> Conversation:
+    """The contact's open conversation on the window's number (a resolved one reopens, a snooze ends), or a new one.
 
     A message that a higher app claims through `hooks.keeps_resolved` (a satisfaction
     rating) does not reopen it.
     """
+    contact, account = window.contact, window.account
     conversation = (
         Conversation.objects.select_for_update()
         .filter(contact=contact, account=account)
@@ -74,8 +73,11 @@ def conversation_for_inbound(
         .first()
     )
     if conversation is None:
-        conversation = Conversation.objects.create(contact=contact, account=account, language=contact.language)
-    elif inbound is None or not any(claims(inbound) for claims in hooks.keeps_resolved):
+        # A new thread on a number keeps the window an earlier, closed one left open.
+        return Conversation.objects.create(contact=contact, account=account, window=window, language=contact.language)
+    # The instance just extended, so that a send from this conversation sees the new end.
+    conversation.window = window
+    if inbound is None or not any(claims(inbound) for claims in hooks.keeps_resolved):
         conversation_reopen_on_inbound(conversation=conversation)
     return conversation
 
@@ -140,7 +142,8 @@ def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage)
     if Message.objects.filter(wamid=inbound.wamid).exists():
         return None  # a replay or a duplicate delivery: nothing to do twice
     contact = contact_seen(wa_id=inbound.from_wa_id, profile_name=inbound.profile_name, at=inbound.timestamp)
-    conversation = conversation_for_inbound(contact=contact, account=account, inbound=inbound)
+    window = service_window_extend(contact=contact, account=account, at=inbound.timestamp)
+    conversation = conversation_for_inbound(window=window, inbound=inbound)
     media = media_register(account=account, kind=inbound.type, ref=inbound.media) if inbound.media else None
     message = Message.objects.create(
         conversation=conversation,
@@ -159,7 +162,6 @@ def inbound_message_record(*, account: WhatsAppAccount, inbound: InboundMessage)
     if conversation.last_message_at is None or inbound.timestamp >= conversation.last_message_at:
         conversation.last_message_at = inbound.timestamp
         conversation.last_message_preview = inbound.preview[:200]
-    conversation.window_expires_at = contact.window_expires_at
     conversation.unread_count += 1
     conversation.save()
 
@@ -242,7 +244,8 @@ def message_send(
         to_wa_id=contact.wa_id,
         message=outgoing,
         idempotency_key=idempotency_key,
-        window_expires_at=contact.window_expires_at,
+        # The window of the conversation's number: another number's says nothing here.
+        window_expires_at=conversation.window.expires_at,
         media=media,
     )
     existing = Message.objects.filter(outbox=row).first()
@@ -285,8 +288,8 @@ def agent_text_translated(conversation: Conversation, text: str) -> tuple[str, d
 
 
 def conversation_window_open(conversation: Conversation) -> bool:
-    expires = conversation.contact.window_expires_at
-    return expires is not None and expires > timezone.now()
+    """Whether free-form messages may go to the customer from this conversation's number now."""
+    return conversation.window.is_open
 
 
 def agent_send_key(*, conversation: Conversation, agent: User, client_id: str) -> str:

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from apps.contacts.models import Contact
 from apps.conversations.models import Conversation
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.knowledge.answers import DATA_CLOSE, DATA_OPEN, NOT_FOUND_MARK, knowledge_answer
 from apps.knowledge.models import KnowledgeGap
@@ -33,9 +34,12 @@ INJECTED_NOTE = f"# Staff note\n{INJECTION}\n".encode()
 
 
 def _conversation(tenant: TenantSetup, language: str) -> Conversation:
-    contact = Contact.objects.create(wa_id="254700000901", window_expires_at=timezone.now() + timedelta(hours=20))
-    return Conversation.objects.create(
-        contact=contact, account=tenant.whatsapp, language=language, window_expires_at=contact.window_expires_at
+    contact = Contact.objects.create(wa_id="254700000901")
+    return conversation_create(
+        contact=contact,
+        account=tenant.whatsapp,
+        language=language,
+        window_expires_at=timezone.now() + timedelta(hours=20),
     )
 
 

@@ -20,6 +20,7 @@ from apps.conversations.context import conversation_context, conversation_summar
 from apps.conversations.lifecycle import conversation_takeover
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import conversation_reply
+from apps.conversations.tests.factories import conversation_create
 from apps.core.tenancy import tenant_context
 from apps.knowledge.copilot import copilot_outcome_record, copilot_suggest
 from apps.knowledge.indexing import article_index
@@ -36,11 +37,12 @@ REFUNDS = "Refunds go back to the M-Pesa number you paid with within 3 working d
 
 
 def _conversation(tenant: TenantSetup, *texts: str) -> Conversation:
-    contact = Contact.objects.create(
-        wa_id=f"2547{next(_numbers):08d}", window_expires_at=timezone.now() + timedelta(hours=20)
-    )
-    conversation = Conversation.objects.create(
-        contact=contact, account=tenant.whatsapp, language="en", window_expires_at=contact.window_expires_at
+    contact = Contact.objects.create(wa_id=f"2547{next(_numbers):08d}")
+    conversation = conversation_create(
+        contact=contact,
+        account=tenant.whatsapp,
+        language="en",
+        window_expires_at=timezone.now() + timedelta(hours=20),
     )
     start = timezone.now() - timedelta(minutes=len(texts))
     for i, text in enumerate(texts):

@@ -55,11 +55,18 @@ def csat_request(*, conversation: Conversation, ticket: Ticket | None = None) ->
     """Ask the customer to rate the conversation (or `ticket`); None when not asked (off, or asked recently)."""
     if not settings.CSAT_ENABLED:
         return None
-    conversation = Conversation.objects.select_for_update().select_related("contact", "account").get(pk=conversation.pk)
+    # Only the conversation's row: the inbound path locks the contact and its window before
+    # the conversation, so locking them here too (after the conversation) could deadlock.
+    conversation = (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("contact", "account", "window")
+        .get(pk=conversation.pk)
+    )
     now = timezone.now()
     if CsatSurvey.objects.filter(conversation=conversation, asked_at__gt=now - ASK_AGAIN_AFTER).exists():
         return None
-    window = conversation.contact.window_expires_at
+    # The window of the conversation's number: the customer may have written to another one.
+    window = conversation.window.expires_at
     inside = window is not None and window > now
     language = _language(conversation)
     if not inside and not conversation_template_allowed(
@@ -164,7 +171,9 @@ def csat_reply_record(*, message: Message) -> CsatSurvey | None:
             data={"survey": survey.pk, "conversation": survey.conversation_id, "score": survey.score},
         )
         if first_answer:
-            conversation = Conversation.objects.select_related("contact", "account").get(pk=message.conversation_id)
+            conversation = Conversation.objects.select_related("contact", "account", "window").get(
+                pk=message.conversation_id
+            )
             with override(_language(conversation)):
                 thanks = _("Thank you for your rating! If you want to tell us more, just write it here.")
             message_send(

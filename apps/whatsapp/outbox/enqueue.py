@@ -34,7 +34,11 @@ def outbox_enqueue(
     priority: int = OutboxMessage.Priority.LIVE,
     media: Media | None = None,
 ) -> OutboxMessage:
-    """Queue a message for sending; a free-form message outside the 24-hour window is refused here."""
+    """Queue a message for sending; a free-form message outside the 24-hour window is refused here.
+
+    `window_expires_at` is the end of the recipient's window on `account`: WhatsApp keeps one
+    per business number, and another number's window does not let this one send.
+    """
     now = timezone.now()
     if message.needs_open_window and (window_expires_at is None or window_expires_at <= now):
         raise WindowClosed(
