@@ -21,10 +21,11 @@ from apps.conversations.models import Message
 from apps.core.tenancy import tenant_context, use_public_schema
 from apps.tenants.models import WebhookEvent, WhatsAppAccount
 from apps.whatsapp import messages as wa
-from apps.whatsapp.models import OutboxMessage
+from apps.whatsapp.message_templates import message_template_list_sendable
+from apps.whatsapp.models import MessageTemplate, OutboxMessage
 from apps.whatsapp.outbox import outbox_deliver
 from apps.whatsapp.processing import webhook_events_stuck_requeue
-from apps.whatsapp.webhooks import sign
+from apps.whatsapp.webhooks import routes_forget, sign
 from imaradesk.asgi import application
 from tests import whatsapp_payloads as wp
 from tests.conftest import TenantSetup, tenant_conversations_wipe
@@ -105,6 +106,46 @@ def test_the_lean_asgi_path_verifies_and_limits(clean_tenant_a: TenantSetup) -> 
     unsigned = asyncio.run(_asgi("POST", "/webhooks/whatsapp/", content=b"{}"))
     assert unsigned.status_code == 401
     assert asyncio.run(_asgi("PUT", "/webhooks/whatsapp/")).status_code == 405
+
+
+def test_a_template_meta_pauses_stops_being_offered_once_the_worker_has_run(
+    celery_worker: str, clean_tenant_a: TenantSetup
+) -> None:
+    """Meta's message_template_status_update names no number: the account ID routes it."""
+    tenant = clean_tenant_a
+    WhatsAppAccount.objects.filter(pk=tenant.whatsapp.pk).update(waba_id="WABA-E2E")
+    routes_forget()
+    with tenant_context(tenant.organization):
+        template = MessageTemplate.objects.create(
+            account_id=tenant.whatsapp.pk, template_id="7001", name="order_ready", language="en",
+            category="UTILITY", status="APPROVED", body_text="Hello {{1}}", variable_count=1,
+            synced_at=timezone.now() - timedelta(hours=1),
+        )  # fmt: skip
+    try:
+        payload = wp.template_status("WABA-E2E", "PAUSED", template_id=7001, name="order_ready", language="en")
+        body = json.dumps(payload).encode()
+        response = asyncio.run(
+            _asgi("POST", "/webhooks/whatsapp/", content=body,
+                  headers={"X-Hub-Signature-256": sign(body, settings.WHATSAPP_APP_SECRET)})
+        )  # fmt: skip
+        assert response.status_code == 200
+        assert response.json() == {"received": 1, "new": 1}
+
+        def paused() -> bool:
+            with tenant_context(tenant.organization):
+                return not message_template_list_sendable(account=tenant.whatsapp).exists()
+
+        _wait_for(paused)
+        event = WebhookEvent.objects.get(tenant=tenant.organization, kind=WebhookEvent.Kind.ACCOUNT)
+        assert event.state == WebhookEvent.State.PROCESSED
+        with tenant_context(tenant.organization):
+            template.refresh_from_db()
+            assert template.status == MessageTemplate.Status.PAUSED
+    finally:
+        with tenant_context(tenant.organization):
+            MessageTemplate.objects.filter(pk=template.pk).delete()
+        WhatsAppAccount.objects.filter(pk=tenant.whatsapp.pk).update(waba_id="")
+        routes_forget()
 
 
 def test_the_sweeper_requeues_events_whose_task_was_lost(

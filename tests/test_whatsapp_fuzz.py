@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from apps.tenants.models import WebhookEvent
 from apps.whatsapp.payloads import PayloadInvalid, parse_message, parse_status, webhook_items
+from apps.whatsapp.payloads.templates import parse_template_category, parse_template_status
 from apps.whatsapp.webhooks import sign
 from tests import whatsapp_payloads as wp
 
@@ -33,15 +36,24 @@ json_values = st.recursive(
 KEYS = [
     *("entry", "changes", "value", "metadata", "phone_number_id", "messages", "statuses", "id", "from", "type"),
     *("timestamp", "text", "body", "interactive", "button_reply", "location", "latitude", "errors", "status"),
+    *("time", "field", "event", "message_template_id", "message_template_language", "reason", "new_category"),
+    *("rejection_info", "disable_info", "disable_date", "other_info"),
 ]
 
 
 def _mutations() -> st.SearchStrategy[Any]:
-    """Payloads shaped like Meta's, with any part replaced by junk."""
-    base = wp.text("100000000000001", "wamid.FUZZ", "hello")
+    """Payloads shaped like Meta's (a message, a business account's template change), with any part replaced by junk."""
+    bases = [
+        wp.text("100000000000001", "wamid.FUZZ", "hello"),
+        wp.template_status(
+            "102290129340398", "REJECTED", template_id=41, name="order_ready", language="en_US",
+            reason="INVALID_FORMAT", rejection_info={"reason": "x"}, disable_info={"disable_date": 1751234563},
+        ),
+        wp.template_category("102290129340398", template_id=41, name="x", language="en", new_category="MARKETING"),
+    ]  # fmt: skip
 
-    def mutate(path: list[str], junk: Any) -> Any:
-        payload = json.loads(json.dumps(base))
+    def mutate(base: int, path: list[str], junk: Any) -> Any:
+        payload = json.loads(json.dumps(bases[base]))
         node: Any = payload
         for key in path[:-1]:
             if isinstance(node, dict) and key in node:
@@ -52,7 +64,9 @@ def _mutations() -> st.SearchStrategy[Any]:
             node[path[-1]] = junk
         return payload
 
-    return st.builds(mutate, st.lists(st.sampled_from(KEYS), min_size=1, max_size=6), json_values)
+    return st.builds(
+        mutate, st.integers(0, len(bases) - 1), st.lists(st.sampled_from(KEYS), min_size=1, max_size=6), json_values
+    )
 
 
 @hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -62,14 +76,15 @@ def test_the_parser_only_ever_raises_payload_invalid(payload: Any) -> None:
         items = webhook_items(payload)
     except PayloadInvalid:
         return
+    parsers: dict[str, list[Callable[[dict[str, Any]], object]]] = {
+        "message": [parse_message],
+        "status": [parse_status],
+        "account": [parse_template_status, parse_template_category],
+    }
     for item in items:
-        try:
-            if item.kind == "message":
-                parse_message(item.payload)
-            elif item.kind == "status":
-                parse_status(item.payload)
-        except PayloadInvalid:
-            pass
+        for parse in parsers.get(item.kind, []):
+            with contextlib.suppress(PayloadInvalid):
+                parse(item.payload)
 
 
 def _nested(depth: int) -> str:

@@ -62,6 +62,64 @@ def status(
     return delivery(phone_number_id, {"statuses": [item]})
 
 
+def business_account_change(
+    waba_id: str, field: str, value: dict[str, Any], *, time_sent: int | None = None
+) -> dict[str, Any]:
+    """A change of a WhatsApp Business account itself: no phone number, `entry.id` is the account."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": waba_id,
+                "time": time_sent if time_sent is not None else int(time.time()),
+                "changes": [{"field": field, "value": value}],
+            }
+        ],
+    }
+
+
+def template_status(
+    waba_id: str,
+    event: str,
+    *,
+    template_id: str | int,
+    name: str,
+    language: str,
+    reason: str | None = "NONE",
+    time_sent: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    value = {
+        "event": event,
+        "message_template_id": template_id,
+        "message_template_name": name,
+        "message_template_language": language,
+        "reason": reason,
+        **extra,
+    }
+    return business_account_change(waba_id, "message_template_status_update", value, time_sent=time_sent)
+
+
+def template_category(
+    waba_id: str,
+    *,
+    template_id: str | int,
+    name: str,
+    language: str,
+    new_category: str,
+    time_sent: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    value = {
+        "message_template_id": template_id,
+        "message_template_name": name,
+        "message_template_language": language,
+        "new_category": new_category,
+        **extra,
+    }
+    return business_account_change(waba_id, "template_category_update", value, time_sent=time_sent)
+
+
 def post(payload: dict[str, Any] | bytes, *, secret: str | None = None, signature: str | None = None) -> Any:
     """POST a signed webhook to the public host through Django's test client."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

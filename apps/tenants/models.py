@@ -96,6 +96,10 @@ class WhatsAppAccount(models.Model):
                 name="tenants_whatsappaccount_rate_range",
             )
         ]
+        indexes = [
+            # The webhook routes a business account's own changes (templates) by this ID.
+            models.Index(fields=["waba_id"], name="tenants_whatsapp_waba_idx", condition=~models.Q(waba_id="")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.display_phone_number or self.phone_number_id})"
@@ -105,19 +109,22 @@ class WebhookEvent(models.Model):
     """One item of a signed Meta webhook (a message, a status or another change), stored before the ack.
 
     Kept in the public schema because it is stored before it is routed; `tenant` is null
-    for an orphan (a phone number no tenant owns). Every tenant-facing query filters by tenant.
+    for an orphan (a phone number or business account no tenant owns). Every tenant-facing
+    query filters by tenant. A change of a business account itself (a template's status) is
+    stored once per tenant that has a number in that account.
     """
 
     class Kind(models.TextChoices):
         MESSAGE = "message", _("Message")
         STATUS = "status", _("Status")
+        ACCOUNT = "account", _("Business account change")
         OTHER = "other", _("Other")
 
     class State(models.TextChoices):
         PENDING = "pending", _("Pending")
         PROCESSED = "processed", _("Processed")
         FAILED = "failed", _("Failed")
-        ORPHAN = "orphan", _("Orphan (unknown number)")
+        ORPHAN = "orphan", _("Orphan (unknown number or business account)")
         IGNORED = "ignored", _("Ignored")
 
     received_at = models.DateTimeField(_("received"), db_index=True)
@@ -125,8 +132,12 @@ class WebhookEvent(models.Model):
         Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="webhook_events"
     )
     phone_number_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # Set for a business account's own changes (kind "account"), which name no phone number.
+    waba_id = models.CharField(_("WhatsApp Business account ID"), max_length=64, blank=True)
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    # m:<wamid> for messages, s:<wamid>:<status>:<timestamp> for statuses, b:<sha256> otherwise.
+    # m:<wamid> for messages, s:<wamid>:<status>:<timestamp> for statuses, b:<sha256> for other
+    # changes of a number; w:<sha256>:<tenant id> for a business account's change routed to a
+    # tenant (w:<sha256> while no tenant has the account).
     dedup_key = models.CharField(max_length=300, unique=True)
     signature = models.CharField(_("signed with"), max_length=20, help_text=_("platform or account secret"))
     payload = models.JSONField()

@@ -165,18 +165,20 @@ class WebhookEventAdmin(admin.ModelAdmin[WebhookEvent]):
         "kind",
         "state",
         "phone_number_id",
+        "waba_id",
         "signature",
         "attempts",
         "processing_ms",
         "short_error",
     ]
     list_filter = ["state", "kind", "signature"]
-    search_fields = ["dedup_key", "phone_number_id"]
+    search_fields = ["dedup_key", "phone_number_id", "waba_id"]
     actions = [replay_events]
     readonly_fields = [
         "received_at",
         "tenant",
         "phone_number_id",
+        "waba_id",
         "kind",
         "dedup_key",
         "signature",
@@ -221,10 +223,10 @@ class PlatformWebhookEventAdmin(WebhookEventAdmin):
             self.message_user(
                 request,
                 ngettext(
-                    "%(count)d event is for a number no organization owns: filter by state Orphan, add the number, "
-                    "then replay.",
-                    "%(count)d events are for numbers no organization owns: filter by state Orphan, add the number, "
-                    "then replay.",
+                    "%(count)d event is for a number or WhatsApp Business account no organization owns: filter by "
+                    "state Orphan, add the number (with its WhatsApp Business account ID), then replay.",
+                    "%(count)d events are for numbers or WhatsApp Business accounts no organization owns: filter by "
+                    "state Orphan, add the number (with its WhatsApp Business account ID), then replay.",
                     orphans,
                 )
                 % {"count": orphans},
@@ -267,11 +269,27 @@ def templates_refresh(modeladmin: Any, request: HttpRequest, queryset: QuerySet[
 class MessageTemplateAdmin(admin.ModelAdmin[MessageTemplate]):
     """Templates are written and approved in WhatsApp Manager; here they are read, and refreshed."""
 
-    list_display = ["name", "language", "category", "status", "variable_count", "is_sendable", "account", "synced_at"]
+    list_display = [
+        "name",
+        "language",
+        "category",
+        "status",
+        "status_note",
+        "variable_count",
+        "is_sendable",
+        "account",
+        "synced_at",
+    ]
     list_filter = ["status", "category", "language", "is_sendable"]
     search_fields = ["name", "body_text"]
     list_select_related = ["account"]
     actions = [templates_refresh]
+
+    @admin.display(description=_("status reason"))
+    def status_note(self, obj: MessageTemplate) -> str:
+        """Meta's last status event where it is not the status itself (FLAGGED), and its reason."""
+        event = obj.status_event if obj.status_event != obj.status else ""
+        return " — ".join(part for part in (event, obj.status_reason) if part)[:200]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [field.name for field in MessageTemplate._meta.fields]

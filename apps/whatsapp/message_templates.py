@@ -3,7 +3,9 @@
 Outside the 24-hour customer service window only an approved template may be sent (131047).
 Meta owns the templates (they are written and approved in WhatsApp Manager); Imaradesk keeps
 a copy per number, refreshed by `message_templates_sync` (a Celery task, an admin action and
-a periodic refresh), and sends them with `messages.template`.
+a periodic refresh) and, between refreshes, by Meta's template webhooks (status and category,
+`message_template_status_apply`, `message_template_category_apply`), and sends them with
+`messages.template`.
 """
 
 from __future__ import annotations
@@ -11,19 +13,25 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
+import redis
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError, NotFoundError
+from apps.core.tenancy import current_schema
 from apps.tenants.models import WhatsAppAccount
 from apps.tenants.selectors import organization_current
 from apps.whatsapp import messages as wa
 from apps.whatsapp.client import WhatsAppClient
 from apps.whatsapp.models import MessageTemplate
+from apps.whatsapp.payloads.templates import TemplateCategoryUpdate, TemplateStatusUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -125,9 +133,9 @@ def _choice(value: Any, choices: type[MessageTemplate.Status] | type[MessageTemp
     return text if text in choices.values else "OTHER"
 
 
-def _upsert(account: WhatsAppAccount, items: list[dict[str, Any]]) -> SyncReport:
-    now = timezone.now()
-    existing = {(t.name, t.language): t for t in MessageTemplate.objects.filter(account=account)}
+def _upsert(account: WhatsAppAccount, items: list[dict[str, Any]], *, asked_at: datetime) -> SyncReport:
+    # Locked: a status webhook applied meanwhile is seen here, not overwritten with what was read before it.
+    existing = {(t.name, t.language): t for t in MessageTemplate.objects.select_for_update().filter(account=account)}
     created = updated = 0
     seen: set[tuple[str, str]] = set()
     for item in items:
@@ -138,23 +146,29 @@ def _upsert(account: WhatsAppAccount, items: list[dict[str, Any]]) -> SyncReport
         components = [c for c in item.get("components") or [] if isinstance(c, dict)]
         category = _choice(item.get("category"), MessageTemplate.Category)
         parsed = _parse(components, category)
+        template = existing.get((name, language))
+        status = _choice(item.get("status"), MessageTemplate.Status)
+        if template is not None and template.status_event_at is not None and template.status_event_at > asked_at:
+            status = template.status  # Meta's webhook sent after we asked is newer than this answer
         values = {
             "template_id": str(item.get("id", ""))[:64],
             "category": category,
-            "status": _choice(item.get("status"), MessageTemplate.Status),
+            "status": status,
             "components": components,
             "header_text": parsed.header_text,
             "body_text": parsed.body_text,
             "footer_text": parsed.footer_text,
             "variable_count": parsed.variable_count,
             "is_sendable": parsed.is_sendable,
-            "synced_at": now,
+            "synced_at": asked_at,
         }
-        template = existing.get((name, language))
         if template is None:
             MessageTemplate.objects.create(account=account, name=name, language=language, **values)
             created += 1
         else:
+            if template.status != values["status"]:
+                # Meta's last status webhook no longer explains the status Meta shows now.
+                values = {**values, "status_event": "", "status_reason": ""}
             for field, value in values.items():
                 setattr(template, field, value)
             template.save()
@@ -166,6 +180,7 @@ def _upsert(account: WhatsAppAccount, items: list[dict[str, Any]]) -> SyncReport
 
 def message_templates_sync(*, account: WhatsAppAccount, client: WhatsAppClient | None = None) -> SyncReport:
     """Fetch every template of the number's business account from Meta and store them; GraphApiError propagates."""
+    asked_at = timezone.now()
     if account.transport == WhatsAppAccount.Transport.SANDBOX:
         items = SANDBOX_TEMPLATES
     else:
@@ -181,7 +196,7 @@ def message_templates_sync(*, account: WhatsAppAccount, client: WhatsAppClient |
         client = client or WhatsAppClient(phone_number_id=account.phone_number_id, access_token=account.access_token)
         items = client.message_templates(account.waba_id)  # outside the transaction: a slow Meta holds no lock
     with transaction.atomic():
-        report = _upsert(account, items)
+        report = _upsert(account, items, asked_at=asked_at)
     logger.info("templates of number %s synced: %s", account.pk, report)
     return report
 
@@ -259,3 +274,136 @@ def message_template_outgoing(template: MessageTemplate, variables: list[str]) -
         expected_body_params=template.variable_count,
     )
     return wa.Outgoing(outgoing.kind, outgoing.payload, message_template_render(template, variables))
+
+
+# --- Meta's template webhooks ------------------------------------------------------------------
+
+# The status each event of message_template_status_update leaves a template in. FLAGGED is a
+# warning (low quality: Meta keeps the template approved until it disables it), LOCKED and
+# UNLOCKED are about editing it: the status stays. For any other event (UNARCHIVED,
+# LIMIT_EXCEEDED, one Meta adds later) the catalogue is fetched again, so Meta says.
+STATUS_AFTER_EVENT: dict[str, str | None] = {
+    "APPROVED": MessageTemplate.Status.APPROVED,
+    "REINSTATED": MessageTemplate.Status.APPROVED,
+    "PENDING": MessageTemplate.Status.PENDING,
+    "REJECTED": MessageTemplate.Status.REJECTED,
+    "PAUSED": MessageTemplate.Status.PAUSED,
+    "DISABLED": MessageTemplate.Status.DISABLED,
+    "IN_APPEAL": MessageTemplate.Status.IN_APPEAL,
+    "ARCHIVED": MessageTemplate.Status.ARCHIVED,
+    "PENDING_DELETION": MessageTemplate.Status.PENDING_DELETION,
+    "DELETED": MessageTemplate.Status.DELETED,
+    "FLAGGED": None,
+    "LOCKED": None,
+    "UNLOCKED": None,
+}
+# A catalogue fetched this long after an event already shows it, and whatever came after: an
+# older event (a redelivery days late, an orphan replayed) would only roll the status back.
+SYNC_SUPERSEDES_AFTER = timedelta(minutes=5)
+# Templates Meta reviews together are reported together: one fetch per number reads them all.
+TEMPLATES_SYNC_DELAY = 30  # seconds
+
+
+@dataclass(frozen=True)
+class TemplateEventOutcome:
+    applied: bool  # templates were changed, or their catalogue will be fetched
+    note: str = ""  # why nothing was done, for the ingestion console
+
+
+def _templates_named(
+    accounts: list[WhatsAppAccount], template_id: str, name: str, language: str
+) -> list[MessageTemplate]:
+    """The copies (one per number) of the template Meta names: by its id, else by name and language."""
+    templates = MessageTemplate.objects.select_for_update().filter(account__in=accounts).order_by("pk")
+    if template_id:
+        found = list(templates.filter(template_id=template_id))
+        if found:
+            return found
+    if name and language:
+        # The webhook writes the locale "en-US", the catalogue "en_US".
+        return list(templates.filter(name=name, language__iexact=language.replace("-", "_")))
+    return []
+
+
+def _superseded(template: MessageTemplate, sent_at: datetime | None) -> bool:
+    """Whether a newer status event, or a catalogue fetched well after, already said more than this."""
+    if sent_at is None:
+        return False
+    if template.status_event_at is not None and sent_at < template.status_event_at:
+        return True
+    return sent_at < template.synced_at - SYNC_SUPERSEDES_AFTER
+
+
+@cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def _templates_sync_soon(accounts: list[WhatsAppAccount]) -> int:
+    """Fetch these numbers' catalogues from Meta shortly, after commit; return how many are asked for."""
+    from apps.whatsapp.tasks import message_templates_sync_task
+
+    schema = current_schema()  # the on-commit callback may run after the tenant's schema is left
+    wanted = [account.pk for account in accounts if account.is_active]  # as the periodic refresh
+
+    def send() -> None:
+        for account_id in wanted:
+            key = f"imaradesk:whatsapp:templates-sync:{schema}:{account_id}"
+            try:
+                # The flag lasts until the fetch is due: an event before then is covered by it.
+                if _redis(settings.REDIS_URL).set(key, "1", ex=TEMPLATES_SYNC_DELAY, nx=True):
+                    message_templates_sync_task.apply_async(
+                        args=(account_id,), countdown=TEMPLATES_SYNC_DELAY, headers={"_schema_name": schema}
+                    )
+            except Exception:  # the periodic refresh fetches it anyway, within 6 hours
+                logger.exception("could not queue a template fetch for number %s in %s", account_id, schema)
+
+    if wanted:
+        transaction.on_commit(send)
+    return len(wanted)
+
+
+def message_template_status_apply(
+    *, accounts: list[WhatsAppAccount], update: TemplateStatusUpdate
+) -> TemplateEventOutcome:
+    """Apply Meta's status event to the template's copies in these numbers' catalogues (idempotent)."""
+    templates = _templates_named(accounts, update.template_id, update.name, update.language)
+    known = update.event in STATUS_AFTER_EVENT
+    # Found by name only while Meta's id differs: the template was made anew, its text may differ.
+    remade = bool(update.template_id) and any(t.template_id not in ("", update.template_id) for t in templates)
+    changed = 0
+    for template in templates:
+        if _superseded(template, update.sent_at):
+            continue
+        if known and (status := STATUS_AFTER_EVENT[update.event]) is not None:
+            template.status = status
+        template.status_event = update.event
+        template.status_reason = update.reason
+        template.status_event_at = update.sent_at or template.status_event_at
+        template.template_id = template.template_id or update.template_id
+        template.save(update_fields=["status", "status_event", "status_reason", "status_event_at", "template_id"])
+        changed += 1
+    fetching = _templates_sync_soon(accounts) if not templates or not known or remade else 0
+    if changed or fetching:
+        return TemplateEventOutcome(applied=True)
+    if templates:
+        return TemplateEventOutcome(
+            False, "Older than the status already applied (or than the catalogue fetched since)."
+        )
+    return TemplateEventOutcome(False, "Not in the catalogue, and no number of the account is active to fetch it.")
+
+
+def message_template_category_apply(
+    *, accounts: list[WhatsAppAccount], update: TemplateCategoryUpdate
+) -> TemplateEventOutcome:
+    """Move the template's copies to the category Meta gives it now (the marketing rules follow it)."""
+    templates = _templates_named(accounts, update.template_id, update.name, update.language)
+    if not templates:
+        return TemplateEventOutcome(False, "Not in the catalogue: the next fetch brings it with its category.")
+    category = _choice(update.category, MessageTemplate.Category)
+    for template in templates:
+        template.category = category
+        # An authentication template needs a one-time code the inbox cannot give.
+        template.is_sendable = _parse(template.components, category).is_sendable
+        template.save(update_fields=["category", "is_sendable"])
+    return TemplateEventOutcome(applied=True)

@@ -134,6 +134,9 @@ class MessageTemplate(models.Model):
         PAUSED = "PAUSED", _("Paused")
         DISABLED = "DISABLED", _("Disabled")
         IN_APPEAL = "IN_APPEAL", _("In appeal")
+        ARCHIVED = "ARCHIVED", _("Archived")
+        PENDING_DELETION = "PENDING_DELETION", _("Being deleted")
+        DELETED = "DELETED", _("Deleted")
         OTHER = "OTHER", _("Other")
 
     class Category(models.TextChoices):
@@ -149,7 +152,13 @@ class MessageTemplate(models.Model):
     name = models.CharField(_("name"), max_length=512)
     language = models.CharField(_("language"), max_length=15)
     category = models.CharField(_("category"), max_length=20, choices=Category.choices, default=Category.OTHER)
-    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.OTHER)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.OTHER)
+    # What Meta's last status webhook said (message_template_status_update): the event, which
+    # may leave the status as it was (FLAGGED), Meta's reason, and when Meta sent it, so that
+    # an older event delivered late does not undo a newer one.
+    status_event = models.CharField(_("last status event"), max_length=32, blank=True)
+    status_reason = models.TextField(_("status reason"), blank=True)
+    status_event_at = models.DateTimeField(_("status event sent"), null=True, blank=True)
     components = models.JSONField(_("components"), default=list, blank=True)
     header_text = models.CharField(_("header"), max_length=60, blank=True)
     body_text = models.TextField(_("body"), blank=True)

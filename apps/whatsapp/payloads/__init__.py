@@ -126,12 +126,13 @@ class StatusUpdate:
 
 @dataclass(frozen=True)
 class WebhookItem:
-    """One unit of work split out of a webhook delivery, stored as one WebhookEvent."""
+    """One unit of work split out of a webhook delivery, stored as one WebhookEvent (or one per tenant)."""
 
-    kind: str  # message | status | other
+    kind: str  # message | status | account | other
     phone_number_id: str
     dedup_key: str
     payload: dict[str, Any]
+    waba_id: str = ""  # for kind "account": the business account whose change it is
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -196,12 +197,25 @@ def _errors(value: Any, where: str) -> list[WhatsAppError]:
 # --- splitting a delivery -----------------------------------------------------------------
 
 
+def entry_account_id(entry: Any) -> str:
+    """The WhatsApp Business account an entry is about (`entry.id`), or "" when it names none usable."""
+    value = entry.get("id") if isinstance(entry, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int) or not 0 < len(str(value)) <= 64:
+        return ""
+    return str(value)
+
+
 def webhook_items(body: Any) -> list[WebhookItem]:
-    """Split a webhook delivery into items: one per message, one per status, one per other change."""
+    """Split a webhook delivery into items: one per message, one per status, one per other change.
+
+    A change that names no phone number (`metadata.phone_number_id`) but comes from a business
+    account (`entry.id`) is that account's own change (a template's status): kind "account".
+    """
     root = _obj(body, "body")
     items: list[WebhookItem] = []
     for e, entry in enumerate(_list(root.get("entry"), "entry")):
         entry_obj = _obj(entry, f"entry[{e}]")
+        waba_id = entry_account_id(entry_obj)
         for c, change in enumerate(_list(entry_obj.get("changes"), f"entry[{e}].changes")):
             change_obj = _obj(change, f"entry[{e}].changes[{c}]")
             where = f"entry[{e}].changes[{c}].value"
@@ -225,10 +239,18 @@ def webhook_items(body: Any) -> list[WebhookItem]:
                 stamp = _str(status_obj.get("timestamp"), f"{where}.statuses[{s}].timestamp", limit=20)
                 payload = {**base, "status": status_obj}
                 items.append(WebhookItem("status", phone_number_id, f"s:{wamid}:{state}:{stamp}", payload))
-            if not messages and not statuses:
-                payload = {**base, "value": value}
+            if messages or statuses:
+                continue
+            if not phone_number_id and waba_id:
+                # Meta's time is part of the key: a template paused, reinstated and paused again
+                # for the same reason sends the same value twice, and the second is no redelivery.
+                payload = {"field": field_name, "waba_id": waba_id, "time": entry_obj.get("time"), "value": value}
                 digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-                items.append(WebhookItem("other", phone_number_id, f"b:{digest}", payload))
+                items.append(WebhookItem("account", "", f"w:{digest}", payload, waba_id=waba_id))
+                continue
+            payload = {**base, "value": value}
+            digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+            items.append(WebhookItem("other", phone_number_id, f"b:{digest}", payload))
     return items
 
 
