@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from django.conf import settings as django_settings
@@ -22,7 +22,7 @@ from apps.ai.breaker import breaker_allow, breaker_failure, breaker_success
 from apps.ai.catalog import Task
 from apps.ai.models import AISettings
 from apps.ai.providers import provider_get
-from apps.ai.providers.base import Completion, Provider, ProviderConfig, ProviderError
+from apps.ai.providers.base import Completion, CompletionRequest, Provider, ProviderConfig, ProviderError
 from apps.ai.results import Attempt
 from apps.ai.selectors import ai_budget_exhausted, ai_settings_get
 from apps.ai.services import ai_usage_record
@@ -56,8 +56,9 @@ class AnswerCut(Exception):
         self.tokens_out = tokens_out
 
 
-def completion_whole(completion: Completion) -> Completion:
-    """`completion`, or AnswerCut when the vendor stopped it at max_tokens."""
+def complete_whole(provider: Provider, model: str, request: CompletionRequest) -> Completion:
+    """`model` of `provider` answers `request`; AnswerCut when the vendor stopped it at max_tokens."""
+    completion = provider.complete(replace(request, model=model))
     if completion.truncated:
         raise AnswerCut(completion.tokens_in, completion.tokens_out)
     return completion

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from apps.ai.chain import (
     Candidate,
     Plan,
     allowed,
-    completion_whole,
+    complete_whole,
     meter_answer,
     meter_failure,
     plan_for,
@@ -84,18 +85,7 @@ def _complete(
     plan: Plan, request: CompletionRequest, attempts: list[Attempt]
 ) -> tuple[str, Candidate, int, int] | None:
     def call(provider: Provider, candidate: Candidate) -> tuple[str, int, int]:
-        answer = completion_whole(
-            provider.complete(
-                CompletionRequest(
-                    model=candidate.model,
-                    messages=request.messages,
-                    system=request.system,
-                    max_tokens=request.max_tokens,
-                    temperature=request.temperature,
-                    json_schema=request.json_schema,
-                )
-            )
-        )
+        answer = complete_whole(provider, candidate.model, request)
         if not answer.text.strip():
             raise ProviderError(candidate.provider, "an empty answer", transient=False)
         return storable_text(answer.text), answer.tokens_in, answer.tokens_out
@@ -175,13 +165,7 @@ class GenerationStream:
     def _start(self, candidate: Candidate, usage: StreamUsage) -> tuple[Iterator[str], str] | None:
         """Open a stream and read its first delta, retrying once on a transient failure."""
         provider = provider_get(candidate.provider, candidate.config)
-        request = CompletionRequest(
-            model=candidate.model,
-            messages=self._request.messages,
-            system=self._request.system,
-            max_tokens=self._request.max_tokens,
-            temperature=self._request.temperature,
-        )
+        request = replace(self._request, model=candidate.model)
         for try_number in (1, 2):
             try:
                 deltas = provider.stream(request, usage)
@@ -398,18 +382,7 @@ def classify_intent(
         return (str(hit[0]), float(hit[1])) if hit is not None else None
 
     def call(provider: Provider, candidate: Candidate) -> tuple[tuple[str, float], int, int]:
-        answer = completion_whole(
-            provider.complete(
-                CompletionRequest(
-                    model=candidate.model,
-                    messages=request.messages,
-                    system=request.system,
-                    max_tokens=request.max_tokens,
-                    temperature=request.temperature,
-                    json_schema=request.json_schema,
-                )
-            )
-        )
+        answer = complete_whole(provider, candidate.model, request)
         intent, confidence = _parse_intent(answer.text, names, candidate.provider)
         ai_cache_put(
             key=cache_key(candidate.provider, candidate.model, "classify", cache_text),
