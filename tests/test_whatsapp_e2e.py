@@ -49,6 +49,13 @@ async def _asgi(method: str, url: str, **kwargs: object) -> httpx.Response:
         return await client.request(method, url, **kwargs)  # type: ignore[arg-type]
 
 
+def _deliver(payload: dict[str, Any]) -> httpx.Response:
+    """POST a webhook delivery signed with the platform's app secret, through the ASGI app."""
+    body = json.dumps(payload).encode()
+    headers = {"X-Hub-Signature-256": sign(body, settings.WHATSAPP_APP_SECRET)}
+    return asyncio.run(_asgi("POST", "/webhooks/whatsapp/", content=body, headers=headers))
+
+
 def _wait_for(predicate: object, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -63,11 +70,7 @@ def test_webhook_to_worker_to_reply_to_statuses(
 ) -> None:
     tenant = clean_tenant_a
     WhatsAppAccount.objects.filter(pk=tenant.whatsapp.pk).update(transport=WhatsAppAccount.Transport.SANDBOX)
-    body = json.dumps(wp.text(tenant.whatsapp.phone_number_id, "wamid.E2E1", "STOP")).encode()
-    response = asyncio.run(
-        _asgi("POST", "/webhooks/whatsapp/", content=body,
-              headers={"X-Hub-Signature-256": sign(body, settings.WHATSAPP_APP_SECRET)})
-    )  # fmt: skip
+    response = _deliver(wp.text(tenant.whatsapp.phone_number_id, "wamid.E2E1", "STOP"))
     assert response.status_code == 200
     assert response.json() == {"received": 1, "new": 1}
 
@@ -123,11 +126,7 @@ def test_a_template_meta_pauses_stops_being_offered_once_the_worker_has_run(
         )  # fmt: skip
     try:
         payload = wp.template_status("WABA-E2E", "PAUSED", template_id=7001, name="order_ready", language="en")
-        body = json.dumps(payload).encode()
-        response = asyncio.run(
-            _asgi("POST", "/webhooks/whatsapp/", content=body,
-                  headers={"X-Hub-Signature-256": sign(body, settings.WHATSAPP_APP_SECRET)})
-        )  # fmt: skip
+        response = _deliver(payload)
         assert response.status_code == 200
         assert response.json() == {"received": 1, "new": 1}
 
