@@ -376,6 +376,27 @@ def test_a_flow_sends_no_marketing_template_to_a_customer_who_opted_out(
         assert "weekly_offer" in caplog.text and "opted out" in caplog.text
 
 
+def test_a_flow_notes_a_template_whatsapp_paused_and_goes_on(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        _catalogue(tenant_a)
+        MessageTemplate.objects.filter(name="order_ready").update(status="PAUSED")
+        _flow(
+            "Deals",
+            graph_of(
+                OFFER, UPDATE, node("bye", "send_message", text="Anything else?"),
+                trigger={"kind": "keyword", "keywords": ["deals"]},
+            ),
+        )  # fmt: skip
+        wa_id = "254711000053"
+        _says(tenant_a, wa_id, "deals")
+        assert _templates_sent(wa_id) == ["weekly_offer"]
+        run = FlowRun.objects.get(conversation__contact__wa_id=wa_id)
+        assert (run.status, run.error) == ("finished", "")
+        steps = {step.node_id: step for step in FlowRunStep.objects.filter(run=run)}
+        assert "order_ready" in steps["update"].error and "PAUSED" in steps["update"].error
+        assert steps["offer"].error == "" and steps["bye"].error == ""
+
+
 def test_a_marketing_template_after_a_delay_skips_a_customer_who_opted_out_meanwhile(tenant_a: TenantSetup) -> None:
     with tenant_context(tenant_a.organization):
         _catalogue(tenant_a)

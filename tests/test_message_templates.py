@@ -17,7 +17,7 @@ from apps.accounts.roles import AGENT
 from apps.accounts.services import user_create
 from apps.contacts.models import Contact, ServiceWindow
 from apps.contacts.services import contact_consent_set
-from apps.conversations.exceptions import ContactOptedOut
+from apps.conversations.exceptions import ContactOptedOut, TemplateNotApproved
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import message_send
 from apps.conversations.tests.factories import conversation_create
@@ -365,5 +365,34 @@ def test_no_sender_gets_a_marketing_template_to_a_customer_who_opted_out(
             outgoing=wa.template("order_ready", "en", body_params=["Neema", "A-42"]),
             author_kind=Message.Author.SYSTEM,
             idempotency_key="test:ready",
+        )
+        assert sent.outbox is not None
+
+
+def test_no_sender_sends_a_template_whatsapp_has_paused(
+    cloud_number: WhatsAppAccount, graph_api: FakeGraphApi, tenant_a: TenantSetup
+) -> None:
+    """Meta's status webhook paused it: the send stops here with the reason, not at Meta (error 132015)."""
+    graph_api.templates[WABA] = list(CATALOGUE)
+    with tenant_context(tenant_a.organization):
+        message_templates_sync(account=cloud_number)
+        MessageTemplate.objects.filter(account=cloud_number, name="order_ready").update(status="PAUSED")
+        conversation = _conversation(cloud_number, window_open=False, language="en")
+        with pytest.raises(TemplateNotApproved) as refused:
+            message_send(
+                conversation=conversation,
+                outgoing=wa.template("order_ready", "en", body_params=["Neema", "A-42"]),
+                author_kind=Message.Author.SYSTEM,
+                idempotency_key="test:paused",
+            )
+        assert refused.value.extra == {"template": "order_ready", "language": "en", "status": ["PAUSED"]}
+        assert "Paused" in refused.value.message
+        assert not OutboxMessage.objects.filter(idempotency_key="test:paused").exists()
+        # A template the catalogue does not know (never fetched) still goes: WhatsApp has the last word.
+        sent = message_send(
+            conversation=conversation,
+            outgoing=wa.template("not_in_the_catalogue", "en"),
+            author_kind=Message.Author.SYSTEM,
+            idempotency_key="test:unknown",
         )
         assert sent.outbox is not None

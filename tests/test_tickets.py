@@ -407,6 +407,31 @@ def test_csat_outside_the_window_is_an_approved_template(
         assert payloads == [f"csat:{survey.pk}:{n}" for n in (5, 4, 3, 2, 1)]
 
 
+def test_csat_is_not_asked_with_a_template_whatsapp_paused(
+    tenant_a: TenantSetup, django_capture_on_commit_callbacks: Capture
+) -> None:
+    with tenant_context(tenant_a.organization):
+        MessageTemplate.objects.create(
+            account=tenant_a.whatsapp,
+            name="csat_request",
+            language="en",
+            category="UTILITY",
+            status="PAUSED",
+            body_text="How did we do?",
+            synced_at=timezone.now(),
+        )
+        outside = _conversation(tenant_a, window_open=False, language="en")
+        with django_capture_on_commit_callbacks(execute=True):
+            conversation_resolve(conversation=outside, by=None)
+        assert not CsatSurvey.objects.filter(conversation=outside).exists()
+        assert not OutboxMessage.objects.filter(to_wa_id=outside.contact.wa_id).exists()
+        # Inside the window the question needs no template: still asked.
+        inside = _conversation(tenant_a, window_open=True, language="en")
+        with django_capture_on_commit_callbacks(execute=True):
+            conversation_resolve(conversation=inside, by=None)
+        assert CsatSurvey.objects.get(conversation=inside).channel == "interactive"
+
+
 def test_csat_never_goes_as_a_marketing_template_to_a_customer_who_opted_out(
     tenant_a: TenantSetup, django_capture_on_commit_callbacks: Capture
 ) -> None:

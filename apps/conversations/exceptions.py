@@ -21,3 +21,7 @@ class AgentUnavailable(ApplicationError):
 
 class ContactOptedOut(ConflictError):
     code = "contact_opted_out"
+
+
+class TemplateNotApproved(ConflictError):
+    code = "template_not_approved"

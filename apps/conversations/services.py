@@ -18,17 +18,18 @@ from apps.contacts.keywords import CONFIRMATIONS, consent_keyword
 from apps.contacts.models import Contact, ServiceWindow
 from apps.contacts.services import contact_consent_set, contact_seen, service_window_extend
 from apps.conversations import hooks
-from apps.conversations.exceptions import ContactOptedOut
+from apps.conversations.exceptions import ContactOptedOut, TemplateNotApproved
 from apps.conversations.lifecycle import conversation_reopen_on_inbound
 from apps.conversations.selectors import conversation_routing
 from apps.conversations.tasks import message_analyse_task
+from apps.core.exceptions import ConflictError
 from apps.core.queue import enqueue_on_commit
 from apps.core.realtime import event_publish
 from apps.tenants.models import WhatsAppAccount
 from apps.tenants.selectors import organization_working_language
 from apps.whatsapp import messages as wa
 from apps.whatsapp.media import media_register
-from apps.whatsapp.message_templates import message_template_categories
+from apps.whatsapp.message_templates import message_template_catalogue
 from apps.whatsapp.messages import MessageInvalid
 from apps.whatsapp.models import Media, MessageTemplate
 from apps.whatsapp.outbox import WindowClosed, outbox_enqueue
@@ -193,18 +194,38 @@ def inbound_handle(account: WhatsAppAccount, inbound: InboundMessage) -> None:
     inbound_message_record(account=account, inbound=inbound)
 
 
-def conversation_template_allowed(*, conversation: Conversation, name: str, language: str) -> bool:
-    """Whether this template may go to the conversation's customer: no MARKETING one after a STOP.
+def conversation_template_refusal(*, conversation: Conversation, name: str, language: str) -> ConflictError | None:
+    """Why this template may not go to the conversation's customer now; None when it may.
 
-    Consent is marketing consent: service templates (UTILITY, AUTHENTICATION) still go, and so
-    does a template the number's catalogue does not know (its category is unknown here).
+    WhatsApp sends only templates it approved: one it paused (low quality), disabled or
+    rejected fails there (132015, 132001), and its status webhooks tell the catalogue at once,
+    so the send stops here with the reason. Consent is marketing consent: after a STOP no
+    MARKETING template goes, service ones (UTILITY, AUTHENTICATION) do. A template the
+    number's catalogue does not know (never fetched) goes: WhatsApp has the last word.
     """
-    categories = message_template_categories(account=conversation.account, name=name, language=language)
-    if MessageTemplate.Category.MARKETING not in categories:
-        return True
-    # Read now, not from the caller's copy of the contact: a flow's walk loaded it seconds ago,
-    # and a STOP recorded since then must count.
-    return not Contact.objects.filter(pk=conversation.contact_id, consent=Contact.Consent.OPTED_OUT).exists()
+    copies = message_template_catalogue(account=conversation.account, name=name, language=language)
+    statuses = sorted({status for _category, status in copies})
+    if statuses and MessageTemplate.Status.APPROVED not in statuses:
+        return TemplateNotApproved(
+            _(
+                "WhatsApp does not allow the template “%(name)s” (%(language)s) to be sent now: it is "
+                "%(status)s in WhatsApp Manager. Send another template, or wait until it is approved again."
+            )
+            % {
+                "name": name,
+                "language": language,
+                "status": ", ".join(str(MessageTemplate.Status(status).label) for status in statuses),
+            },
+            extra={"template": name, "language": language, "status": statuses},
+        )
+    if MessageTemplate.Category.MARKETING in {category for category, _status in copies} and (
+        # Read now, not from the caller's copy of the contact: a flow's walk loaded it seconds
+        # ago, and a STOP recorded since then must count.
+        Contact.objects.filter(pk=conversation.contact_id, consent=Contact.Consent.OPTED_OUT).exists()
+    ):
+        category = MessageTemplate.Category.MARKETING.value
+        return marketing_refused_error({"template": name, "language": language, "category": category})
+    return None
 
 
 def marketing_refused_error(extra: dict[str, Any]) -> ContactOptedOut:
@@ -229,15 +250,16 @@ def message_send(
 ) -> Message:
     """Send a message in a conversation: an outbox row and the message that shows it.
 
-    A MARKETING template to a customer who opted out is refused (`ContactOptedOut`), whoever
-    sends it: an agent, a flow, a survey.
+    A template WhatsApp has not approved (`TemplateNotApproved`), or a MARKETING one to a
+    customer who opted out (`ContactOptedOut`), is refused, whoever sends it: an agent, a
+    flow, a survey (`conversation_template_refusal`).
     """
     template = outgoing.template_named
     if template is not None:
         name, language = template
-        if not conversation_template_allowed(conversation=conversation, name=name, language=language):
-            category = MessageTemplate.Category.MARKETING.value
-            raise marketing_refused_error({"template": name, "language": language, "category": category})
+        refusal = conversation_template_refusal(conversation=conversation, name=name, language=language)
+        if refusal is not None:
+            raise refusal
     contact = conversation.contact
     row = outbox_enqueue(
         account=conversation.account,

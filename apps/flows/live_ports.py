@@ -7,8 +7,9 @@ the ports that *change* our data (sends, hand-off, ticket, tag, field, close) ar
 as effects and applied by `effects_apply` inside the short transaction that commits the
 run's new state. A run whose commit loses a race is recomputed and its effects are never
 applied twice; sends are keyed as well, so a retried task sends nothing twice. A send that
-may not go at commit (the customer's window has closed, or a MARKETING template to a
-customer who sent STOP) is skipped, logged and noted on the step that asked for it.
+may not go at commit (the customer's window has closed, a template WhatsApp has not
+approved, or a MARKETING template to a customer who sent STOP) is skipped, logged and noted
+on the step that asked for it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from django.db.models.functions import Cast
 
 from apps.ai.router import generate
 from apps.contacts.models import Contact
-from apps.conversations.exceptions import ContactOptedOut
+from apps.conversations.exceptions import ContactOptedOut, TemplateNotApproved
 from apps.conversations.lifecycle import conversation_close, conversation_handoff, conversation_update
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import message_send
@@ -150,6 +151,10 @@ def effects_apply(*, effects: list[Effect], conversation: Conversation, key: str
             except ContactOptedOut:
                 name, language = outgoing.template_named or ("", "")
                 note = f"not sent: template {name} ({language}) is marketing and the customer opted out (STOP)"
+            except TemplateNotApproved as refused:
+                name, language = outgoing.template_named or ("", "")
+                status = ", ".join(refused.extra.get("status", []))
+                note = f"not sent: template {name} ({language}) is {status} in WhatsApp Manager, not approved"
             if note:
                 logger.warning("flow message %s:%d %s", key, sent, note)
                 skipped[effect.step] = "; ".join(filter(None, (skipped.get(effect.step), note)))

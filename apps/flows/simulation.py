@@ -31,7 +31,7 @@ from apps.flows import graph as g
 from apps.flows.egress import egress_request
 from apps.flows.ports import Choice, HttpResponse, KnowledgeReply, PortError
 from apps.knowledge.answers import knowledge_answer
-from apps.whatsapp.message_templates import message_template_categories
+from apps.whatsapp.message_templates import message_template_catalogue
 from apps.whatsapp.models import MessageTemplate
 
 _STATUSES = frozenset({engine.RUNNING, engine.WAITING, engine.FINISHED, engine.FAILED})
@@ -72,7 +72,8 @@ class SimulationPorts:
         text = _("Template message “%(name)s” (%(language)s)") % {"name": name, "language": language}
         self.replies.append({"kind": "template", "text": text, "params": params})
         # The pretend customer has not opted out; a real one who sent STOP would not get it.
-        if MessageTemplate.Category.MARKETING in message_template_categories(name=name, language=language):
+        categories = {category for category, _status in message_template_catalogue(name=name, language=language)}
+        if MessageTemplate.Category.MARKETING in categories:
             self._effect(
                 "consent",
                 _(

@@ -242,16 +242,18 @@ def message_template_get_sendable(*, account: WhatsAppAccount, template_id: int)
     return template
 
 
-def message_template_categories(*, name: str, language: str, account: WhatsAppAccount | None = None) -> set[str]:
-    """The categories the catalogue gives this template: on one number, or on any of the tenant's.
+def message_template_catalogue(
+    *, name: str, language: str, account: WhatsAppAccount | None = None
+) -> list[tuple[str, str]]:
+    """(category, status) of this template's copies in the catalogue: on one number, or on any of the tenant's.
 
     Sends name a template by name and language (a flow, a survey), as WhatsApp does; a template
-    not in the catalogue (never synced) has no category here.
+    not in the catalogue (never synced) has no copy here.
     """
     templates = MessageTemplate.objects.filter(name=name, language=language)
     if account is not None:
         templates = templates.filter(account=account)
-    return set(templates.values_list("category", flat=True))
+    return list(templates.values_list("category", "status"))
 
 
 def message_template_render(template: MessageTemplate, variables: list[str]) -> str:

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from apps.conversations.models import Conversation, Message
-from apps.conversations.services import conversation_template_allowed, message_send
+from apps.conversations.services import conversation_template_refusal, message_send
 from apps.core.realtime import event_publish
 from apps.tenants.selectors import organization_working_language
 from apps.tickets.models import CsatSurvey, Ticket, TicketEvent
@@ -69,12 +69,18 @@ def csat_request(*, conversation: Conversation, ticket: Ticket | None = None) ->
     window = conversation.window.expires_at
     inside = window is not None and window > now
     language = _language(conversation)
-    if not inside and not conversation_template_allowed(
-        conversation=conversation, name=settings.CSAT_TEMPLATE_NAME, language=language
-    ):
+    refusal = (
+        None
+        if inside
+        else conversation_template_refusal(
+            conversation=conversation, name=settings.CSAT_TEMPLATE_NAME, language=language
+        )
+    )
+    if refusal is not None:
         # Meta files some rating templates under MARKETING, and a customer who sent STOP gets
-        # no marketing: not asked (an unanswered survey is better than a policy breach).
-        logger.info("no rating asked in conversation %s: marketing template, customer opted out", conversation.pk)
+        # no marketing; and it may pause or disable the template: not asked (an unanswered
+        # survey is better than a policy breach or a send Meta refuses).
+        logger.info("no rating asked in conversation %s: %s (%s)", conversation.pk, refusal.code, refusal.extra)
         return None
     if ticket is None:
         ticket = ticket_latest_for_conversation(conversation_id=conversation.pk)
