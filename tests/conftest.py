@@ -105,6 +105,19 @@ def tenant_b(django_db_setup: dict[str, TenantSetup]) -> TenantSetup:
     return django_db_setup["b"]
 
 
+def sign_in_limits_clear() -> None:
+    """Forget failed sign-ins and API throttle counts, in every tenant (they outlive a test run)."""
+    client = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    for pattern in ("*:sign-in-failures:*", "*:throttle_*"):
+        for key in client.scan_iter(pattern):
+            client.delete(key)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sign_in_limits_fresh() -> None:
+    sign_in_limits_clear()
+
+
 @pytest.fixture(autouse=True)
 def _public_schema_after_test() -> Iterator[None]:
     routes_forget()  # a test's rolled-back numbers must not be routed from the cache

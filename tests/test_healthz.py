@@ -98,3 +98,17 @@ def test_no_worker_or_dead_broker_is_reported(own_redis: tuple[str, subprocess.P
 def test_ping_is_liveness_without_dependencies() -> None:
     response = Client(HTTP_HOST="anything.example").get("/ping")
     assert (response.status_code, response.content) == (200, b"pong")
+
+
+def test_a_failure_names_no_internals(own_redis: tuple[str, subprocess.Popen[bytes]]) -> None:
+    """Anyone may ask /healthz on any host: the answer says what failed, not where it lives."""
+    url, proc = own_redis
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    proc.kill()
+    proc.wait()
+    with override_settings(REDIS_URL=url, HEALTHCHECK_TIMEOUT=0.5):
+        response = Client(HTTP_HOST="alpha.localhost").get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["redis"] == "error: ConnectionError"
+    assert port not in response.content.decode()
+    assert "127.0.0.1" not in response.content.decode()

@@ -3,14 +3,24 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.forms import UserChangeForm
+from django.contrib.auth.models import Permission
 from django.contrib.auth.password_validation import validate_password
+from django.db.models import ManyToManyField, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import AgentProfile, Role, Team, User
-from apps.accounts.roles import ROLE_LABELS, ROLE_NAMES
+from apps.accounts.roles import ADMIN, ROLE_LABELS, ROLE_NAMES
+from apps.accounts.selectors import (
+    role_list_grantable_by,
+    role_permission_names,
+    user_is_last_admin,
+    user_list_admins_active,
+    user_may_manage,
+)
 from apps.accounts.services import user_create
 from apps.core.admin_sites import platform_admin_site, tenant_admin_site
 
@@ -31,6 +41,9 @@ class UserAddForm(forms.ModelForm[User]):
         required=False,
     )
 
+    # The person adding: set by the admin (`get_form`), so only roles they could hold are offered.
+    actor: User | None = None
+
     class Meta:
         model = User
         fields = ["email", "first_name", "last_name"]
@@ -38,6 +51,11 @@ class UserAddForm(forms.ModelForm[User]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["email"].required = True
+        if self.actor is not None:
+            grantable = set(role_list_grantable_by(actor=self.actor).values_list("name", flat=True))
+            role = self.fields["role"]
+            assert isinstance(role, forms.ChoiceField)  # noqa: S101 - declared above
+            role.choices = [(name, ROLE_LABELS[name]) for name in ROLE_NAMES if name in grantable]
 
     def clean_email(self) -> str:
         email = User.objects.normalize_email(self.cleaned_data["email"]).strip()
@@ -59,6 +77,79 @@ class UserAddForm(forms.ModelForm[User]):
         return cleaned
 
 
+LAST_ADMIN_MESSAGE = _("This is the organization's last active admin: make someone else an admin first.")
+
+
+class UserAccessChangeForm(UserChangeForm[User]):
+    """The change form, refusing to leave the organization (or the platform) without an admin."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        user = self.instance
+
+        def after(name: str) -> Any:
+            return cleaned.get(name) if name in self.fields else getattr(user, name)
+
+        groups = list(cleaned.get("groups") or []) if "groups" in self.fields else list(user.groups.all())
+        admin_after = (
+            bool(after("is_active"))
+            and bool(after("is_staff"))
+            and (bool(after("is_superuser")) or any(group.name == ADMIN for group in groups))
+        )
+        if not admin_after and user.pk is not None and user_is_last_admin(user=user):
+            raise forms.ValidationError(LAST_ADMIN_MESSAGE, code="last_admin")
+        return cleaned
+
+
+class GuardedUserAdmin(UserAdmin[User]):
+    """Nobody gives more than they hold: only a superuser grants superuser or per-user permissions,
+    roles are offered only if the editor holds all their permissions, and nobody edits (or sets
+    the password of) someone holding more than themselves. The last admin is never removed."""
+
+    form = UserAccessChangeForm
+
+    def _actor(self, request: HttpRequest) -> User:
+        assert isinstance(request.user, User)  # noqa: S101 - the admin site admits signed-in staff only
+        return request.user
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self._actor(request).is_superuser:
+            return fieldsets
+        hidden = {"is_superuser", "user_permissions"}
+        return [
+            (name, {**options, "fields": tuple(f for f in options["fields"] if f not in hidden)})
+            for name, options in fieldsets
+        ]
+
+    def formfield_for_manytomany(
+        self, db_field: ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelMultipleChoiceField[Any] | None:
+        if db_field.name == "groups":
+            kwargs["queryset"] = role_list_grantable_by(actor=self._actor(request))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or user_may_manage(actor=self._actor(request), target=obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        if obj is None or not allowed:
+            return allowed
+        return user_may_manage(actor=self._actor(request), target=obj) and not user_is_last_admin(user=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        actor = self._actor(request)
+        if any(not user_may_manage(actor=actor, target=user) for user in queryset):
+            self.message_user(request, _("You cannot delete someone who holds more than you."), messages.ERROR)
+            return
+        if not user_list_admins_active().exclude(pk__in=queryset.values("pk")).exists():
+            self.message_user(request, LAST_ADMIN_MESSAGE, messages.ERROR)
+            return
+        super().delete_queryset(request, queryset)
+
+
 class AgentProfileInline(admin.StackedInline[AgentProfile, User]):
     model = AgentProfile
     can_delete = False
@@ -66,8 +157,8 @@ class AgentProfileInline(admin.StackedInline[AgentProfile, User]):
     readonly_fields = ["last_seen_at"]
 
 
-class TenantUserAdmin(UserAdmin[User]):
-    """A business's team members. Only a superuser may grant superuser or per-user permissions."""
+class TenantUserAdmin(GuardedUserAdmin):
+    """A business's team members, each with one or more roles."""
 
     add_form = UserAddForm
     add_fieldsets = ((None, {"fields": ("email", "first_name", "last_name", "role", "password1", "password2")}),)
@@ -78,18 +169,19 @@ class TenantUserAdmin(UserAdmin[User]):
     inlines = [AgentProfileInline]
     filter_horizontal = ["groups"]
 
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        (_("Personal info"), {"fields": ("first_name", "last_name", "email")}),
+        (_("Role and access"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        (_("Important dates"), {"fields": ("last_login", "date_joined")}),
+    )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
         if obj is None:
-            return self.add_fieldsets
-        access: tuple[str, ...] = ("is_active", "is_staff", "groups")
-        if request.user.is_superuser:
-            access = ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")
-        return [
-            (None, {"fields": ("username", "password")}),
-            (_("Personal info"), {"fields": ("first_name", "last_name", "email")}),
-            (_("Role and access"), {"fields": access}),
-            (_("Important dates"), {"fields": ("last_login", "date_joined")}),
-        ]
+            # The add form offers only the roles the person adding could give.
+            return type(form.__name__, (form,), {"actor": self._actor(request)})
+        return form
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).prefetch_related("groups")
@@ -119,7 +211,36 @@ class TenantUserAdmin(UserAdmin[User]):
 
 
 class RoleAdmin(GroupAdmin):
+    """Roles; someone who is not a superuser edits only roles within their own permissions, and
+    can add to a role only permissions they hold."""
+
     list_display = ["name", "permission_count"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        user = request.user
+        if not allowed or obj is None or user.is_superuser:
+            return allowed
+        return role_permission_names(role=obj) <= user.get_all_permissions()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_change_permission(request, obj) and super().has_delete_permission(request, obj)
+
+    def formfield_for_manytomany(
+        self, db_field: ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelMultipleChoiceField[Any] | None:
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        user = request.user
+        if db_field.name == "permissions" and field is not None and not user.is_superuser:
+            held = user.get_all_permissions()
+            field.queryset = Permission.objects.select_related("content_type").filter(
+                pk__in=[
+                    permission.pk
+                    for permission in Permission.objects.select_related("content_type")
+                    if f"{permission.content_type.app_label}.{permission.codename}" in held
+                ]
+            )
+        return field
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).prefetch_related("permissions")
@@ -166,7 +287,7 @@ tenant_admin_site.register(Team, TeamAdmin)
 tenant_admin_site.register(AgentProfile, AgentProfileAdmin)
 
 
-class PlatformUserAdmin(UserAdmin[User]):
+class PlatformUserAdmin(GuardedUserAdmin):
     """Platform admins. They are deactivated, never deleted: the public schema has none of the
     tenant tables that refer to users, so Django's cascade could not run there."""
 

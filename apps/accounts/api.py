@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.exceptions import NotAuthenticated, Throttled
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +18,12 @@ from rest_framework.views import APIView
 from apps.accounts.exceptions import CredentialsInvalid
 from apps.accounts.models import User
 from apps.accounts.selectors import user_role_names
+from apps.core.sign_in_limits import (
+    SIGN_IN_BLOCKED_MESSAGE,
+    sign_in_blocked,
+    sign_in_failure_record,
+    sign_in_failures_clear,
+)
 from apps.core.tenancy import current_schema
 
 
@@ -66,11 +73,14 @@ class TokenCreateApi(APIView):
     def post(self, request: Request) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        user = authenticate(
-            request._request, username=payload.validated_data["email"], password=payload.validated_data["password"]
-        )
+        email = payload.validated_data["email"]
+        if sign_in_blocked(request=request._request, username=email):
+            raise Throttled(wait=settings.SIGN_IN_FAILURE_WINDOW_SECONDS, detail=str(SIGN_IN_BLOCKED_MESSAGE))
+        user = authenticate(request._request, username=email, password=payload.validated_data["password"])
         if user is None or not user.is_active:
+            sign_in_failure_record(request=request._request, username=email)
             raise CredentialsInvalid(_("Email or password is not correct for this organization."))
+        sign_in_failures_clear(request=request._request, username=email)
         token, _created = Token.objects.get_or_create(user=user)
         return Response(self.OutputSerializer({"token": token.key}).data)
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.sign_in_limits import LimitedAuthenticationForm
 
-class EmailSignInForm(AuthenticationForm):
+
+class EmailSignInForm(LimitedAuthenticationForm):
     """Everyone of the business signs in here with their email, agents included (not only staff)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -9,9 +9,11 @@ from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.sign_in_limits import LimitedAuthenticationForm
 
-class EmailAuthenticationForm(AdminAuthenticationForm):
-    """People sign in with their email address (it is their username)."""
+
+class EmailAuthenticationForm(AdminAuthenticationForm, LimitedAuthenticationForm):
+    """People sign in with their email address (it is their username); repeated failures are refused."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

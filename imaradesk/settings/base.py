@@ -284,6 +284,12 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"  # tenant hosts redirect / to the inbox, the platform host to its admin
 LOGOUT_REDIRECT_URL = "login"
+# Failed sign-ins (pages, back offices, token API) per client address and account, and per
+# address alone, counted from the first failure for the window; past either limit no password
+# is checked until the window ends.
+SIGN_IN_MAX_FAILURES = env_int("SIGN_IN_MAX_FAILURES", 10)
+SIGN_IN_MAX_FAILURES_PER_ADDRESS = env_int("SIGN_IN_MAX_FAILURES_PER_ADDRESS", 100)
+SIGN_IN_FAILURE_WINDOW_SECONDS = env_int("SIGN_IN_FAILURE_WINDOW_SECONDS", 15 * 60)
 
 # --- API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -295,6 +301,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api_errors.exception_handler",
+    # Throttles key on REMOTE_ADDR, never on the X-Forwarded-For header a client can write:
+    # uvicorn (--proxy-headers) already takes the address from it for trusted proxies only.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Imaradesk API",
