@@ -141,3 +141,61 @@ async def test_an_idle_socket_still_receives_events(
     await asyncio.sleep(6.5)
     await _publish(tenant_a.schema, "conversation.updated", {"id": 9})
     assert (await connected["a"].receive_json_from(timeout=5))["data"] == {"id": 9}
+
+
+@database_sync_to_async
+def _switch_active(tenant: TenantSetup, active: bool) -> None:
+    with schema_context(tenant.schema), transaction.atomic():
+        user = admin_user(tenant)
+        user.is_active = active
+        user.save()
+
+
+@database_sync_to_async
+def _sign_out(tenant: TenantSetup, session_key: str) -> None:
+    from django.contrib.auth import logout
+    from django.test import RequestFactory
+
+    with schema_context(tenant.schema), transaction.atomic():
+        request = RequestFactory().post("/logout/", HTTP_HOST=tenant.domain)
+        request.session = SessionStore(session_key)
+        request.user = admin_user(tenant)
+        logout(request)
+
+
+@database_sync_to_async
+def _session_delete(tenant: TenantSetup, session_key: str) -> None:
+    with schema_context(tenant.schema):
+        SessionStore(session_key).delete()
+
+
+async def test_a_socket_closes_when_its_user_is_switched_off(
+    connected: dict[str, WebsocketCommunicator], tenant_a: TenantSetup
+) -> None:
+    # A socket is authenticated once, when it opens: switching the user off must end it now,
+    # not when it next reconnects (the tenant's events would keep flowing to them).
+    try:
+        await _switch_active(tenant_a, False)
+        assert await connected["a"].receive_output(timeout=5) == {
+            "type": "websocket.close",
+            "code": CLOSE_UNAUTHENTICATED,
+        }
+        assert await connected["b"].receive_nothing(timeout=0.5)  # the other tenant's socket stays
+    finally:
+        await _switch_active(tenant_a, True)
+
+
+async def test_signing_out_closes_that_sessions_sockets_only(sessions: dict[str, str], tenant_a: TenantSetup) -> None:
+    other_session = await database_sync_to_async(_session_for)(tenant_a)
+    signing_out = _socket(tenant_a.domain, sessions["a"])
+    elsewhere = _socket(tenant_a.domain, other_session)  # the same user on another device
+    for socket in (signing_out, elsewhere):
+        assert (await socket.connect())[0]
+        assert (await socket.receive_json_from())["type"] == "hello"
+    try:
+        await _sign_out(tenant_a, sessions["a"])
+        assert await signing_out.receive_output(timeout=5) == {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
+        assert await elsewhere.receive_nothing(timeout=0.5)
+    finally:
+        await elsewhere.disconnect()
+        await _session_delete(tenant_a, other_session)

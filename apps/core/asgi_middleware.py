@@ -84,4 +84,6 @@ class TenantAuthMiddleware:
             cookie.load(_header(scope, b"cookie"))
             morsel = cookie.get(settings.SESSION_COOKIE_NAME)
             scope["user"] = await _user_for_session(tenant, morsel.value if morsel else None)
+            if scope["user"].is_authenticated and morsel is not None:
+                scope["session_key"] = morsel.value  # its sockets close when it signs out
         return await self.app(scope, receive, send)

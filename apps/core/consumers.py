@@ -6,7 +6,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from apps.core.realtime import EVENTS_TOPIC, tenant_group, user_group
+from apps.core.realtime import EVENTS_TOPIC, session_group, tenant_group, user_group
 
 # Close codes the client can act on (4000-4999 are for applications).
 CLOSE_UNKNOWN_TENANT = 4404
@@ -53,6 +53,8 @@ class TenantEventsConsumer(AsyncJsonWebsocketConsumer):
             return
         schema = tenant.schema_name
         self.groups_joined = [tenant_group(schema, EVENTS_TOPIC), user_group(schema, user.pk)]
+        if self.scope.get("session_key"):
+            self.groups_joined.append(session_group(schema, self.scope["session_key"]))
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -82,6 +84,10 @@ class TenantEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.event_forward(message)
         else:
             await super().dispatch(message)
+
+    async def socket_close(self, message: dict[str, Any]) -> None:
+        """Its user was switched off, signed out or changed password (`realtime.sockets_close`)."""
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def event_forward(self, message: dict[str, Any]) -> None:
         await self.send(text_data=event_frame(message))

@@ -7,6 +7,7 @@ publisher in one tenant cannot address a socket of another.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -40,6 +41,11 @@ def tenant_group(schema_name: str, *parts: str) -> str:
 
 def user_group(schema_name: str, user_id: int) -> str:
     return tenant_group(schema_name, "user", str(user_id))
+
+
+def session_group(schema_name: str, session_key: str) -> str:
+    """The sockets opened with one signed-in session (named by a digest: the key is a credential)."""
+    return tenant_group(schema_name, "session", hashlib.sha256(session_key.encode()).hexdigest()[:32])
 
 
 def event_message(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -152,5 +158,31 @@ def event_publish(
         message["user"] = user_id
         message["schema"] = schema
         _publisher.group_send(group, message)
+
+    transaction.on_commit(send)
+
+
+SOCKET_CLOSE = "socket.close"
+
+
+def sockets_close(
+    *, user_id: int | None = None, session_key: str | None = None, schema_name: str | None = None
+) -> None:
+    """Close, once the transaction commits, the live sockets of a user (all their sessions) or of one session.
+
+    A socket is authenticated once, when it opens: a user switched off, signed out or whose
+    password changed would otherwise keep receiving the tenant's events until it dropped.
+    """
+    schema = schema_name or current_schema()
+    groups = [user_group(schema, user_id)] if user_id is not None else []
+    if session_key:
+        groups.append(session_group(schema, session_key))
+
+    def send() -> None:
+        for group in groups:
+            try:
+                _publisher.group_send(group, {"type": SOCKET_CLOSE})
+            except Exception:  # the change stands; the socket goes at its next reconnect
+                logger.warning("could not close the live sockets of %s", group, exc_info=True)
 
     transaction.on_commit(send)
