@@ -13,6 +13,7 @@ import pytest
 import redis
 from django.test import Client, override_settings
 
+from apps.core.health import health_cache_clear
 from imaradesk.celery import app
 from tests.conftest import TenantSetup
 
@@ -112,3 +113,21 @@ def test_a_failure_names_no_internals(own_redis: tuple[str, subprocess.Popen[byt
     assert response.json()["redis"] == "error: ConnectionError"
     assert port not in response.content.decode()
     assert "127.0.0.1" not in response.content.decode()
+
+
+def test_a_worker_that_answered_is_not_asked_again_for_a_while(
+    celery_worker: str, tenant_a: TenantSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /healthz is open to anyone: each request must not broadcast a ping to every worker.
+    pings: list[object] = []
+    real_ping = app.control.ping
+
+    def counted(*args: object, **kwargs: object) -> object:
+        pings.append(kwargs)
+        return real_ping(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app.control, "ping", counted)
+    health_cache_clear()
+    for _ in range(5):
+        assert Client(HTTP_HOST="localhost").get("/healthz").json()["celery"] == "ok"
+    assert len(pings) == 1

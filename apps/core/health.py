@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import redis
@@ -29,16 +30,31 @@ def redis_check() -> str:
     return "ok"
 
 
+# broker URL -> when a worker last answered. /healthz is open to anyone, on every host, and a
+# ping is a broadcast every worker answers: a good answer is reused for a while per process.
+_celery_answered: dict[str, float] = {}
+
+
+def health_cache_clear() -> None:
+    _celery_answered.clear()
+
+
 def celery_check() -> str:
     from imaradesk.celery import app
 
+    broker = str(app.conf.broker_url)
+    answered = _celery_answered.get(broker)
+    if answered is not None and time.monotonic() - answered < settings.HEALTHCHECK_CELERY_REUSE_SECONDS:
+        return "ok"
     timeout = settings.HEALTHCHECK_TIMEOUT
     # Fail fast on a dead broker instead of letting kombu retry for minutes.
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=max(1, round(timeout)))
         replies = app.control.ping(timeout=timeout, limit=1, connection=conn)
     if not replies:
+        _celery_answered.pop(broker, None)
         return f"no worker answered within {timeout:g}s"
+    _celery_answered[broker] = time.monotonic()
     return "ok"
 
 

@@ -467,6 +467,8 @@ CSAT_COMMENT_WINDOW_SECONDS = env_int("CSAT_COMMENT_WINDOW_SECONDS", 3600)
 
 # --- Product ------------------------------------------------------------------------------
 HEALTHCHECK_TIMEOUT = float(env_str("HEALTHCHECK_TIMEOUT", "2.0"))
+# A worker's answer to /healthz's ping is reused this long (per process): anyone may ask.
+HEALTHCHECK_CELERY_REUSE_SECONDS = float(env_str("HEALTHCHECK_CELERY_REUSE_SECONDS", "10"))
 AGENT_PRESENCE_TTL_SECONDS = env_int("AGENT_PRESENCE_TTL_SECONDS", 300)
 
 # --- AI engine (per-tenant settings live in each tenant's back office) ---------------------
