@@ -373,8 +373,15 @@ class CannedResponseSerializer(serializers.Serializer[Any]):
 class CannedResponseListApi(APIView):
     """The saved replies, matching `q` in the shortcut or title (the composer's `/` menu)."""
 
-    @extend_schema(responses=CannedResponseSerializer(many=True))
+    class FilterSerializer(serializers.Serializer[dict[str, Any]]):
+        # A CharField refuses what the database cannot compare (NUL, lone surrogates) with a 400.
+        q = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(parameters=[FilterSerializer], responses=CannedResponseSerializer(many=True))
     def get(self, request: Request) -> Response:
         api_user(request)
-        query = str(request.query_params.get("q", "")).strip().lstrip("/")[:40]
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        # The composer sends what follows the slash as typed; a shortcut is at most 40 characters.
+        query = filters.validated_data["q"].lstrip("/")[:40]
         return Response(CannedResponseSerializer(canned_response_list(query=query)[:20], many=True).data)

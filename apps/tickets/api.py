@@ -23,7 +23,7 @@ from apps.conversations.selectors import conversation_get_for_user
 from apps.tenants.selectors import organization_zone
 from apps.tickets.exceptions import TicketActionDenied
 from apps.tickets.models import Priority, Ticket
-from apps.tickets.reports import MAX_RANGE_DAYS, sla_report
+from apps.tickets.reports import FIRST_DAY, LAST_DAY, MAX_RANGE_DAYS, sla_report
 from apps.tickets.selectors import csat_summary, ticket_get_for_user, ticket_list_for_user
 from apps.tickets.services.tickets import ticket_create, ticket_create_from_conversation, ticket_merge, ticket_update
 
@@ -288,6 +288,16 @@ class SlaReportFilterSerializer(serializers.Serializer[dict[str, Any]]):
         return fields
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for name in ("from", "to"):
+            if name in attrs and not FIRST_DAY <= attrs[name] <= LAST_DAY:
+                raise serializers.ValidationError(
+                    {
+                        name: [
+                            _("Choose a day from %(first)s to %(last)s.")
+                            % {"first": FIRST_DAY.isoformat(), "last": LAST_DAY.isoformat()}
+                        ]
+                    }
+                )
         until = attrs.get("to") or timezone.localdate(timezone=organization_zone())
         since = attrs.get("from") or until - timedelta(days=29)
         if since > until:
