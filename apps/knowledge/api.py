@@ -51,7 +51,7 @@ class CanSearch(BasePermission):
 
 
 class DocumentOutputSerializer(serializers.ModelSerializer[Document]):
-    category = serializers.CharField(source="category.name", default=None)
+    category = serializers.CharField(source="category.name", default=None, allow_null=True)
 
     class Meta:
         model = Document

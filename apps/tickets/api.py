@@ -20,6 +20,7 @@ from apps.accounts.models import Team, User
 from apps.accounts.selectors import user_has_capability
 from apps.conversations.models import Conversation
 from apps.conversations.selectors import conversation_get_for_user
+from apps.core.api_schema import PAGE_PARAMETERS, page_of
 from apps.tenants.selectors import organization_zone
 from apps.tickets.exceptions import TicketActionDenied
 from apps.tickets.models import Priority, Ticket
@@ -116,7 +117,11 @@ class TicketListCreateApi(APIView):
         assignee = serializers.IntegerField(required=False, allow_null=True, default=None)
         tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
 
-    @extend_schema(parameters=[FilterSerializer], responses=TicketSerializer(many=True))
+    @extend_schema(
+        operation_id="api_v1_tickets_list",  # the page is one object: keep the name a list had
+        parameters=[FilterSerializer, *PAGE_PARAMETERS],
+        responses=page_of("TicketPage", TicketSerializer(many=True)),
+    )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

@@ -307,6 +307,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Multi-tenant WhatsApp AI helpdesk. Every path is served on a tenant's own host.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.api_schema.error_responses",
+    ],
     # Conversations and tickets both have a "priority" and a "status" with different choices.
     "ENUM_NAME_OVERRIDES": {
         "ConversationPriorityEnum": "apps.conversations.models.Conversation.Priority",
