@@ -256,3 +256,11 @@ def test_an_agents_reply_goes_out_in_the_customers_language(tenant_a: TenantSetu
         refused = client.post(f"/api/v1/conversations/{closed.pk}/messages/", {"text": "Hello?"}, format="json")
         assert refused.status_code == 409
         assert AIUsage.objects.get(task="translate", provider="openai").requests == 1
+
+
+def test_canned_responses_refuse_a_search_the_database_cannot_hold(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        client = _client(tenant_a, _user(AGENT))
+        response = client.get("/api/v1/canned-responses/", {"q": "ref\x00und"})
+        assert response.status_code == 400, response.content
+        assert response.json()["code"] == "invalid" and "q" in response.json()["extra"]["fields"]

@@ -115,3 +115,21 @@ def test_group_names_are_prefixed_and_validated() -> None:
             tenant_group(bad, "events")
     with pytest.raises(ValueError):
         tenant_group("alpha", "ev.ents")
+
+
+def test_the_schema_documents_pages_and_the_error_answers() -> None:
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    paths = schema["paths"]
+    for path, page in (("/api/v1/conversations/", "ConversationPage"), ("/api/v1/tickets/", "TicketPage")):
+        listing = paths[path]["get"]
+        assert listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(page)
+        assert {"limit", "offset"} <= {parameter["name"] for parameter in listing["parameters"]}
+    assert set(schema["components"]["schemas"]["Error"]["required"]) == {"code", "message", "extra"}
+    resolve = paths["/api/v1/conversations/{conversation_id}/resolve/"]["post"]["responses"]
+    assert {"400", "401", "403", "404", "409"} <= set(resolve)
+    assert set(paths["/api/v1/me/"]["get"]["responses"]) == {"200", "401", "403"}
+    assert "401" not in paths["/api/v1/auth/token/"]["post"]["responses"]
+    category = schema["components"]["schemas"]["DocumentOutput"]["properties"]["category"]
+    assert category.get("nullable") is True

@@ -644,3 +644,66 @@ def _add_form(name: str) -> dict[str, Any]:
         "versions-MAX_NUM_FORMS": "1000",
         "_save": "Save",
     }
+
+
+def test_text_postgresql_cannot_store_in_a_draft_gets_a_400_not_a_500(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        client = _client(tenant_a, _user(ADMIN))
+        flow = Flow.objects.create(name="Kept", draft=_menu_graph())
+
+        def sent(method: str, path: str, payload: dict[str, Any]) -> Any:
+            # json.dumps escapes a lone surrogate, as a browser's JSON.stringify does.
+            return getattr(client, method)(path, data=json.dumps(payload), content_type="application/json")
+
+        # A NUL and an unpaired surrogate: valid JSON, but jsonb refuses both.
+        for bad in ("\x00", "\ud800"):
+            in_text = graph_of(node("a", "send_message", text=f"Hello{bad}"))
+            in_key = {**_menu_graph(), f"note{bad}": "x"}
+            for graph in (in_text, in_key):
+                created = sent("post", "/api/v1/flows/", {"name": "Bad", "draft": graph})
+                assert created.status_code == 400, (repr(bad), created.content)
+                assert created.json()["code"] == "flow_graph_invalid" and "U+" in created.json()["message"]
+                saved = sent("patch", f"/api/v1/flows/{flow.pk}/", {"draft": graph})
+                assert saved.status_code == 400, (repr(bad), saved.content)
+                assert saved.json()["code"] == "flow_graph_invalid"
+                imported = sent("post", "/api/v1/flows/import/", {"graph": graph})
+                assert imported.status_code == 400, (repr(bad), imported.content)
+                assert imported.json()["code"] == "flow_import_invalid"
+                assert imported.json()["extra"]["reason"] == "graph"
+                upload = io.BytesIO(json.dumps({"graph": graph}).encode())
+                upload.name = "bad.json"
+                replaced = client.post(f"/api/v1/flows/{flow.pk}/import/", {"file": upload}, format="multipart")
+                assert replaced.status_code == 400, (repr(bad), replaced.content)
+                assert replaced.json()["code"] == "flow_import_invalid"
+        assert Flow.objects.get(pk=flow.pk).draft == _menu_graph()
+        assert not Flow.objects.filter(name="Bad").exists()
+
+
+def test_json_nested_beyond_any_flow_gets_a_400_not_a_500(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        client = _client(tenant_a, _user(ADMIN))
+        flow = Flow.objects.create(name="Kept too", draft=_menu_graph())
+
+        def nested(depth: int) -> str:
+            return "[" * depth + "]" * depth
+
+        # Deep enough to exhaust the JSON parser's recursion; deep enough to pass it but not
+        # the database's; and the same two in an uploaded export.
+        for depth in (100_000, 950):
+            menu = json.dumps(_menu_graph())
+            body = '{"name": "Deep", "draft": ' + menu[:-1] + ', "x": ' + nested(depth) + "}}"
+            created = client.post("/api/v1/flows/", data=body, content_type="application/json")
+            assert created.status_code == 400, (depth, created.content)
+            assert created.json()["code"] == "parse_error" and created.json()["message"]
+            upload = io.BytesIO(('{"graph": ' + menu[:-1] + ', "x": ' + nested(depth) + "}}").encode())
+            upload.name = "deep.json"
+            replaced = client.post(f"/api/v1/flows/{flow.pk}/import/", {"file": upload}, format="multipart")
+            assert replaced.status_code == 400, (depth, replaced.content)
+            assert replaced.json()["code"] == "flow_import_invalid" and replaced.json()["extra"]["reason"] == "json"
+        # Every JSON endpoint reads its body through the same parser.
+        for path in ("/api/v1/tickets/", f"/api/v1/flows/{flow.pk}/test-run/", "/api/v1/knowledge/answer/"):
+            response = client.post(path, data=nested(100_000), content_type="application/json")
+            assert response.status_code == 400, (path, response.content)
+            assert response.json()["code"] == "parse_error"
+        assert Flow.objects.get(pk=flow.pk).draft == _menu_graph()
+        assert not Flow.objects.filter(name="Deep").exists()

@@ -151,3 +151,21 @@ def test_only_managers_and_admins_read_the_report(tenant_a: TenantSetup) -> None
         admin = User.objects.get(email=tenant_a.admin_email)
         assert _client(tenant_a, admin).get("/api/v1/reports/sla/").status_code == 200
     assert APIClient(HTTP_HOST=tenant_a.domain).get("/api/v1/reports/sla/").status_code in (401, 403)
+
+
+def test_days_python_cannot_count_from_get_a_400_not_a_500(tenant_a: TenantSetup) -> None:
+    with tenant_context(tenant_a.organization):
+        client = _client(tenant_a, _user(SUPPORT_MANAGER))
+        # The default start is 29 days before `to`; the report's end is the day after `to`;
+        # a week or a month rounds outwards: each of these stepped outside Python's calendar.
+        for query in (
+            "to=0001-01-05",
+            "from=0001-01-01&to=0001-01-05",
+            "to=9999-12-31&period=month",
+            "from=9999-12-01&to=9999-12-31&period=week",
+        ):
+            response = client.get(f"/api/v1/reports/sla/?{query}")
+            assert response.status_code == 400, (query, response.content)
+            body = response.json()
+            assert body["code"] == "invalid" and set(body["extra"]["fields"]) <= {"from", "to"}, body
+        assert client.get("/api/v1/reports/sla/?from=2000-01-01&to=2000-01-31").status_code == 200

@@ -36,6 +36,7 @@ from apps.conversations.selectors import (
     conversation_messages,
 )
 from apps.conversations.services import conversation_note_add, conversation_reply
+from apps.core.api_schema import PAGE_PARAMETERS, page_of
 from apps.whatsapp.media import media_problem
 from apps.whatsapp.models import OutboxMessage
 
@@ -142,7 +143,11 @@ class ConversationListApi(APIView):
         language = serializers.CharField(required=False, max_length=8)
         q = serializers.CharField(required=False, max_length=100)
 
-    @extend_schema(parameters=[FilterSerializer], responses=ConversationSerializer(many=True))
+    @extend_schema(
+        operation_id="api_v1_conversations_list",  # the page is one object: keep the name a list had
+        parameters=[FilterSerializer, *PAGE_PARAMETERS],
+        responses=page_of("ConversationPage", ConversationSerializer(many=True)),
+    )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -373,8 +378,15 @@ class CannedResponseSerializer(serializers.Serializer[Any]):
 class CannedResponseListApi(APIView):
     """The saved replies, matching `q` in the shortcut or title (the composer's `/` menu)."""
 
-    @extend_schema(responses=CannedResponseSerializer(many=True))
+    class FilterSerializer(serializers.Serializer[dict[str, Any]]):
+        # A CharField refuses what the database cannot compare (NUL, lone surrogates) with a 400.
+        q = serializers.CharField(required=False, allow_blank=True, default="")
+
+    @extend_schema(parameters=[FilterSerializer], responses=CannedResponseSerializer(many=True))
     def get(self, request: Request) -> Response:
         api_user(request)
-        query = str(request.query_params.get("q", "")).strip().lstrip("/")[:40]
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        # The composer sends what follows the slash as typed; a shortcut is at most 40 characters.
+        query = filters.validated_data["q"].lstrip("/")[:40]
         return Response(CannedResponseSerializer(canned_response_list(query=query)[:20], many=True).data)

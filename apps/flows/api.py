@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from apps.accounts.api import api_user
 from apps.accounts.models import User
 from apps.core.exceptions import PermissionDeniedError
+from apps.core.json_input import JSONParser
 from apps.flows import graph as g
 from apps.flows.drafts import (
     FlowImportInvalid,

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError, ConflictError, NotFoundError
+from apps.core.json_input import json_too_deep, json_too_deep_message, json_unstorable_character
 from apps.flows import graph as g
 from apps.flows.models import Flow, FlowVersion
 
@@ -41,8 +42,16 @@ class FlowVersionNotFound(NotFoundError):
 
 
 def _draft_checked(data: Any) -> dict[str, Any]:
-    """The draft as it will be stored: structurally sound, within size limits."""
+    """The draft as it will be stored: structurally sound, within size limits, storable as jsonb."""
+    if json_too_deep(data):
+        raise g.FlowGraphInvalid(json_too_deep_message())
     g.graph_parse(data)
+    character = json_unstorable_character(data)
+    if character is not None:
+        raise g.FlowGraphInvalid(
+            _("Text in a flow cannot contain the character %(character)s.") % {"character": character},
+            extra={"character": character},
+        )
     if len(data["nodes"]) > MAX_NODES:
         raise g.FlowGraphInvalid(
             _("A flow can have at most %(max)d steps; this one has %(count)d.")
@@ -129,6 +138,10 @@ def flow_import_read(raw: bytes | str | dict[str, Any]) -> tuple[str, int, dict[
             raise FlowImportInvalid(
                 _("This file is not valid JSON: %(error)s") % {"error": exc}, extra={"reason": "json"}
             ) from exc
+        except RecursionError as exc:
+            raise FlowImportInvalid(json_too_deep_message(), extra={"reason": "json"}) from exc
+        if json_too_deep(document):
+            raise FlowImportInvalid(json_too_deep_message(), extra={"reason": "json"})
     if not isinstance(document, dict):
         raise FlowImportInvalid(_("The file must hold one flow (a JSON object)."), extra={"reason": "shape"})
     if "graph" in document:

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +21,7 @@ from apps.accounts.api import api_user
 from apps.accounts.models import User
 from apps.conversations.selectors import conversation_get_for_user
 from apps.core.exceptions import NotFoundError
+from apps.core.json_input import JSONParser
 from apps.knowledge.answers import knowledge_answer
 from apps.knowledge.copilot import copilot_outcome_record, copilot_suggest
 from apps.knowledge.exceptions import DocumentTooLarge
@@ -50,7 +51,7 @@ class CanSearch(BasePermission):
 
 
 class DocumentOutputSerializer(serializers.ModelSerializer[Document]):
-    category = serializers.CharField(source="category.name", default=None)
+    category = serializers.CharField(source="category.name", default=None, allow_null=True)
 
     class Meta:
         model = Document

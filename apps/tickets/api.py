@@ -20,10 +20,11 @@ from apps.accounts.models import Team, User
 from apps.accounts.selectors import user_has_capability
 from apps.conversations.models import Conversation
 from apps.conversations.selectors import conversation_get_for_user
+from apps.core.api_schema import PAGE_PARAMETERS, page_of
 from apps.tenants.selectors import organization_zone
 from apps.tickets.exceptions import TicketActionDenied
 from apps.tickets.models import Priority, Ticket
-from apps.tickets.reports import MAX_RANGE_DAYS, sla_report
+from apps.tickets.reports import FIRST_DAY, LAST_DAY, MAX_RANGE_DAYS, sla_report
 from apps.tickets.selectors import csat_summary, ticket_get_for_user, ticket_list_for_user
 from apps.tickets.services.tickets import ticket_create, ticket_create_from_conversation, ticket_merge, ticket_update
 
@@ -116,7 +117,11 @@ class TicketListCreateApi(APIView):
         assignee = serializers.IntegerField(required=False, allow_null=True, default=None)
         tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list)
 
-    @extend_schema(parameters=[FilterSerializer], responses=TicketSerializer(many=True))
+    @extend_schema(
+        operation_id="api_v1_tickets_list",  # the page is one object: keep the name a list had
+        parameters=[FilterSerializer, *PAGE_PARAMETERS],
+        responses=page_of("TicketPage", TicketSerializer(many=True)),
+    )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -288,6 +293,16 @@ class SlaReportFilterSerializer(serializers.Serializer[dict[str, Any]]):
         return fields
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for name in ("from", "to"):
+            if name in attrs and not FIRST_DAY <= attrs[name] <= LAST_DAY:
+                raise serializers.ValidationError(
+                    {
+                        name: [
+                            _("Choose a day from %(first)s to %(last)s.")
+                            % {"first": FIRST_DAY.isoformat(), "last": LAST_DAY.isoformat()}
+                        ]
+                    }
+                )
         until = attrs.get("to") or timezone.localdate(timezone=organization_zone())
         since = attrs.get("from") or until - timedelta(days=29)
         if since > until:

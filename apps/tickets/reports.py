@@ -24,6 +24,10 @@ from apps.tickets.services.sla import sla_schedule
 
 PERIODS = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 MAX_RANGE_DAYS = 366
+# No ticket predates these; the bounds keep the report's day arithmetic (the default start,
+# the day after the end, weeks and months rounded outwards) inside Python's calendar.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(9998, 12, 31)
 
 
 @dataclass

@@ -299,6 +299,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's defaults, with a JSON parser that refuses absurdly nested bodies with a 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.json_input.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api_errors.exception_handler",
     # Throttles key on REMOTE_ADDR, never on the X-Forwarded-For header a client can write:
@@ -310,6 +316,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Multi-tenant WhatsApp AI helpdesk. Every path is served on a tenant's own host.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.api_schema.error_responses",
+    ],
     # Conversations and tickets both have a "priority" and a "status" with different choices.
     "ENUM_NAME_OVERRIDES": {
         "ConversationPriorityEnum": "apps.conversations.models.Conversation.Priority",
