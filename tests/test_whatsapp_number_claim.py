@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from django.test import Client, override_settings
+from django.utils.translation import gettext, override
 
 from apps.accounts.models import User
 from apps.tenants.management.commands.demo_setup import DEMO_PHONE_NUMBER_ID
 from apps.tenants.models import WebhookEvent, WhatsAppAccount
+from apps.whatsapp.numbers import whatsapp_number_id_check
 from tests import whatsapp_payloads as wp
 from tests.conftest import PASSWORD, TenantSetup
 from tests.fakes.graph_api import FakeGraphApi, FakeNumber, Reply
@@ -204,6 +206,8 @@ def test_a_sandbox_number_cannot_take_a_meta_shaped_id(tenant_b: TenantSetup, me
 
 
 def test_the_demo_sandbox_number_keeps_working(tenant_a: TenantSetup, meta: FakeGraphApi) -> None:
+    # The ID demo_setup gives its sandbox number passes the rule, were it typed in.
+    whatsapp_number_id_check(phone_number_id=DEMO_PHONE_NUMBER_ID, transport="sandbox")
     demo = WhatsAppAccount.objects.create(
         tenant=tenant_a.organization, name="Demo", phone_number_id=DEMO_PHONE_NUMBER_ID, transport="sandbox"
     )
@@ -240,3 +244,14 @@ def test_a_taken_number_does_not_say_who_has_it(
     message = _errors(client.post(ADD, _number(phone_number_id="alpha-sandbox", transport="sandbox")))
     assert message == "This number is already connected to Imaradesk. If it is yours, contact support."
     assert WhatsAppAccount.objects.filter(tenant=tenant_b.organization).count() == 1
+
+
+@pytest.mark.parametrize("language", ["fr", "pt", "sw"])
+def test_the_refusals_are_translated(tenant_b: TenantSetup, meta: FakeGraphApi, language: str) -> None:
+    client = _signed_in(tenant_b)
+    english = _errors(client.post(ADD, _number(access_token=BETA_OWN.token)))
+    with override(language):
+        assert gettext(english) != english
+        assert gettext("This number is already connected to Imaradesk. If it is yours, contact support.") != (
+            "This number is already connected to Imaradesk. If it is yours, contact support."
+        )

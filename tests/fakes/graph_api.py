@@ -31,6 +31,7 @@ import email.policy
 import hashlib
 import itertools
 import json
+import re
 import threading
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
@@ -396,7 +397,11 @@ def _is_node_read(path: str) -> bool:
     """GET /{version}/{id} that is not a media lookup (those carry `phone_number_id`)."""
     parts = urlsplit(path)
     segments = [segment for segment in parts.path.split("/") if segment]
-    return len(segments) == 2 and "phone_number_id" not in parse_qs(parts.query)
+    return (
+        len(segments) == 2
+        and re.fullmatch(r"v[0-9]+(\.[0-9]+)?", segments[0]) is not None
+        and "phone_number_id" not in parse_qs(parts.query)
+    )
 
 
 def main() -> None:
