@@ -84,6 +84,10 @@ class WhatsAppAccount(models.Model):
         _("messages per second"), default=80, help_text=_("Meta allows 80 by default, up to 1,000.")
     )
     is_active = models.BooleanField(_("active"), default=True)
+    # Set when Meta answered GET /{phone_number_id} with this number's token (the back offices
+    # refuse a Cloud number otherwise); empty for sandbox numbers and numbers added before.
+    verified_name = models.CharField(_("verified name"), max_length=200, blank=True)
+    verified_at = models.DateTimeField(_("verified with Meta"), null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

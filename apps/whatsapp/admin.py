@@ -13,17 +13,22 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from apps.core.admin_sites import platform_admin_site, tenant_admin_site
+from apps.core.exceptions import ApplicationError
 from apps.core.tenancy import current_schema
 from apps.tenants.models import WebhookEvent, WhatsAppAccount
 from apps.whatsapp.models import Media, MessageTemplate, OutboxMessage
+from apps.whatsapp.numbers import NumberClaim, whatsapp_number_claim_check
 from apps.whatsapp.processing import webhook_event_replay
 
 SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
+# Neutral on purpose: it must not tell one tenant that another has the number, nor whom.
+NUMBER_TAKEN = _("This number is already connected to Imaradesk. If it is yours, contact support.")
 
 
 class WhatsAppAccountForm(forms.ModelForm[WhatsAppAccount]):
@@ -62,6 +67,7 @@ class WhatsAppAccountForm(forms.ModelForm[WhatsAppAccount]):
             "rate_limit_per_second",
             "is_active",
         ]
+        error_messages = {"phone_number_id": {"unique": NUMBER_TAKEN}}
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
@@ -74,7 +80,40 @@ class WhatsAppAccountForm(forms.ModelForm[WhatsAppAccount]):
         rate = cleaned.get("rate_limit_per_second")
         if rate is not None and not 1 <= rate <= 1000:
             self.add_error("rate_limit_per_second", _("Between 1 and 1,000 messages per second."))
+        if not any(name in self.errors for name in ("phone_number_id", "transport", "access_token")):
+            self._claim_check(cleaned)
         return cleaned
+
+    def _claim_check(self, cleaned: dict[str, Any]) -> None:
+        """Only whoever proves the number theirs connects it (see apps.whatsapp.numbers)."""
+        stored = WhatsAppAccount.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
+        claim = NumberClaim(
+            phone_number_id=cleaned.get("phone_number_id") or "",
+            transport=cleaned.get("transport") or "",
+            access_token=cleaned.get("access_token") or "",
+            stored=stored,
+        )
+        try:
+            verified = whatsapp_number_claim_check(claim=claim)
+        except ApplicationError as exc:
+            # On the ID field: the uniqueness check then skips it, so a refused claim never
+            # learns whether someone else has the number.
+            self.add_error("phone_number_id", exc.message)
+            return
+        if verified is not None:
+            # Meta's word for what the number is, not what was typed.
+            if verified.display_phone_number:
+                cleaned["display_phone_number"] = verified.display_phone_number
+            self.instance.verified_name = verified.verified_name
+            self.instance.verified_at = timezone.now()
+        elif claim.needs_proof:
+            self.instance.verified_name = ""
+            self.instance.verified_at = None
+
+    def validate_unique(self) -> None:
+        # Whether an ID is taken is said only to someone whose number passed every other check.
+        if not self.errors:
+            super().validate_unique()
 
 
 def _templates_sync_queue(modeladmin: Any, request: HttpRequest, accounts: list[WhatsAppAccount]) -> None:
@@ -120,6 +159,7 @@ class TenantWhatsAppAccountAdmin(admin.ModelAdmin[WhatsAppAccount]):
         "is_active",
     ]
     search_fields = ["name", "display_phone_number", "phone_number_id"]
+    readonly_fields = ["verified_name", "verified_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WhatsAppAccount]:
         return super().get_queryset(request).filter(tenant=request.tenant)  # type: ignore[attr-defined]
@@ -134,10 +174,20 @@ class TenantWhatsAppAccountAdmin(admin.ModelAdmin[WhatsAppAccount]):
 
 class PlatformWhatsAppAccountAdmin(admin.ModelAdmin[WhatsAppAccount]):
     form = WhatsAppAccountForm
-    list_display = ["name", "tenant", "display_phone_number", "phone_number_id", "transport", "is_active"]
+    list_display = [
+        "name",
+        "tenant",
+        "display_phone_number",
+        "phone_number_id",
+        "transport",
+        "verified_at",
+        "is_active",
+    ]
     list_filter = ["transport", "is_active"]
     list_select_related = ["tenant"]
     search_fields = ["name", "phone_number_id", "tenant__name"]
+    # A Cloud number added before numbers were verified has no date here: check its owner.
+    readonly_fields = ["verified_name", "verified_at"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         return super().get_form(request, obj, change=change, fields=["tenant", *WhatsAppAccountForm.Meta.fields])

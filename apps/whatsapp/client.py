@@ -48,6 +48,15 @@ class MediaInfo:
     file_size: int | None
 
 
+@dataclass(frozen=True)
+class PhoneNumberInfo:
+    """What Meta says a phone number is, as read with a token."""
+
+    id: str
+    display_phone_number: str
+    verified_name: str
+
+
 class WhatsAppClient:
     """One phone number's view of the Graph API. Network errors surface as GraphApiError(status=0)."""
 
@@ -80,6 +89,20 @@ class WhatsAppClient:
         if response.status_code >= 400:
             raise _error_from(response)
         return response
+
+    # --- the number itself -----------------------------------------------------------------
+
+    def phone_number_info(self) -> PhoneNumberInfo:
+        """GET /{phone-number-id}: answered only for a token of the business that owns the number."""
+        params = {"fields": "id,display_phone_number,verified_name"}
+        data = self._call("GET", self._url(self.phone_number_id), params=params).json()
+        if not isinstance(data, dict) or not data.get("id"):
+            raise GraphApiError(status=200, code=None, title="The number response has no id", details=str(data)[:500])
+        return PhoneNumberInfo(
+            id=str(data["id"]),
+            display_phone_number=str(data.get("display_phone_number") or ""),
+            verified_name=str(data.get("verified_name") or ""),
+        )
 
     # --- messages ------------------------------------------------------------------------
 

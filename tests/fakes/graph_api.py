@@ -12,6 +12,10 @@ delay sleeps on the loop, so a slow answer never holds up the others.
 It also speaks the media upload (`POST /{phone}/media`, multipart: the file is kept in
 `uploads` and then served like a customer's media) and the template catalogue
 (`GET /{waba}/message_templates`, paginated with `after` cursors, from `templates[waba]`).
+A phone number is read with `GET /{phone-number-id}` (`phone_numbers[id]`): its details for the
+token that owns it; Meta's 400 (code 100, subcode 33: "does not exist, cannot be loaded due to
+missing permissions") for an unknown number or another business's token; 401 (code 190) for a
+token the fake knows nowhere.
 
 In its own process, `GET /_fake/stats` answers {"messages": n, "distinct": n, "duplicates": n}
 (message requests counted by their body) and `POST /_fake/reset` forgets everything.
@@ -27,6 +31,7 @@ import email.policy
 import hashlib
 import itertools
 import json
+import re
 import threading
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
@@ -77,12 +82,22 @@ def _multipart(content_type: str, raw: bytes) -> tuple[dict[str, str], dict[str,
     return fields, files
 
 
+@dataclass(frozen=True)
+class FakeNumber:
+    """A phone number Meta knows, readable with its owner's token."""
+
+    token: str
+    display_phone_number: str
+    verified_name: str
+
+
 @dataclass
 class FakeGraphApi:
     requests: list[Recorded] = field(default_factory=list)
     media_files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     uploads: dict[str, Upload] = field(default_factory=dict)
     templates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    phone_numbers: dict[str, FakeNumber] = field(default_factory=dict)
     templates_page_size: int = 2
     host: str = "127.0.0.1"
     port: int = 0
@@ -171,9 +186,13 @@ class FakeGraphApi:
             self.media_files.clear()
             self.uploads.clear()
             self.templates.clear()
+            self.phone_numbers.clear()
 
     def script(self, route: str, *replies: Reply) -> None:
-        """Queue replies for a route: "messages", "media-info", "media-file", "media-upload" or "templates"."""
+        """Queue replies for a route.
+
+        Routes: "messages", "media-info", "media-file", "media-upload", "templates", "phone-number".
+        """
         with self._lock:
             self._scripts[route].extend(replies)
 
@@ -254,6 +273,8 @@ class FakeGraphApi:
             return await self._upload(path, body, files)
         if method == "GET" and "/message_templates" in path:
             return await self._templates(path)
+        if method == "GET" and _is_node_read(path):
+            return await self._phone_number(path, headers)
         return await self._route(path)
 
     async def _scripted(self, route: str) -> tuple[int, bytes, str] | None:
@@ -304,6 +325,36 @@ class FakeGraphApi:
             answer["paging"]["next"] = f"{self.url}{parts.path}?after={start + size}&limit={size}"
         return 200, json.dumps(answer).encode(), "application/json"
 
+    async def _phone_number(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        scripted = await self._scripted("phone-number")
+        if scripted is not None:
+            return scripted
+        number_id = urlsplit(path).path.rstrip("/").rsplit("/", 1)[-1]
+        authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        token = authorization.removeprefix("Bearer ").strip()
+        with self._lock:
+            number = self.phone_numbers.get(number_id)
+            known_token = any(n.token == token for n in self.phone_numbers.values())
+        if not known_token:
+            error = {"error": {"message": "Invalid OAuth access token - Cannot parse access token",
+                               "type": "OAuthException", "code": 190}}  # fmt: skip
+            return 401, json.dumps(error).encode(), "application/json"
+        if number is None or number.token != token:
+            # Meta answers the same for a number that does not exist and one the token may not read.
+            message = (
+                f"Unsupported get request. Object with ID '{number_id}' does not exist, cannot be loaded due "
+                "to missing permissions, or does not support this operation."
+            )
+            error = {"error": {"message": message, "type": "GraphMethodException", "code": 100, "error_subcode": 33}}
+            return 400, json.dumps(error).encode(), "application/json"
+        answer = {
+            "id": number_id,
+            "display_phone_number": number.display_phone_number,
+            "verified_name": number.verified_name,
+            "quality_rating": "GREEN",
+        }
+        return 200, json.dumps(answer).encode(), "application/json"
+
     async def _route(self, path: str) -> tuple[int, bytes, str]:
         if path.startswith("/media-files/"):
             scripted = self._next("media-file")
@@ -340,6 +391,17 @@ class FakeGraphApi:
             "id": media_id,
         }
         return 200, json.dumps(info).encode(), "application/json"
+
+
+def _is_node_read(path: str) -> bool:
+    """GET /{version}/{id} that is not a media lookup (those carry `phone_number_id`)."""
+    parts = urlsplit(path)
+    segments = [segment for segment in parts.path.split("/") if segment]
+    return (
+        len(segments) == 2
+        and re.fullmatch(r"v[0-9]+(\.[0-9]+)?", segments[0]) is not None
+        and "phone_number_id" not in parse_qs(parts.query)
+    )
 
 
 def main() -> None:
