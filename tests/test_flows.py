@@ -343,18 +343,23 @@ def _templates_sent(wa_id: str) -> list[str]:
     return [row.payload["template"]["name"] for row in rows]
 
 
+def _deals_flow() -> None:
+    """On "deals": the marketing offer, the utility update, then a text."""
+    _flow(
+        "Deals",
+        graph_of(
+            OFFER, UPDATE, node("bye", "send_message", text="Anything else?"),
+            trigger={"kind": "keyword", "keywords": ["deals"]},
+        ),
+    )  # fmt: skip
+
+
 def test_a_flow_sends_no_marketing_template_to_a_customer_who_opted_out(
     tenant_a: TenantSetup, caplog: pytest.LogCaptureFixture
 ) -> None:
     with tenant_context(tenant_a.organization):
         _catalogue(tenant_a)
-        _flow(
-            "Deals",
-            graph_of(
-                OFFER, UPDATE, node("bye", "send_message", text="Anything else?"),
-                trigger={"kind": "keyword", "keywords": ["deals"]},
-            ),
-        )  # fmt: skip
+        _deals_flow()
         subscribed = "254711000050"
         _says(tenant_a, subscribed, "deals")
         assert _templates_sent(subscribed) == ["weekly_offer", "order_ready"]
@@ -380,13 +385,7 @@ def test_a_flow_notes_a_template_whatsapp_paused_and_goes_on(tenant_a: TenantSet
     with tenant_context(tenant_a.organization):
         _catalogue(tenant_a)
         MessageTemplate.objects.filter(name="order_ready").update(status="PAUSED")
-        _flow(
-            "Deals",
-            graph_of(
-                OFFER, UPDATE, node("bye", "send_message", text="Anything else?"),
-                trigger={"kind": "keyword", "keywords": ["deals"]},
-            ),
-        )  # fmt: skip
+        _deals_flow()
         wa_id = "254711000053"
         _says(tenant_a, wa_id, "deals")
         assert _templates_sent(wa_id) == ["weekly_offer"]

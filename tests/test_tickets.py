@@ -407,19 +407,24 @@ def test_csat_outside_the_window_is_an_approved_template(
         assert payloads == [f"csat:{survey.pk}:{n}" for n in (5, 4, 3, 2, 1)]
 
 
+def _rating_template(tenant: TenantSetup, *, category: str, status: str) -> None:
+    """The number's copy of the rating template (`CSAT_TEMPLATE_NAME`), as a fetch stores it."""
+    MessageTemplate.objects.create(
+        account=tenant.whatsapp,
+        name="csat_request",
+        language="en",
+        category=category,
+        status=status,
+        body_text="How did we do?",
+        synced_at=timezone.now(),
+    )
+
+
 def test_csat_is_not_asked_with_a_template_whatsapp_paused(
     tenant_a: TenantSetup, django_capture_on_commit_callbacks: Capture
 ) -> None:
     with tenant_context(tenant_a.organization):
-        MessageTemplate.objects.create(
-            account=tenant_a.whatsapp,
-            name="csat_request",
-            language="en",
-            category="UTILITY",
-            status="PAUSED",
-            body_text="How did we do?",
-            synced_at=timezone.now(),
-        )
+        _rating_template(tenant_a, category="UTILITY", status="PAUSED")
         outside = _conversation(tenant_a, window_open=False, language="en")
         with django_capture_on_commit_callbacks(execute=True):
             conversation_resolve(conversation=outside, by=None)
@@ -437,15 +442,7 @@ def test_csat_never_goes_as_a_marketing_template_to_a_customer_who_opted_out(
 ) -> None:
     """Meta may file the rating template under MARKETING: then a customer who sent STOP is not asked."""
     with tenant_context(tenant_a.organization):
-        MessageTemplate.objects.create(
-            account=tenant_a.whatsapp,
-            name="csat_request",
-            language="en",
-            category="MARKETING",
-            status="APPROVED",
-            body_text="How did we do?",
-            synced_at=timezone.now(),
-        )
+        _rating_template(tenant_a, category="MARKETING", status="APPROVED")
         opted_out = _conversation(tenant_a, window_open=False, language="en")
         contact_consent_set(contact=opted_out.contact, action="opt_out", source="keyword", evidence="STOP")
         with django_capture_on_commit_callbacks(execute=True):
