@@ -264,3 +264,19 @@ def test_canned_responses_refuse_a_search_the_database_cannot_hold(tenant_a: Ten
         response = client.get("/api/v1/canned-responses/", {"q": "ref\x00und"})
         assert response.status_code == 400, response.content
         assert response.json()["code"] == "invalid" and "q" in response.json()["extra"]["fields"]
+
+
+def test_a_password_change_revokes_the_users_api_token(tenant_a: TenantSetup) -> None:
+    # Changing a password is what one does after a leak: the API token must not outlive it.
+    with tenant_context(tenant_a.organization):
+        manager = _user(SUPPORT_MANAGER)
+        old, _ = Token.objects.get_or_create(user=manager)
+        manager.last_name = "Renamed"
+        manager.save()  # a save that changes no access keeps the token
+        assert Token.objects.filter(key=old.key).exists()
+        manager.set_password("a-new-long-password-2026")
+        manager.save()
+        assert not Token.objects.filter(user=manager).exists()
+    client = APIClient(HTTP_HOST=tenant_a.domain)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {old.key}")
+    assert client.get("/api/v1/conversations/").status_code == 401

@@ -9,6 +9,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_migrate, post_save, pre_save
 from django.dispatch import receiver
 from django.http import HttpRequest
+from rest_framework.authtoken.models import Token
 
 from apps.accounts.models import User
 from apps.core.realtime import sockets_close
@@ -28,7 +29,8 @@ def roles_sync_after_migrate(sender: AppConfig, **kwargs: Any) -> None:
 
 
 # A live socket is authenticated when it opens, and a session is invalidated without one: these
-# receivers close the sockets that lost access (cache-like invalidation, not business logic).
+# receivers close the sockets (and revoke the API token) that lost access: invalidation, like a
+# cache's, not business logic.
 
 
 @receiver(pre_save, sender=User)
@@ -45,8 +47,13 @@ def user_sockets_close_on_lost_access(sender: type[User], instance: User, create
         return
     # A password change also ends the user's other sessions (Django's session hash); the
     # browser it was changed from reconnects with its refreshed session.
-    if (before["is_active"] and not instance.is_active) or before["password"] != instance.password:
+    password_changed = before["password"] != instance.password
+    if (before["is_active"] and not instance.is_active) or password_changed:
         sockets_close(user_id=instance.pk)
+    if password_changed:
+        # One changes a password after a leak: the API token must not outlive the old one
+        # (a switched-off user's token is refused by DRF's own is_active check).
+        Token.objects.filter(user=instance).delete()
 
 
 @receiver(user_logged_out)
