@@ -174,7 +174,7 @@ def test_an_agent_sends_a_photo_with_a_caption_through_the_outbox(
 
         message = Message.objects.select_related("media", "outbox").get(pk=body["id"])
         assert message.media is not None and message.outbox is not None
-        assert f"/outbound/{tenant_a.schema}/" in message.media.file.name
+        assert message.media.file.name.startswith(f"tenants/{tenant_a.schema}/whatsapp/media/")
         assert message.media.file.read() == JPEG and message.media.media_id is None
         assert message.outbox.media_id == message.media.pk
         conversation.refresh_from_db()
@@ -320,7 +320,7 @@ def test_another_tenant_reaches_neither_the_conversation_nor_the_file(
     assert foreign.get(f"/api/v1/conversations/{conversation.pk}/").status_code == 401
     with tenant_context(tenant_a.organization):
         media = Media.objects.get(messages__pk=sent["id"])
-        assert f"/outbound/{tenant_a.schema}/" in media.file.name
+        assert media.file.name.startswith(f"tenants/{tenant_a.schema}/whatsapp/media/")
 
 
 def test_a_caption_goes_out_in_the_customers_language(tenant_a: TenantSetup, ai_fakes: Fakes) -> None:

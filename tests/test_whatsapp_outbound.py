@@ -297,6 +297,7 @@ def test_media_is_downloaded_with_the_token_within_limits(tenant_a: TenantSetup,
         assert stored.status == Media.Status.READY
         assert stored.file.read() == b"\x89PNG fake image bytes"
         assert stored.file.name.endswith(".png")
+        assert stored.file.name.startswith(f"tenants/{tenant_a.schema}/whatsapp/media/")
         sticker = media_register(account=tenant_a.whatsapp, kind="sticker", ref=MediaRef(media_id="BIG1"))
         assert media_download(media_id=sticker.pk).status == Media.Status.TOO_LARGE
         missing = media_register(account=tenant_a.whatsapp, kind="image", ref=MediaRef(media_id="GONE"))

@@ -21,7 +21,6 @@ from apps.conversations.services import (
     marketing_refused_error,
     message_send,
 )
-from apps.core.tenancy import current_schema
 from apps.whatsapp import messages as wa
 from apps.whatsapp.attachments import Attachment, attachment_inspect
 from apps.whatsapp.message_templates import (
@@ -118,8 +117,8 @@ def _attachment_store_and_send(
         downloaded_at=timezone.now(),
     )
     extension = attachment.filename.rsplit(".", 1)[-1][:10] if "." in attachment.filename else "bin"
-    # The schema in the path keeps each business's files apart in the bucket as well.
-    media.file.save(f"outbound/{current_schema()}/{uuid.uuid4().hex}.{extension}", File(file), save=False)
+    # Stored under the tenant's own folder (`whatsapp.models.media_upload_to`), as customers' files.
+    media.file.save(f"outbound-{uuid.uuid4().hex}.{extension}", File(file), save=False)
     try:
         media.save()
         message = message_send(

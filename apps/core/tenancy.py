@@ -33,3 +33,12 @@ def tenant_context(tenant: Any) -> AbstractContextManager[Any]:
 
 def schema_exists(schema_name: str) -> bool:
     return bool(_utils.schema_exists(schema_name))
+
+
+def tenant_storage_path(*parts: str) -> str:
+    """A storage name under the current tenant's own folder (`tenants/<schema>/...`).
+
+    Every tenant's files live under one prefix: deleting a tenant deletes that folder, and an
+    S3 bucket policy or a backup can be scoped to it.
+    """
+    return "/".join(["tenants", current_schema(), *parts])

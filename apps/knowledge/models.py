@@ -14,12 +14,13 @@ from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
 
 from apps.conversations.models import Conversation
+from apps.core.tenancy import tenant_storage_path
 
 
 def document_upload_to(instance: Document, filename: str) -> str:
     # The stored name is a UUID: user-chosen names never reach the storage backend.
     suffix = PurePath(filename).suffix.lower()[:10]
-    return f"knowledge/{uuid.uuid4().hex}{suffix}"
+    return tenant_storage_path("knowledge", f"{uuid.uuid4().hex}{suffix}")
 
 
 class Category(models.Model):

@@ -1,9 +1,16 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.tenancy import tenant_storage_path
 from apps.tenants.models import WhatsAppAccount
+
+
+def media_upload_to(instance: Media, filename: str) -> str:
+    # The caller names the file (a UUID): a customer's file name never reaches the storage.
+    return tenant_storage_path("whatsapp", "media", timezone.now().strftime("%Y/%m"), filename)
 
 
 class OutboxMessage(models.Model):
@@ -101,7 +108,7 @@ class Media(models.Model):
     sha256 = models.CharField(max_length=200, blank=True)
     filename = models.CharField(max_length=500, blank=True)
     size = models.PositiveBigIntegerField(null=True, blank=True)
-    file = models.FileField(upload_to="whatsapp/media/%Y/%m/", blank=True)
+    file = models.FileField(upload_to=media_upload_to, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     # Downloads of a customer's file: how many were tried, and when the next one is due (a

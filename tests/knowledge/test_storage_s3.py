@@ -55,7 +55,7 @@ def test_documents_are_stored_indexed_and_deleted_on_s3(
         document = upload(b"# Delivery\nWe deliver to Kisumu on Tuesdays and Fridays.\n", "delivery.md")
         assert document.status == "ready", document.error_message
         keys = [item["Key"] for item in s3_storage.list_objects_v2(Bucket=BUCKET)["Contents"]]
-        assert keys == [document.file.name] and keys[0].startswith("knowledge/")
+        assert keys == [document.file.name] and keys[0].startswith(f"tenants/{tenant_a.schema}/knowledge/")
         answer = knowledge_answer(question="When do you deliver to Kisumu?", record_gap=False)
         assert "Tuesdays" in answer.text
         with django_capture_on_commit_callbacks(execute=True):
