@@ -255,3 +255,30 @@ def test_the_refusals_are_translated(tenant_b: TenantSetup, meta: FakeGraphApi, 
         assert gettext("This number is already connected to Imaradesk. If it is yours, contact support.") != (
             "This number is already connected to Imaradesk. If it is yours, contact support."
         )
+
+
+# --- The WhatsApp Business account ID: its template events go to whoever names it -------------
+
+
+def test_a_tenant_cannot_name_a_business_account_its_number_is_not_in(
+    tenant_a: TenantSetup, tenant_b: TenantSetup, meta: FakeGraphApi
+) -> None:
+    # Template webhooks are routed by account ID: naming another business's account on one's
+    # own number would deliver that business's template events (names, statuses, reasons) here.
+    meta.phone_numbers[VICTIM_ID] = FakeNumber(
+        VICTIM.token, VICTIM.display_phone_number, VICTIM.verified_name, "WABA-V"
+    )
+    meta.phone_numbers[BETA_OWN_ID] = FakeNumber(BETA_OWN.token, BETA_OWN.display_phone_number, "Beta Ltd", "WABA-B")
+    client = _signed_in(tenant_b)
+
+    squat = client.post(ADD, _number(phone_number_id=BETA_OWN_ID, access_token=BETA_OWN.token, waba_id="WABA-V"))
+    assert "WhatsApp Business account" in _errors(squat)
+    assert not WhatsAppAccount.objects.filter(phone_number_id=BETA_OWN_ID).exists()
+    sandbox = client.post(
+        ADD, _number(phone_number_id="beta-sandbox", transport="sandbox", access_token="", waba_id="WABA-V")
+    )
+    assert "WhatsApp Business account" in _errors(sandbox)
+
+    own = client.post(ADD, _number(phone_number_id=BETA_OWN_ID, access_token=BETA_OWN.token, waba_id="WABA-B"))
+    assert own.status_code == 302, _errors(own)
+    assert WhatsAppAccount.objects.get(phone_number_id=BETA_OWN_ID).waba_id == "WABA-B"

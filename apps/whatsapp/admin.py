@@ -23,7 +23,7 @@ from apps.core.exceptions import ApplicationError
 from apps.core.tenancy import current_schema
 from apps.tenants.models import WebhookEvent, WhatsAppAccount
 from apps.whatsapp.models import Media, MessageTemplate, OutboxMessage
-from apps.whatsapp.numbers import NumberClaim, whatsapp_number_claim_check
+from apps.whatsapp.numbers import NumberClaim, WhatsAppBusinessAccountInvalid, whatsapp_number_claim_check
 from apps.whatsapp.processing import webhook_event_replay
 
 SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
@@ -92,13 +92,15 @@ class WhatsAppAccountForm(forms.ModelForm[WhatsAppAccount]):
             transport=cleaned.get("transport") or "",
             access_token=cleaned.get("access_token") or "",
             stored=stored,
+            waba_id=(cleaned.get("waba_id") or "").strip(),
         )
         try:
             verified = whatsapp_number_claim_check(claim=claim)
         except ApplicationError as exc:
-            # On the ID field: the uniqueness check then skips it, so a refused claim never
-            # learns whether someone else has the number.
-            self.add_error("phone_number_id", exc.message)
+            # On the ID field (or the account's): the uniqueness check then skips it, so a
+            # refused claim never learns whether someone else has the number.
+            field = "waba_id" if isinstance(exc, WhatsAppBusinessAccountInvalid) else "phone_number_id"
+            self.add_error(field, exc.message)
             return
         if verified is not None:
             # Meta's word for what the number is, not what was typed.

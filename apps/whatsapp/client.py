@@ -104,6 +104,19 @@ class WhatsAppClient:
             verified_name=str(data.get("verified_name") or ""),
         )
 
+    def business_account_numbers(self, waba_id: str) -> set[str]:
+        """GET /{waba-id}/phone_numbers: the IDs of the account's numbers (answered only for its token).
+
+        One page of 100: Meta gives an account a handful of numbers (two to start, at most 20
+        without a special request).
+        """
+        data = self._call("GET", self._url(f"{waba_id}/phone_numbers"), params={"fields": "id", "limit": 100}).json()
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise GraphApiError(
+                status=200, code=None, title="The numbers response has no data", details=str(data)[:500]
+            )
+        return {str(item["id"]) for item in data["data"] if isinstance(item, dict) and item.get("id")}
+
     # --- messages ------------------------------------------------------------------------
 
     def send(self, payload: dict[str, Any]) -> str:

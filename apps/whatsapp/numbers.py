@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 # Meta's phone number IDs are Graph object IDs: digits only. Checked before the ID goes into a URL.
 CLOUD_ID = re.compile(r"[0-9]{1,64}")
+# A WhatsApp Business account ID goes into a Graph URL as well (Meta's are digits).
+WABA_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # A sandbox ID has a letter (so it is never Meta's) and nothing that needs escaping anywhere.
 SANDBOX_ID = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9._-]{1,64}")
 
@@ -40,6 +42,10 @@ class WhatsAppNumberIdInvalid(ApplicationError):
 
 class WhatsAppNumberNotVerified(ApplicationError):
     code = "whatsapp_number_not_verified"
+
+
+class WhatsAppBusinessAccountInvalid(ApplicationError):
+    code = "whatsapp_business_account_invalid"
 
 
 class WhatsAppNumberVerifyUnavailable(ApplicationError):
@@ -55,6 +61,7 @@ class NumberClaim:
     transport: str
     access_token: str
     stored: WhatsAppAccount | None = None
+    waba_id: str = ""
 
     @property
     def needs_proof(self) -> bool:
@@ -63,6 +70,7 @@ class NumberClaim:
             stored is None
             or stored.phone_number_id != self.phone_number_id
             or stored.transport != self.transport
+            or stored.waba_id != self.waba_id
             or (self.transport == WhatsAppAccount.Transport.CLOUD and stored.access_token != self.access_token)
         )
 
@@ -89,6 +97,13 @@ def whatsapp_number_id_check(*, phone_number_id: str, transport: str) -> None:
         )
 
 
+def _unreachable(exc: GraphApiError) -> WhatsAppNumberVerifyUnavailable:
+    return WhatsAppNumberVerifyUnavailable(
+        _("WhatsApp could not be reached to verify this number, so nothing was saved. Try again in a few minutes."),
+        extra={"status": exc.status, "graph_code": exc.code},
+    )
+
+
 def whatsapp_number_verify(
     *, phone_number_id: str, access_token: str, client: WhatsAppClient | None = None
 ) -> PhoneNumberInfo:
@@ -100,13 +115,7 @@ def whatsapp_number_verify(
         # Never log the token. Meta's message names the ID, which the admin typed.
         logger.info("whatsapp number %s not verified: %s", phone_number_id, exc)
         if exc.retryable:
-            raise WhatsAppNumberVerifyUnavailable(
-                _(
-                    "WhatsApp could not be reached to verify this number, so nothing was saved. "
-                    "Try again in a few minutes."
-                ),
-                extra={"status": exc.status, "graph_code": exc.code},
-            ) from exc
+            raise _unreachable(exc) from exc
         raise WhatsAppNumberNotVerified(
             _(
                 "This access token cannot read this phone number ID on WhatsApp. Use the phone number ID from "
@@ -133,5 +142,44 @@ def whatsapp_number_claim_check(*, claim: NumberClaim, client: WhatsAppClient | 
         return None
     whatsapp_number_id_check(phone_number_id=claim.phone_number_id, transport=claim.transport)
     if claim.transport != WhatsAppAccount.Transport.CLOUD:
+        if claim.waba_id:
+            # Template webhooks are routed by account ID: a sandbox number, which proves nothing,
+            # must not name one (it would receive that business's template events).
+            raise WhatsAppBusinessAccountInvalid(
+                _("A sandbox number has no WhatsApp Business account: leave the account ID empty."),
+                extra={"transport": claim.transport},
+            )
         return None
-    return whatsapp_number_verify(phone_number_id=claim.phone_number_id, access_token=claim.access_token, client=client)
+    client = client or WhatsAppClient(phone_number_id=claim.phone_number_id, access_token=claim.access_token)
+    info = whatsapp_number_verify(phone_number_id=claim.phone_number_id, access_token=claim.access_token, client=client)
+    if claim.waba_id:
+        whatsapp_business_account_verify(phone_number_id=claim.phone_number_id, waba_id=claim.waba_id, client=client)
+    return info
+
+
+def whatsapp_business_account_verify(*, phone_number_id: str, waba_id: str, client: WhatsAppClient) -> None:
+    """Refuse an account ID unless Meta lists the number among that account's numbers, for this token.
+
+    Template webhooks are routed by account ID (apps.whatsapp.webhooks): naming another
+    business's account would deliver its template events (names, statuses, reasons) here.
+    """
+    if not WABA_ID.fullmatch(waba_id):
+        raise WhatsAppBusinessAccountInvalid(
+            _("This is not a WhatsApp Business account ID: copy it from Meta's API Setup page."),
+            extra={"waba_id": waba_id},
+        )
+    try:
+        numbers = client.business_account_numbers(waba_id)
+    except GraphApiError as exc:
+        logger.info("whatsapp business account %s not verified for %s: %s", waba_id, phone_number_id, exc)
+        if exc.retryable:
+            raise _unreachable(exc) from exc
+        numbers = set()
+    if phone_number_id not in numbers:
+        raise WhatsAppBusinessAccountInvalid(
+            _(
+                "This phone number is not in that WhatsApp Business account, or the access token cannot "
+                "read the account. Use the account ID shown with the number on Meta's API Setup page."
+            ),
+            extra={"waba_id": waba_id},
+        )

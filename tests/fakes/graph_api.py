@@ -89,6 +89,7 @@ class FakeNumber:
     token: str
     display_phone_number: str
     verified_name: str
+    waba_id: str = ""  # the WhatsApp Business account it is in (`GET /{waba-id}/phone_numbers`)
 
 
 @dataclass
@@ -273,6 +274,8 @@ class FakeGraphApi:
             return await self._upload(path, body, files)
         if method == "GET" and "/message_templates" in path:
             return await self._templates(path)
+        if method == "GET" and urlsplit(path).path.endswith("/phone_numbers"):
+            return await self._account_numbers(path, headers)
         if method == "GET" and _is_node_read(path):
             return await self._phone_number(path, headers)
         return await self._route(path)
@@ -324,6 +327,29 @@ class FakeGraphApi:
         if start + size < len(items):
             answer["paging"]["next"] = f"{self.url}{parts.path}?after={start + size}&limit={size}"
         return 200, json.dumps(answer).encode(), "application/json"
+
+    async def _account_numbers(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, str]:
+        """GET /{waba-id}/phone_numbers: the account's numbers, for a token of that account only."""
+        scripted = await self._scripted("account-numbers")
+        if scripted is not None:
+            return scripted
+        waba_id = urlsplit(path).path.rstrip("/").split("/")[-2]
+        authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        token = authorization.removeprefix("Bearer ").strip()
+        with self._lock:
+            numbers = {number_id: n for number_id, n in self.phone_numbers.items() if n.waba_id == waba_id}
+        if not numbers or all(n.token != token for n in numbers.values()):
+            message = (
+                f"Unsupported get request. Object with ID '{waba_id}' does not exist, cannot be loaded due "
+                "to missing permissions, or does not support this operation."
+            )
+            error = {"error": {"message": message, "type": "GraphMethodException", "code": 100, "error_subcode": 33}}
+            return 400, json.dumps(error).encode(), "application/json"
+        data = [
+            {"id": number_id, "display_phone_number": n.display_phone_number, "verified_name": n.verified_name}
+            for number_id, n in numbers.items()
+        ]
+        return 200, json.dumps({"data": data}).encode(), "application/json"
 
     async def _phone_number(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, str]:
         scripted = await self._scripted("phone-number")
