@@ -282,3 +282,38 @@ def test_a_tenant_cannot_name_a_business_account_its_number_is_not_in(
     own = client.post(ADD, _number(phone_number_id=BETA_OWN_ID, access_token=BETA_OWN.token, waba_id="WABA-B"))
     assert own.status_code == 302, _errors(own)
     assert WhatsAppAccount.objects.get(phone_number_id=BETA_OWN_ID).waba_id == "WABA-B"
+
+
+# --- Numbers connected before the check --------------------------------------------------------
+
+
+def test_numbers_connected_before_the_check_are_verified_by_a_command(
+    tenant_a: TenantSetup, tenant_b: TenantSetup, meta: FakeGraphApi
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    meta.phone_numbers[VICTIM_ID] = FakeNumber(
+        VICTIM.token, VICTIM.display_phone_number, VICTIM.verified_name, "WABA-V"
+    )
+    owned = WhatsAppAccount.objects.create(
+        tenant=tenant_a.organization, name="Owned", phone_number_id=VICTIM_ID, access_token=VICTIM.token,
+        waba_id="WABA-V",
+    )  # fmt: skip
+    squatted = WhatsAppAccount.objects.create(
+        tenant=tenant_b.organization, name="Squatted", phone_number_id=BETA_OWN_ID, access_token=VICTIM.token,
+        waba_id="WABA-V",
+    )  # fmt: skip
+    out, err = StringIO(), StringIO()
+    call_command("whatsapp_numbers_verify", "--switch-off", stdout=out, stderr=err)
+
+    owned.refresh_from_db()
+    squatted.refresh_from_db()
+    assert owned.verified_at is not None and owned.verified_name == VICTIM.verified_name and owned.is_active
+    assert squatted.verified_at is None and not squatted.is_active
+    assert "REFUSED (switched off)" in err.getvalue() and "Squatted" in err.getvalue()
+    # Only the numbers never verified, unless --all: the confirmed one is not asked again.
+    reads = len(meta.requests)
+    call_command("whatsapp_numbers_verify", stdout=StringIO(), stderr=StringIO())
+    assert [r.path for r in meta.requests[reads:] if VICTIM_ID in r.path] == []

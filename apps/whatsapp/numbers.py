@@ -20,6 +20,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.core.exceptions import ApplicationError
@@ -183,3 +184,47 @@ def whatsapp_business_account_verify(*, phone_number_id: str, waba_id: str, clie
             ),
             extra={"waba_id": waba_id},
         )
+
+
+@dataclass(frozen=True)
+class Reverified:
+    account: WhatsAppAccount
+    error: ApplicationError | None  # None: Meta confirmed the number (and its account)
+    switched_off: bool = False
+
+
+def whatsapp_numbers_reverify(*, only_unverified: bool = True, switch_off: bool = False) -> list[Reverified]:
+    """Check stored Cloud numbers with Meta, as the number form does (numbers saved before it checked).
+
+    Confirmed numbers get Meta's details; refused ones are reported and, with `switch_off`,
+    switched off (their webhooks still arrive and are kept, but nothing is sent from them).
+    Meta unreachable is reported and changes nothing.
+    """
+    accounts = WhatsAppAccount.objects.filter(transport=WhatsAppAccount.Transport.CLOUD).order_by("pk")
+    if only_unverified:
+        accounts = accounts.filter(verified_at__isnull=True)
+    results: list[Reverified] = []
+    for account in accounts:
+        client = WhatsAppClient(phone_number_id=account.phone_number_id, access_token=account.access_token)
+        try:
+            info = whatsapp_number_verify(
+                phone_number_id=account.phone_number_id, access_token=account.access_token, client=client
+            )
+            if account.waba_id:
+                whatsapp_business_account_verify(
+                    phone_number_id=account.phone_number_id, waba_id=account.waba_id, client=client
+                )
+        except WhatsAppNumberVerifyUnavailable as exc:
+            results.append(Reverified(account, exc))
+            continue
+        except ApplicationError as exc:
+            logger.warning("whatsapp number %s (tenant %s) refused by Meta: %s", account, account.tenant_id, exc.code)
+            if switch_off and account.is_active:
+                WhatsAppAccount.objects.filter(pk=account.pk).update(is_active=False)
+            results.append(Reverified(account, exc, switched_off=switch_off))
+            continue
+        account.verified_name = info.verified_name
+        account.verified_at = timezone.now()
+        account.save(update_fields=["verified_name", "verified_at"])
+        results.append(Reverified(account, None))
+    return results
