@@ -27,7 +27,7 @@ from apps.conversations.lifecycle import (
 )
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import inbound_message_record
-from apps.conversations.tests.factories import conversation_create
+from apps.conversations.tests.factories import conversation_create, message_inbound_create
 from apps.core.tenancy import tenant_context
 from apps.tickets.models import CsatSurvey, EscalationRule, EscalationRuleFiring, SLAPolicy, Ticket
 from apps.tickets.receivers import message_analysed_received
@@ -64,16 +64,7 @@ def _conversation(tenant: TenantSetup, *, window_open: bool = True, **fields: An
 
 
 def _inbound(conversation: Conversation, text: str, **fields: Any) -> Message:
-    return Message.objects.create(
-        conversation=conversation,
-        direction="in",
-        author_kind="customer",
-        type=fields.pop("type", "text"),
-        text=text,
-        sent_at=fields.pop("sent_at", timezone.now()),
-        wamid=f"wamid.T{next(_numbers)}",
-        **fields,
-    )
+    return message_inbound_create(conversation=conversation, text=text, **fields)
 
 
 def _policy(priority: str = "medium", **fields: Any) -> SLAPolicy:

@@ -16,7 +16,7 @@ from apps.accounts.services import user_create
 from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_handoff, conversation_resolve
 from apps.conversations.models import Conversation, ConversationEvent, Message
-from apps.conversations.tests.factories import conversation_create
+from apps.conversations.tests.factories import conversation_create, message_inbound_create
 from apps.core.tenancy import tenant_context
 from apps.tickets.models import CsatSurvey, Ticket
 from apps.tickets.receivers import message_analysed_received
@@ -47,15 +47,7 @@ def _conversation(tenant: TenantSetup, *, window_open: bool = True, **fields: An
 
 
 def _inbound(conversation: Conversation, text: str) -> Message:
-    return Message.objects.create(
-        conversation=conversation,
-        direction="in",
-        author_kind="customer",
-        type="text",
-        text=text,
-        sent_at=timezone.now(),
-        wamid=f"wamid.S{next(_numbers)}",
-    )
+    return message_inbound_create(conversation=conversation, text=text)
 
 
 # --- CSAT on solve --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from apps.ai.models import SINGLETON_ID, AISettings, AIUsage
 from apps.contacts.models import Contact
 from apps.conversations.lifecycle import conversation_handoff
 from apps.conversations.models import Conversation, Message
-from apps.conversations.tests.factories import conversation_create
+from apps.conversations.tests.factories import conversation_create, message_inbound_create
 from apps.core.tenancy import tenant_context, use_public_schema
 from apps.flows.models import Flow
 from apps.flows.services import flow_activate, flow_handle_message, flow_publish
@@ -119,16 +119,7 @@ def _conversation(tenant: TenantSetup) -> Conversation:
 
 
 def _inbound(conversation: Conversation, text: str, intent: str) -> Message:
-    return Message.objects.create(
-        conversation=conversation,
-        direction="in",
-        author_kind="customer",
-        type="text",
-        text=text,
-        sent_at=timezone.now(),
-        wamid=f"wamid.TEXT{next(_numbers)}",
-        intent=intent,
-    )
+    return message_inbound_create(conversation=conversation, text=text, intent=intent)
 
 
 def _complaint(tenant: TenantSetup) -> tuple[Conversation, Message]:

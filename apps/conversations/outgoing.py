@@ -18,7 +18,6 @@ from apps.conversations.services import (
     agent_send_key,
     agent_text_translated,
     conversation_window_open,
-    marketing_refused_error,
     message_send,
 )
 from apps.whatsapp import messages as wa
@@ -165,8 +164,8 @@ def conversation_template_send(
     if existing is not None:
         return existing
     template = message_template_get_sendable(account=conversation.account, template_id=template_id)
-    if template.category == MessageTemplate.Category.MARKETING and not _marketing_allowed(conversation):
-        raise marketing_refused_error({"template": template.pk, "category": template.category})
+    # No MARKETING template after a STOP: `message_send` refuses it (ContactOptedOut), for
+    # every sender; this transaction then undoes the takeover below.
     outgoing = message_template_outgoing(template, variables)
     conversation = _take(conversation, agent)
     message = message_send(

@@ -223,19 +223,14 @@ def conversation_template_refusal(*, conversation: Conversation, name: str, lang
         # ago, and a STOP recorded since then must count.
         Contact.objects.filter(pk=conversation.contact_id, consent=Contact.Consent.OPTED_OUT).exists()
     ):
-        category = MessageTemplate.Category.MARKETING.value
-        return marketing_refused_error({"template": name, "language": language, "category": category})
+        return ContactOptedOut(
+            _(
+                "This customer opted out of marketing messages (they sent STOP): send a utility template "
+                "instead, or wait until they opt in again."
+            ),
+            extra={"template": name, "language": language, "category": MessageTemplate.Category.MARKETING.value},
+        )
     return None
-
-
-def marketing_refused_error(extra: dict[str, Any]) -> ContactOptedOut:
-    return ContactOptedOut(
-        _(
-            "This customer opted out of marketing messages (they sent STOP): send a utility template "
-            "instead, or wait until they opt in again."
-        ),
-        extra=extra,
-    )
 
 
 @transaction.atomic

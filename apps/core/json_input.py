@@ -14,6 +14,8 @@ from django.utils.translation import gettext as _
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
+from apps.core.text import unstorable_character
+
 # Far beyond any payload the API takes (a flow graph nests about 7 levels); far below the
 # ~1,000 frames Python's recursion allows the parser and `json.dumps`.
 MAX_JSON_DEPTH = 64
@@ -32,7 +34,7 @@ def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 def json_unstorable_character(value: Any) -> str | None:
-    """The first character jsonb cannot store (NUL, a lone surrogate) in a key or a string, as U+XXXX."""
+    """The first character jsonb cannot store (NUL, a lone surrogate) in a key or a string, as a code point."""
     stack: list[Any] = [value]
     while stack:
         item = stack.pop()
@@ -41,13 +43,8 @@ def json_unstorable_character(value: Any) -> str | None:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-        elif isinstance(item, str):
-            if "\x00" in item:
-                return "U+0000"
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError as exc:  # only a surrogate json.loads could not pair
-                return f"U+{ord(item[exc.start]):04X}"
+        elif isinstance(item, str) and (character := unstorable_character(item)) is not None:
+            return character
     return None
 
 

@@ -151,10 +151,19 @@ def whatsapp_number_claim_check(*, claim: NumberClaim, client: WhatsAppClient | 
                 extra={"transport": claim.transport},
             )
         return None
-    client = client or WhatsAppClient(phone_number_id=claim.phone_number_id, access_token=claim.access_token)
-    info = whatsapp_number_verify(phone_number_id=claim.phone_number_id, access_token=claim.access_token, client=client)
-    if claim.waba_id:
-        whatsapp_business_account_verify(phone_number_id=claim.phone_number_id, waba_id=claim.waba_id, client=client)
+    return whatsapp_cloud_number_verify(
+        phone_number_id=claim.phone_number_id, access_token=claim.access_token, waba_id=claim.waba_id, client=client
+    )
+
+
+def whatsapp_cloud_number_verify(
+    *, phone_number_id: str, access_token: str, waba_id: str, client: WhatsAppClient | None = None
+) -> PhoneNumberInfo:
+    """Meta reads the number with this token and, when one is named, lists it in that business account."""
+    client = client or WhatsAppClient(phone_number_id=phone_number_id, access_token=access_token)
+    info = whatsapp_number_verify(phone_number_id=phone_number_id, access_token=access_token, client=client)
+    if waba_id:
+        whatsapp_business_account_verify(phone_number_id=phone_number_id, waba_id=waba_id, client=client)
     return info
 
 
@@ -205,15 +214,10 @@ def whatsapp_numbers_reverify(*, only_unverified: bool = True, switch_off: bool 
         accounts = accounts.filter(verified_at__isnull=True)
     results: list[Reverified] = []
     for account in accounts:
-        client = WhatsAppClient(phone_number_id=account.phone_number_id, access_token=account.access_token)
         try:
-            info = whatsapp_number_verify(
-                phone_number_id=account.phone_number_id, access_token=account.access_token, client=client
+            info = whatsapp_cloud_number_verify(
+                phone_number_id=account.phone_number_id, access_token=account.access_token, waba_id=account.waba_id
             )
-            if account.waba_id:
-                whatsapp_business_account_verify(
-                    phone_number_id=account.phone_number_id, waba_id=account.waba_id, client=client
-                )
         except WhatsAppNumberVerifyUnavailable as exc:
             results.append(Reverified(account, exc))
             continue

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
+
 from apps.contacts.models import Contact, ServiceWindow
-from apps.conversations.models import Conversation
+from apps.conversations.models import Conversation, Message
 from apps.tenants.models import WhatsAppAccount
 
 
@@ -21,3 +24,19 @@ def conversation_create(
         contact=contact, account=account, defaults={"expires_at": window_expires_at}
     )
     return Conversation.objects.create(contact=contact, account=account, window=window, **fields)
+
+
+_wamids = itertools.count(1)
+
+
+def message_inbound_create(*, conversation: Conversation, text: str, **fields: Any) -> Message:
+    """A customer's text message in `conversation`, sent now, with a wamid of its own (`fields` override)."""
+    values: dict[str, Any] = {
+        "direction": Message.Direction.INBOUND,
+        "author_kind": "customer",
+        "type": "text",
+        "sent_at": timezone.now(),
+        "wamid": f"wamid.TEST{next(_wamids)}",
+        **fields,
+    }
+    return Message.objects.create(conversation=conversation, text=text, **values)
